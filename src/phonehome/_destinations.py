@@ -1,0 +1,231 @@
+"""Destinations: where data goes, parsed and validated without importing OpenTelemetry.
+
+A destination is an OTLP endpoint (http/protobuf or gRPC) or an Azure Monitor connection
+string. The vendor's comes from ``vendor=``; the user's from ``user=``, the standard
+``OTEL_EXPORTER_OTLP_*`` variables and ``APPLICATIONINSIGHTS_CONNECTION_STRING``. A bad one
+is reported in one line naming where it came from, and skipped.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+from urllib.parse import urlsplit
+
+from phonehome import _environment as env
+from phonehome._diagnostics import warn
+
+Protocol = Literal["http/protobuf", "grpc"]
+Role = Literal["vendor", "user"]
+
+_GUID = re.compile(r"^[0-9a-fA-F]{8}-?([0-9a-fA-F]{4}-?){3}[0-9a-fA-F]{12}$")
+
+
+class DestinationError(ValueError):
+    """A destination setting that cannot be used; the message says why."""
+
+
+@dataclass(frozen=True, slots=True)
+class Destination:
+    """One place telemetry is delivered to.
+
+    Build one with :func:`otlp` or :func:`azure`, or pass a string (an OTLP endpoint URL or
+    an Azure Monitor connection string) to ``vendor=`` / ``user=``. ``from_environment`` marks
+    the user's destination configured by the standard ``OTEL_EXPORTER_OTLP_*`` variables,
+    which the OpenTelemetry exporters read themselves.
+    """
+
+    kind: Literal["otlp", "azure"]
+    endpoint: str = ""
+    protocol: Protocol = "http/protobuf"
+    headers: tuple[tuple[str, str], ...] = ()
+    timeout: float = 10.0
+    compression: Literal["gzip", "none"] | None = None
+    certificate_file: str | None = None
+    connection_string: str = field(default="", repr=False)
+    from_environment: bool = False
+
+    def __repr__(self) -> str:
+        return f"Destination({self.describe()})"
+
+    def describe(self) -> str:
+        """A one-line description with credentials masked."""
+        if self.kind == "azure":
+            return f"azure {self.endpoint} key={_mask(azure_key(self.connection_string))}"
+        if self.from_environment:
+            return "otlp from OTEL_EXPORTER_OTLP_* variables"
+        masked = ", ".join(f"{k}={_mask(v)}" for k, v in self.headers)
+        return f"otlp {self.protocol} {self.endpoint}" + (f" headers: {masked}" if masked else "")
+
+    def signal_endpoint(self, signal: str) -> str:
+        """The full URL for one signal (``traces``, ``metrics``, ``logs``)."""
+        if self.protocol == "grpc":
+            return self.endpoint
+        return self.endpoint.rstrip("/") + "/v1/" + signal
+
+
+def otlp(
+    endpoint: str,
+    *,
+    protocol: Protocol = "http/protobuf",
+    headers: Mapping[str, str] | None = None,
+    timeout: float = 10.0,
+    compression: Literal["gzip", "none"] | None = None,
+    certificate_file: str | None = None,
+) -> Destination:
+    """An OTLP destination. ``endpoint`` is the base URL (``https://host:4318``)."""
+    _check_url(endpoint)
+    if protocol not in ("http/protobuf", "grpc"):
+        raise DestinationError(f"protocol {protocol!r} is not 'http/protobuf' or 'grpc'")
+    if not timeout > 0:
+        raise DestinationError(f"timeout {timeout!r} must be a positive number of seconds")
+    return Destination(
+        "otlp",
+        endpoint.rstrip("/"),
+        protocol,
+        tuple(sorted((headers or {}).items())),
+        float(timeout),
+        compression,
+        certificate_file,
+    )
+
+
+def azure(connection_string: str, *, timeout: float = 10.0) -> Destination:
+    """An Azure Monitor destination from its connection string."""
+    parts = _parse_connection_string(connection_string)
+    key = parts.get("instrumentationkey", "")
+    if not _GUID.match(key):
+        raise DestinationError("the connection string has no valid InstrumentationKey")
+    endpoint = parts.get("ingestionendpoint", "https://dc.services.visualstudio.com")
+    _check_url(endpoint)
+    return Destination(
+        "azure",
+        endpoint.rstrip("/"),
+        timeout=float(timeout),
+        connection_string=connection_string.strip(),
+    )
+
+
+def parse(value: str | Destination) -> Destination:
+    """A destination from a string: an Azure connection string or an OTLP/HTTP base URL."""
+    if isinstance(value, Destination):
+        return value
+    if not isinstance(value, str):
+        raise DestinationError(f"expected a URL or a connection string, got {type(value).__name__}")
+    text = value.strip()
+    if "=" in text and "://" not in text.split("=", 1)[0]:
+        return azure(text)
+    return otlp(text)
+
+
+def azure_key(connection_string: str) -> str:
+    return _parse_connection_string(connection_string).get("instrumentationkey", "")
+
+
+def resolve(
+    vendor: str | Destination | None,
+    user: str | Destination | None,
+    environ: Mapping[str, str] = os.environ,
+) -> list[tuple[Role, Destination]]:
+    """Every usable destination with its role; bad ones are reported and skipped."""
+    found: list[tuple[Role, Destination]] = []
+    candidates: list[tuple[Role, str, str | Destination | None]] = [
+        ("vendor", "vendor=", vendor),
+        ("user", "user=", user),
+        (
+            "user",
+            env.APPLICATIONINSIGHTS_CONNECTION_STRING,
+            environ.get(env.APPLICATIONINSIGHTS_CONNECTION_STRING) or None,
+        ),
+    ]
+    for role, origin, value in candidates:
+        if value is None or value == "":
+            continue
+        try:
+            destination = parse(value)
+            if origin == env.APPLICATIONINSIGHTS_CONNECTION_STRING and destination.kind != "azure":
+                raise DestinationError("it is not an Azure Monitor connection string")
+        except DestinationError as error:
+            warn(f"{origin} {_preview(value)}: {error}; that destination is skipped")
+            continue
+        found.append((role, destination))
+    from_env = _otlp_from_environment(environ)
+    if from_env is not None:
+        found.append(("user", from_env))
+    return found
+
+
+def _otlp_from_environment(environ: Mapping[str, str]) -> Destination | None:
+    names = [env.OTEL_EXPORTER_OTLP_ENDPOINT] + [
+        f"OTEL_EXPORTER_OTLP_{signal.upper()}_ENDPOINT" for signal in env.SIGNALS
+    ]
+    usable = False
+    for name in names:
+        value = environ.get(name, "").strip()
+        if not value:
+            continue
+        try:
+            _check_url(value)
+        except DestinationError as error:
+            warn(f"{name}={value!r}: {error}; the OTLP destination from the environment is skipped")
+            return None
+        usable = True
+    protocol = environ.get(env.OTEL_EXPORTER_OTLP_PROTOCOL, "http/protobuf").strip()
+    if usable and protocol not in ("http/protobuf", "grpc"):
+        warn(
+            f"{env.OTEL_EXPORTER_OTLP_PROTOCOL}={protocol!r} is not 'http/protobuf' or 'grpc'; "
+            "the OTLP destination from the environment is skipped"
+        )
+        return None
+    return Destination("otlp", protocol=protocol, from_environment=True) if usable else None  # type: ignore[arg-type]
+
+
+def signal_settings(environ: Mapping[str, str], signal: str) -> tuple[bool, Protocol]:
+    """For the environment-configured destination: is ``signal`` configured, and how?"""
+    upper = signal.upper()
+    configured = bool(
+        environ.get(env.OTEL_EXPORTER_OTLP_ENDPOINT, "").strip()
+        or environ.get(f"OTEL_EXPORTER_OTLP_{upper}_ENDPOINT", "").strip()
+    )
+    protocol = (
+        environ.get(f"OTEL_EXPORTER_OTLP_{upper}_PROTOCOL", "").strip()
+        or environ.get(env.OTEL_EXPORTER_OTLP_PROTOCOL, "").strip()
+        or "http/protobuf"
+    )
+    return configured, ("grpc" if protocol == "grpc" else "http/protobuf")
+
+
+def _check_url(url: str) -> None:
+    try:
+        parts = urlsplit(url.strip())
+        parts.port  # noqa: B018 - raises on a bad port
+    except ValueError as error:
+        raise DestinationError(f"not a valid URL ({error})") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise DestinationError("not an http:// or https:// URL with a host")
+
+
+def _parse_connection_string(text: str) -> dict[str, str]:
+    parts: dict[str, str] = {}
+    for item in text.strip().split(";"):
+        if not item.strip():
+            continue
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise DestinationError(f"connection string part {_preview(key)} is not Key=Value")
+        parts[key.strip().lower()] = value.strip()
+    return parts
+
+
+def _mask(secret: str) -> str:
+    return secret[:4] + "…" if len(secret) > 8 else "…"
+
+
+def _preview(value: object) -> str:
+    text = str(value)
+    if "=" in text or "@" in text:  # may hold a key: show its shape, not its content
+        return repr(text[:12] + "…") if len(text) > 12 else repr(text)
+    return repr(text[:80])

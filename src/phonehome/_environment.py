@@ -1,0 +1,65 @@
+"""Every environment variable phonehome reads, named once.
+
+Per-product variables are templates: ``{prefix}`` is the product name upper-cased with
+every non-alphanumeric character replaced by ``_`` (``democli`` -> ``DEMOCLI``).
+"""
+
+from __future__ import annotations
+
+import re
+
+DO_NOT_TRACK = "DO_NOT_TRACK"
+"""The cross-tool opt-out (https://consoledonottrack.com): a true value turns telemetry off."""
+
+OTEL_SDK_DISABLED = "OTEL_SDK_DISABLED"
+"""OpenTelemetry's own kill switch: ``true`` turns telemetry off."""
+
+TELEMETRY_OPTOUT = "{prefix}_TELEMETRY_OPTOUT"
+"""The product's opt-out variable, e.g. ``DEMOCLI_TELEMETRY_OPTOUT=1``."""
+
+TELEMETRY_DIR = "{prefix}_TELEMETRY_DIR"
+"""Overrides the state directory (stored consent, install id)."""
+
+APPLICATIONINSIGHTS_CONNECTION_STRING = "APPLICATIONINSIGHTS_CONNECTION_STRING"
+"""The user's own Azure Monitor destination."""
+
+OTEL_EXPORTER_OTLP_ENDPOINT = "OTEL_EXPORTER_OTLP_ENDPOINT"
+OTEL_EXPORTER_OTLP_PROTOCOL = "OTEL_EXPORTER_OTLP_PROTOCOL"
+SIGNALS = ("traces", "metrics", "logs")
+"""The user's own OTLP destination is configured by the standard ``OTEL_EXPORTER_OTLP_*``
+variables, read by the OpenTelemetry exporters themselves."""
+
+OTEL_TRACES_SAMPLER = "OTEL_TRACES_SAMPLER"
+
+USER_DESTINATION_PREFIXES = (
+    "OTEL_EXPORTER_OTLP_",
+    "OTEL_PYTHON_EXPORTER_OTLP_",
+    APPLICATIONINSIGHTS_CONNECTION_STRING,
+)
+"""Variables that configure (and may carry credentials for) the user's destination. They are
+hidden from every exporter built for another destination."""
+
+AZURE_QUIET = {
+    "APPLICATIONINSIGHTS_STATSBEAT_DISABLED_ALL": "true",
+    "APPLICATIONINSIGHTS_SDKSTATS_DISABLED": "true",
+    "APPLICATIONINSIGHTS_CONTROLPLANE_DISABLED": "true",
+}
+"""Set whenever an Azure Monitor destination is built: the exporter's self-reporting
+(statsbeat, SDK stats) and control-plane calls would send data nobody asked for."""
+
+_NON_ALNUM = re.compile(r"[^A-Za-z0-9]")
+
+
+def prefix_for(product: str) -> str:
+    """The variable prefix for a product name: ``my-cli`` -> ``MY_CLI``."""
+    return _NON_ALNUM.sub("_", product).upper()
+
+
+def flag(value: str) -> bool | None:
+    """Parse a yes/no variable value; ``None`` when it is neither."""
+    lowered = value.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    return None

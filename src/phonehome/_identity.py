@@ -1,0 +1,42 @@
+"""Anonymous identity: a random install id per product and a session id per run.
+
+Never derived from the machine (no host name, user name, MAC or hardware id): the install id
+is random, minted only when consent is on, and kept in the state directory.
+"""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+from phonehome import _state
+from phonehome._diagnostics import warn
+
+INSTALL_ID_FILE = "install-id"
+
+
+def install_id(state_dir: Path) -> str:
+    """The product's install id, minted on first use. Only call with consent on."""
+    path = state_dir / INSTALL_ID_FILE
+    try:
+        existing = (_state.read_text(path) or "").strip()
+    except OSError:
+        existing = ""
+    if _is_id(existing):
+        return existing
+    fresh = uuid.uuid4().hex
+    try:
+        _state.write_text(path, fresh + "\n")
+    except OSError as error:
+        warn(
+            f"cannot store the install id in {state_dir} ({error.strerror}); using one for this run"
+        )
+    return fresh
+
+
+def session_id() -> str:
+    return uuid.uuid4().hex
+
+
+def _is_id(text: str) -> bool:
+    return len(text) == 32 and all(c in "0123456789abcdef" for c in text)

@@ -1,0 +1,207 @@
+"""A capture OTLP/HTTP receiver: protobuf and JSON, traces, metrics and logs."""
+
+from __future__ import annotations
+
+import json
+from base64 import b64encode
+from dataclasses import dataclass, field
+from typing import Any
+
+from phonehome.testing._server import LoopbackServer
+
+
+@dataclass(frozen=True)
+class Span:
+    name: str
+    attributes: dict[str, Any]
+    resource: dict[str, Any]
+    status: str
+    events: list[tuple[str, dict[str, Any]]]
+    trace_id: str
+    span_id: str
+    parent_span_id: str
+    duration: float
+
+
+@dataclass(frozen=True)
+class Point:
+    attributes: dict[str, Any]
+    value: float
+    """The sum for counters, the recorded value for gauges, the sum for histograms."""
+    count: int = 1
+    """The number of measurements for histograms."""
+
+
+@dataclass(frozen=True)
+class Metric:
+    name: str
+    unit: str
+    resource: dict[str, Any]
+    points: list[Point] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class LogRecord:
+    body: Any
+    attributes: dict[str, Any]
+    resource: dict[str, Any]
+    event_name: str
+    severity: str
+    trace_id: str
+
+
+class OTLPReceiver(LoopbackServer):
+    """An OTLP/HTTP endpoint on 127.0.0.1 that keeps what it receives.
+
+    ``url`` is the base endpoint (give it to an exporter as ``OTEL_EXPORTER_OTLP_ENDPOINT``);
+    ``spans``, ``metrics`` and ``logs`` hold what arrived, ``requests`` each request's path and
+    headers. Set ``status`` to answer with an error.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.spans: list[Span] = []
+        self.metrics: list[Metric] = []
+        self.logs: list[LogRecord] = []
+
+    def handle(
+        self, path: str, headers: dict[str, str], body: bytes
+    ) -> tuple[int, dict[str, str], bytes]:
+        if self.status != 200:
+            return self.status, {}, b""
+        kind = path.rstrip("/").rsplit("/", 1)[-1]
+        request = _parse(kind, headers.get("content-type", ""), body)
+        with self._cond:
+            if kind == "traces":
+                self.spans.extend(_spans(request))
+            elif kind == "metrics":
+                self.metrics.extend(_metrics(request))
+            elif kind == "logs":
+                self.logs.extend(_logs(request))
+            else:
+                return 404, {}, b""
+        json_reply = "json" in headers.get("content-type", "")
+        return (
+            200,
+            {"Content-Type": "application/json" if json_reply else "application/x-protobuf"},
+            (b"{}" if json_reply else b""),
+        )
+
+    def points(self, metric_name: str) -> list[Point]:
+        """Every data point received for one metric."""
+        return [p for m in self.metrics if m.name == metric_name for p in m.points]
+
+
+def _parse(kind: str, content_type: str, body: bytes) -> Any:
+    from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+    from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
+        ExportMetricsServiceRequest,
+    )
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+    message: Any = {
+        "traces": ExportTraceServiceRequest,
+        "metrics": ExportMetricsServiceRequest,
+        "logs": ExportLogsServiceRequest,
+    }.get(kind, ExportTraceServiceRequest)()
+    if "json" in content_type:
+        from google.protobuf import json_format
+
+        json_format.ParseDict(
+            _hex_ids_to_base64(json.loads(body)), message, ignore_unknown_fields=True
+        )
+    else:
+        message.ParseFromString(body)
+    return message
+
+
+def _hex_ids_to_base64(value: Any) -> Any:
+    """OTLP/JSON writes ids as hex; protobuf's JSON parser expects base64."""
+    if isinstance(value, dict):
+        return {
+            k: (
+                b64encode(bytes.fromhex(v)).decode()
+                if k in ("traceId", "spanId", "parentSpanId") and isinstance(v, str)
+                else _hex_ids_to_base64(v)
+            )
+            for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [_hex_ids_to_base64(v) for v in value]
+    return value
+
+
+def any_value(value: Any) -> Any:
+    kind = value.WhichOneof("value")
+    if kind is None:
+        return None
+    raw = getattr(value, kind)
+    if kind == "array_value":
+        return [any_value(v) for v in raw.values]
+    if kind == "kvlist_value":
+        return attributes(raw.values)
+    return raw
+
+
+def attributes(pairs: Any) -> dict[str, Any]:
+    return {pair.key: any_value(pair.value) for pair in pairs}
+
+
+def _spans(request: Any) -> list[Span]:
+    found = []
+    for rs in request.resource_spans:
+        resource = attributes(rs.resource.attributes)
+        for ss in rs.scope_spans:
+            for s in ss.spans:
+                found.append(
+                    Span(
+                        s.name,
+                        attributes(s.attributes),
+                        resource,
+                        {0: "unset", 1: "ok", 2: "error"}.get(s.status.code, "unset"),
+                        [(e.name, attributes(e.attributes)) for e in s.events],
+                        s.trace_id.hex(),
+                        s.span_id.hex(),
+                        s.parent_span_id.hex(),
+                        (s.end_time_unix_nano - s.start_time_unix_nano) / 1e9,
+                    )
+                )
+    return found
+
+
+def _metrics(request: Any) -> list[Metric]:
+    found = []
+    for rm in request.resource_metrics:
+        resource = attributes(rm.resource.attributes)
+        for sm in rm.scope_metrics:
+            for m in sm.metrics:
+                metric = Metric(m.name, m.unit, resource)
+                kind = m.WhichOneof("data")
+                data = getattr(m, kind) if kind else None
+                for p in getattr(data, "data_points", ()):
+                    if kind == "histogram":
+                        metric.points.append(Point(attributes(p.attributes), p.sum, p.count))
+                    else:
+                        value = p.as_double if p.WhichOneof("value") == "as_double" else p.as_int
+                        metric.points.append(Point(attributes(p.attributes), value))
+                found.append(metric)
+    return found
+
+
+def _logs(request: Any) -> list[LogRecord]:
+    found = []
+    for rl in request.resource_logs:
+        resource = attributes(rl.resource.attributes)
+        for sl in rl.scope_logs:
+            for r in sl.log_records:
+                found.append(
+                    LogRecord(
+                        any_value(r.body),
+                        attributes(r.attributes),
+                        resource,
+                        getattr(r, "event_name", ""),
+                        r.severity_text,
+                        r.trace_id.hex(),
+                    )
+                )
+    return found
