@@ -13,7 +13,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from opentelemetry.sdk._logs import LoggerProvider, LoggingHandler
+from opentelemetry._logs import SeverityNumber
+from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
@@ -40,11 +41,46 @@ class _Counting(logging.Handler):
             errors[f"{record.name}: {record.levelname.lower()}"] += 1
 
 
-class _NotOurOwn(logging.Filter):
-    """Keeps the exporters' own log records out of the telemetry (no feedback loop)."""
+_SEVERITIES = (
+    (logging.CRITICAL, SeverityNumber.FATAL),
+    (logging.ERROR, SeverityNumber.ERROR),
+    (logging.WARNING, SeverityNumber.WARN),
+    (logging.INFO, SeverityNumber.INFO),
+    (0, SeverityNumber.DEBUG),
+)
 
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not record.name.startswith(_OWN_LOGGERS)
+
+class _LogBridge(logging.Handler):
+    """The host's ``logging`` records as OTel log records, correlated with the current span.
+
+    Records of the exporters themselves are skipped (no feedback loop). The source file's
+    path is not sent: it names the user's directories.
+    """
+
+    def __init__(self, provider: LoggerProvider, level: int) -> None:
+        super().__init__(level)
+        self._logger = provider.get_logger("phonehome.logging")
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.name.startswith(_OWN_LOGGERS):
+            return
+        try:
+            severity = next(s for level, s in _SEVERITIES if record.levelno >= level)
+            exception = record.exc_info[1] if record.exc_info else None
+            self._logger.emit(
+                timestamp=int(record.created * 1e9),
+                severity_number=severity,
+                severity_text=record.levelname,
+                body=record.getMessage(),
+                attributes={
+                    "logger.name": record.name,
+                    "code.function.name": record.funcName or "",
+                    "code.line.number": record.lineno,
+                },
+                exception=exception,
+            )
+        except Exception as error:
+            errors[f"logging bridge: {type(error).__name__}"] += 1
 
 
 @dataclass
@@ -54,36 +90,42 @@ class Pipeline:
     logger_provider: LoggerProvider
     fanouts: tuple[FanOutSpanExporter, FanOutLogExporter, FanOutMetricExporter]
     destinations: tuple[str, ...]
-    handler: LoggingHandler | None = None
+    handler: logging.Handler | None = None
     command_meters: tuple[Any, Any] | None = None
     _saved_loggers: list[tuple[logging.Logger, bool, logging.Handler]] = field(default_factory=list)
 
     def capture_logging(self, level: int = logging.WARNING) -> None:
         """Send the host's ``logging`` records at ``level`` and above as OTel log records."""
-        handler = LoggingHandler(level=level, logger_provider=self.logger_provider)
-        handler.addFilter(_NotOurOwn())
+        handler = _LogBridge(self.logger_provider, level)
         logging.getLogger().addHandler(handler)
         self.handler = handler
 
-    def shutdown(self, timeout: float) -> None:
-        """Flush everything and stop, all within ``timeout`` seconds in total."""
+    def flush(self, timeout: float) -> bool:
+        """Export everything buffered, waiting at most ``timeout`` seconds in total."""
         deadline = time.monotonic() + timeout
-        if self.handler is not None:
-            logging.getLogger().removeHandler(self.handler)
-            self.handler = None
 
         def remaining_ms() -> int:
             return max(0, int((deadline - time.monotonic()) * 1000))
 
-        self.tracer_provider.force_flush(remaining_ms())
-        self.logger_provider.force_flush(remaining_ms())
-        self.meter_provider.force_flush(remaining_ms())
+        done = [
+            self.tracer_provider.force_flush(remaining_ms()),
+            self.logger_provider.force_flush(remaining_ms()),
+            self.meter_provider.force_flush(remaining_ms()),
+        ]
+        done += [fanout.force_flush(remaining_ms()) for fanout in self.fanouts]
+        return all(done)
+
+    def shutdown(self, timeout: float) -> None:
+        """Flush within ``timeout`` seconds, then stop without waiting any longer."""
+        if self.handler is not None:
+            logging.getLogger().removeHandler(self.handler)
+            self.handler = None
+        self.flush(timeout)
         for fanout in self.fanouts:
-            fanout.force_flush(remaining_ms())
-            fanout._timeout = 0.0  # already drained as far as the deadline allows
+            fanout._timeout = 0.0  # already drained as far as the deadline allowed
         self.tracer_provider.shutdown()
         self.logger_provider.shutdown()
-        self.meter_provider.shutdown(timeout_millis=max(1, remaining_ms()))
+        self.meter_provider.shutdown(timeout_millis=1)
         self.restore_loggers()
 
     def quiet_loggers(self) -> None:

@@ -226,15 +226,7 @@ class Telemetry:
         """Export what is buffered now, waiting at most ``timeout`` seconds."""
         if self._pipeline is None:
             return True
-        ms = int(timeout * 1000)
-        pipeline = self._pipeline
-        return all(
-            [
-                pipeline.tracer_provider.force_flush(ms),
-                pipeline.logger_provider.force_flush(ms),
-                pipeline.meter_provider.force_flush(ms),
-            ]
-        ) and all([f.force_flush(ms) for f in pipeline.fanouts])
+        return self._pipeline.flush(timeout)
 
     def shutdown(self) -> None:
         """End the telemetry: flush within ``shutdown_timeout`` and stop. Safe to call twice."""

@@ -99,11 +99,12 @@ def _parse(kind: str, content_type: str, body: bytes) -> Any:
     )
     from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-    message: Any = {
+    classes: dict[str, Any] = {
         "traces": ExportTraceServiceRequest,
         "metrics": ExportMetricsServiceRequest,
         "logs": ExportLogsServiceRequest,
-    }.get(kind, ExportTraceServiceRequest)()
+    }
+    message = classes.get(kind, ExportTraceServiceRequest)()
     if "json" in content_type:
         from google.protobuf import json_format
 

@@ -1,0 +1,55 @@
+"""Shared fixtures: a clean environment, a private state directory, strict containment."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from phonehome import _diagnostics
+
+ROOT = Path(__file__).resolve().parent.parent
+
+_TELEMETRY_VARIABLES = ("DO_NOT_TRACK", "OTEL_", "APPLICATIONINSIGHTS_", "DEMOCLI_", "CI")
+
+
+def clean_environ(**extra: str) -> dict[str, str]:
+    """The current environment without any telemetry setting, plus ``extra``."""
+    environ = {k: v for k, v in os.environ.items()
+               if not k.startswith(_TELEMETRY_VARIABLES) and "_TELEMETRY_" not in k}
+    environ.update(extra)
+    return environ
+
+
+@pytest.fixture(autouse=True)
+def _isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
+    for key in list(os.environ):
+        if key.startswith(_TELEMETRY_VARIABLES) or "_TELEMETRY_" in key:
+            monkeypatch.delenv(key)
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "xdg-state"))
+    _diagnostics.set_strict(True)
+    _diagnostics._warned.clear()
+    _diagnostics.errors.clear()
+    yield
+    _diagnostics.set_strict(False)
+
+
+@pytest.fixture
+def lenient() -> None:
+    """Contain errors as in production instead of re-raising them."""
+    _diagnostics.set_strict(False)
+
+
+@pytest.fixture
+def state_dir(tmp_path: Path) -> Path:
+    return tmp_path / "state"
+
+
+def run_python(code: str, env: dict[str, str], timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """Run ``code`` in a fresh interpreter, as a host program would."""
+    return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                          timeout=timeout, stdin=subprocess.DEVNULL, cwd=ROOT)

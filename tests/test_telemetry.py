@@ -1,0 +1,228 @@
+"""What instrument() records, checked on the wire through the capture receiver."""
+
+from __future__ import annotations
+
+import logging
+import socket
+import sys
+from pathlib import Path
+
+import pytest
+
+import phonehome
+from phonehome.testing import OTLPReceiver
+
+
+def run(receiver: OTLPReceiver, state_dir: Path, body, **kwargs) -> None:  # type: ignore[no-untyped-def]
+    with phonehome.instrument("democli", version="1.4.0", vendor=receiver.url,
+                              state_dir=state_dir, **kwargs) as telemetry:
+        body(telemetry)
+
+
+def test_a_command_is_a_span_with_parameter_names_and_only_collected_values(
+    otlp_receiver: OTLPReceiver, state_dir: Path
+) -> None:
+    def body(t: phonehome.Telemetry) -> None:
+        with t.command("generate", params={"language": "python", "openapi": "spec.yaml"},
+                       collect={"language"}):
+            pass
+
+    run(otlp_receiver, state_dir, body)
+    assert otlp_receiver.wait_until(lambda: otlp_receiver.spans)
+    (span,) = otlp_receiver.spans
+    assert span.name == "generate"
+    assert span.status == "unset"
+    assert span.attributes == {
+        "command.name": "generate",
+        "command.params": ["language", "openapi"],
+        "command.param.language": "python",
+        "command.result": "success",
+    }
+    assert "spec.yaml" not in repr(otlp_receiver.spans)
+
+
+def test_a_failing_command_records_the_error_and_the_exception_propagates_unchanged(
+    otlp_receiver: OTLPReceiver, state_dir: Path
+) -> None:
+    raised = KeyError("missing")
+
+    def body(t: phonehome.Telemetry) -> None:
+        with t.command("fail"):
+            raise raised
+
+    with pytest.raises(KeyError) as caught:
+        run(otlp_receiver, state_dir, body)
+    assert caught.value is raised
+    assert otlp_receiver.wait_until(lambda: otlp_receiver.spans)
+    (span,) = otlp_receiver.spans
+    assert span.status == "error"
+    assert span.attributes["command.result"] == "failure"
+    assert span.attributes["error.type"] == "KeyError"
+    assert [name for name, _ in span.events] == ["exception"]
+    assert span.events[0][1]["exception.type"] == "KeyError"
+
+
+@pytest.mark.parametrize(
+    ("exc", "result"),
+    [(SystemExit(0), "success"), (SystemExit(None), "success"), (SystemExit(2), "failure"),
+     (KeyboardInterrupt(), "cancelled")],
+)
+def test_exits_and_interrupts_have_a_result(
+    otlp_receiver: OTLPReceiver, state_dir: Path, exc: BaseException, result: str
+) -> None:
+    def body(t: phonehome.Telemetry) -> None:
+        with t.command("quit"):
+            raise exc
+
+    with pytest.raises(type(exc)):
+        run(otlp_receiver, state_dir, body)
+    assert otlp_receiver.wait_until(lambda: otlp_receiver.spans)
+    assert otlp_receiver.spans[0].attributes["command.result"] == result
+
+
+def test_commands_produce_execution_and_duration_metrics_by_command_and_result(
+    otlp_receiver: OTLPReceiver, state_dir: Path
+) -> None:
+    def body(t: phonehome.Telemetry) -> None:
+        for _ in range(3):
+            with t.command("generate"):
+                pass
+        with pytest.raises(ValueError), t.command("fail"):
+            raise ValueError
+
+    run(otlp_receiver, state_dir, body)
+    assert otlp_receiver.wait_until(lambda: otlp_receiver.points("democli.command.duration"))
+    executions = {(p.attributes["command.name"], p.attributes["command.result"]): p.value
+                  for p in otlp_receiver.points("democli.command.executions")}
+    assert executions == {("generate", "success"): 3, ("fail", "failure"): 1}
+    durations = otlp_receiver.points("democli.command.duration")
+    assert {p.count for p in durations} == {3, 1}
+    assert all(0 <= p.value < 5 for p in durations)
+    units = {m.name: m.unit for m in otlp_receiver.metrics}
+    assert units["democli.command.duration"] == "s"
+
+
+def test_an_event_is_a_log_record_carrying_event_name(
+    otlp_receiver: OTLPReceiver, state_dir: Path
+) -> None:
+    run(otlp_receiver, state_dir, lambda t: t.event("purchase_completed", {"amount": 149.99}))
+    assert otlp_receiver.wait_until(lambda: otlp_receiver.logs)
+    (record,) = otlp_receiver.logs
+    assert record.event_name == "purchase_completed"
+    assert record.attributes == {"amount": 149.99, "event.name": "purchase_completed"}
+
+
+def test_nested_spans_form_one_trace_and_traceparent_names_the_current_span(
+    otlp_receiver: OTLPReceiver, state_dir: Path
+) -> None:
+    seen: list[str | None] = []
+
+    def body(t: phonehome.Telemetry) -> None:
+        with t.command("generate"), t.span("parse", {"files": 2}):
+            seen.append(t.traceparent())
+
+    run(otlp_receiver, state_dir, body)
+    assert otlp_receiver.wait_until(lambda: len(otlp_receiver.spans) == 2)
+    spans = {s.name: s for s in otlp_receiver.spans}
+    assert spans["parse"].parent_span_id == spans["generate"].span_id
+    assert spans["parse"].trace_id == spans["generate"].trace_id
+    assert spans["parse"].attributes == {"files": 2}
+    (traceparent,) = seen
+    assert traceparent is not None
+    version, trace_id, span_id, flags = traceparent.split("-")
+    assert (version, trace_id, span_id) == ("00", spans["parse"].trace_id, spans["parse"].span_id)
+    assert int(flags, 16) & 1  # sampled
+
+
+def test_custom_counters_histograms_and_gauges(otlp_receiver: OTLPReceiver, state_dir: Path) -> None:
+    def body(t: phonehome.Telemetry) -> None:
+        t.counter("files.generated").add(4, {"language": "go"})
+        t.histogram("spec.size", unit="By").record(2048)
+        t.gauge("cache.entries").set(7)
+
+    run(otlp_receiver, state_dir, body)
+    assert otlp_receiver.wait_until(lambda: len(otlp_receiver.metrics) >= 3)
+    assert [(p.attributes, p.value) for p in otlp_receiver.points("files.generated")] == [
+        ({"language": "go"}, 4)]
+    assert [(p.value, p.count) for p in otlp_receiver.points("spec.size")] == [(2048, 1)]
+    assert [p.value for p in otlp_receiver.points("cache.entries")] == [7]
+
+
+def test_host_logging_at_warning_and_above_becomes_log_records_in_the_current_span(
+    otlp_receiver: OTLPReceiver, state_dir: Path
+) -> None:
+    log = logging.getLogger("democli.core")
+
+    def body(t: phonehome.Telemetry) -> None:
+        with t.command("generate"):
+            log.info("chatty")
+            log.warning("disk almost full")
+        log.error("failed: %s", "reason")
+
+    run(otlp_receiver, state_dir, body)
+    assert otlp_receiver.wait_until(lambda: len(otlp_receiver.logs) >= 2 and otlp_receiver.spans)
+    by_body = {r.body: r for r in otlp_receiver.logs}
+    assert set(by_body) == {"disk almost full", "failed: reason"}
+    assert by_body["disk almost full"].severity == "WARNING"
+    assert by_body["disk almost full"].trace_id == otlp_receiver.spans[0].trace_id
+    assert by_body["disk almost full"].attributes["logger.name"] == "democli.core"
+    assert not any("code.file.path" in r.attributes for r in otlp_receiver.logs)
+    log.warning("after the block")  # the handler is gone once telemetry ended
+    assert "after the block" not in {r.body for r in otlp_receiver.logs}
+
+
+def test_the_resource_describes_the_product_anonymously(
+    otlp_receiver: OTLPReceiver, state_dir: Path
+) -> None:
+    run(otlp_receiver, state_dir, lambda t: t.event("e"))
+    run(otlp_receiver, state_dir, lambda t: t.event("e"))
+    assert otlp_receiver.wait_until(lambda: len(otlp_receiver.logs) == 2)
+    first, second = (r.resource for r in otlp_receiver.logs)
+    assert first["service.name"] == "democli"
+    assert first["service.version"] == "1.4.0"
+    assert first["os.type"] == sys.platform.replace("win32", "windows")
+    assert first["host.arch"] and first["os.version"]
+    assert first["process.runtime.version"] == ".".join(map(str, sys.version_info[:3]))
+    assert first["device.id"] == second["device.id"]  # one install
+    assert first["session.id"] != second["session.id"]  # two runs
+    assert (state_dir / "install-id").read_text().strip() == first["device.id"]
+    identifying = {socket.gethostname(), Path.home().name}
+    assert not identifying & {str(v) for v in first.values()}
+    assert not any(key.startswith(("host.name", "host.id", "user.")) for key in first)
+
+
+def test_otel_service_name_and_resource_attributes_are_honoured(
+    otlp_receiver: OTLPReceiver, state_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OTEL_SERVICE_NAME", "renamed")
+    monkeypatch.setenv("OTEL_RESOURCE_ATTRIBUTES", "deployment.environment.name=staging")
+    run(otlp_receiver, state_dir, lambda t: t.event("e"))
+    assert otlp_receiver.wait_until(lambda: otlp_receiver.logs)
+    resource = otlp_receiver.logs[0].resource
+    assert resource["service.name"] == "renamed"
+    assert resource["deployment.environment.name"] == "staging"
+
+
+def test_otel_traces_sampler_is_honoured(
+    otlp_receiver: OTLPReceiver, state_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OTEL_TRACES_SAMPLER", "always_off")
+
+    def body(t: phonehome.Telemetry) -> None:
+        with t.command("generate"):
+            pass
+        t.event("still-sent")
+
+    run(otlp_receiver, state_dir, body)
+    assert otlp_receiver.wait_until(lambda: otlp_receiver.logs)
+    assert otlp_receiver.spans == []
+
+
+def test_leaving_twice_is_harmless(otlp_receiver: OTLPReceiver, state_dir: Path) -> None:
+    telemetry = phonehome.instrument("democli", vendor=otlp_receiver.url, state_dir=state_dir)
+    with telemetry:
+        telemetry.event("once")
+    telemetry.shutdown()
+    telemetry.__exit__(None, None, None)
+    assert otlp_receiver.wait_until(lambda: otlp_receiver.logs)
+    assert len(otlp_receiver.logs) == 1
