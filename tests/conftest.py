@@ -19,8 +19,11 @@ _TELEMETRY_VARIABLES = ("DO_NOT_TRACK", "OTEL_", "APPLICATIONINSIGHTS_", "DEMOCL
 
 def clean_environ(**extra: str) -> dict[str, str]:
     """The current environment without any telemetry setting, plus ``extra``."""
-    environ = {k: v for k, v in os.environ.items()
-               if not k.startswith(_TELEMETRY_VARIABLES) and "_TELEMETRY_" not in k}
+    environ = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(_TELEMETRY_VARIABLES) and "_TELEMETRY_" not in k
+    }
     environ.update(extra)
     return environ
 
@@ -49,7 +52,16 @@ def state_dir(tmp_path: Path) -> Path:
     return tmp_path / "state"
 
 
-def run_python(code: str, env: dict[str, str], timeout: float = 60) -> subprocess.CompletedProcess[str]:
+def run_python(
+    code: str, env: dict[str, str], timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
     """Run ``code`` in a fresh interpreter, as a host program would."""
-    return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
-                          timeout=timeout, stdin=subprocess.DEVNULL, cwd=ROOT)
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+        cwd=ROOT,
+    )

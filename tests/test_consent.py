@@ -36,7 +36,9 @@ def test_an_off_variable_turns_telemetry_off_and_is_named(
     assert variable in decision.detail
 
 
-@pytest.mark.parametrize("variable", ["DO_NOT_TRACK", "DEMOCLI_TELEMETRY_OPTOUT", "OTEL_SDK_DISABLED"])
+@pytest.mark.parametrize(
+    "variable", ["DO_NOT_TRACK", "DEMOCLI_TELEMETRY_OPTOUT", "OTEL_SDK_DISABLED"]
+)
 @pytest.mark.parametrize("value", ["0", "false", "No", "OFF"])
 def test_a_false_variable_has_no_say(
     monkeypatch: pytest.MonkeyPatch, state_dir: Path, variable: str, value: str
@@ -46,9 +48,13 @@ def test_a_false_variable_has_no_say(
     assert (decision.enabled, decision.source) == (True, "default")
 
 
-@pytest.mark.parametrize("variable", ["DO_NOT_TRACK", "DEMOCLI_TELEMETRY_OPTOUT", "OTEL_SDK_DISABLED"])
+@pytest.mark.parametrize(
+    "variable", ["DO_NOT_TRACK", "DEMOCLI_TELEMETRY_OPTOUT", "OTEL_SDK_DISABLED"]
+)
 def test_an_invalid_value_counts_as_off_with_one_warning_naming_the_variable(
-    monkeypatch: pytest.MonkeyPatch, state_dir: Path, capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    state_dir: Path,
+    capsys: pytest.CaptureFixture[str],
     variable: str,
 ) -> None:
     monkeypatch.setenv(variable, "maybe")
@@ -135,7 +141,9 @@ def test_the_prefix_comes_from_the_product_name(
 def test_disable_stores_the_choice_and_stops_recording_at_once(
     state_dir: Path, otlp_receiver: OTLPReceiver
 ) -> None:
-    with phonehome.instrument("democli", vendor=otlp_receiver.url, state_dir=state_dir) as telemetry:
+    with phonehome.instrument(
+        "democli", vendor=otlp_receiver.url, state_dir=state_dir
+    ) as telemetry:
         assert telemetry.enabled
         with telemetry.command("before-revoke"):
             pass

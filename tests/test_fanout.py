@@ -60,7 +60,7 @@ def test_a_stuck_destination_does_not_delay_the_other() -> None:
     for name in ("a", "b", "c"):
         tracer.start_span(name).end()
     assert time.monotonic() - started < 1.0  # export only enqueues
-    assert fanout.force_flush(timeout_millis=5000) is False  # the stuck lane is still busy
+    assert fanout.force_flush(timeout_millis=500) is False  # the stuck lane is still busy
     assert healthy.names == ["a", "b", "c"]
     stuck.release.set()
     assert fanout.force_flush(timeout_millis=5000) is True

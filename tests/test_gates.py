@@ -60,7 +60,9 @@ def test_the_sampler_reads_otel_traces_sampler_by_default(monkeypatch: pytest.Mo
 def test_the_log_processor_drops_records_while_consent_is_off() -> None:
     consent, exporter = Switch(), InMemoryLogRecordExporter()
     provider = LoggerProvider()
-    provider.add_log_record_processor(ConsentLogProcessor(consent, SimpleLogRecordProcessor(exporter)))
+    provider.add_log_record_processor(
+        ConsentLogProcessor(consent, SimpleLogRecordProcessor(exporter))
+    )
     logger = provider.get_logger("t")
     logger.emit(body="kept")
     consent.on = False
@@ -73,8 +75,9 @@ class Recording(MetricExporter):
         super().__init__()
         self.exported: list[MetricsData] = []
 
-    def export(self, metrics_data: MetricsData, timeout_millis: float = 10_000,
-               **kwargs: object) -> MetricExportResult:
+    def export(
+        self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: object
+    ) -> MetricExportResult:
         self.exported.append(metrics_data)
         return MetricExportResult.SUCCESS
 
@@ -87,8 +90,9 @@ class Recording(MetricExporter):
 
 def test_the_metric_exporter_drops_exports_while_consent_is_off() -> None:
     consent, inner = Switch(), Recording()
-    reader = PeriodicExportingMetricReader(ConsentMetricExporter(consent, inner),
-                                           export_interval_millis=3_600_000)
+    reader = PeriodicExportingMetricReader(
+        ConsentMetricExporter(consent, inner), export_interval_millis=3_600_000
+    )
     provider = MeterProvider(metric_readers=[reader])
     counter = provider.get_meter("t").create_counter("c")
     counter.add(1)

@@ -66,8 +66,10 @@ def test_off_has_no_side_effect(case: str, tmp_path: Path) -> None:
     variables, arguments = CASES[case]
     state = tmp_path / "state"
     code = HOST.format(
-        vendor="http://127.0.0.1:9/", user="InstrumentationKey=00000000-0000-0000-0000-000000000000",
-        consent=arguments.get("consent", "opt-out"), enabled=arguments.get("enabled"),
+        vendor="http://127.0.0.1:9/",
+        user="InstrumentationKey=00000000-0000-0000-0000-000000000000",
+        consent=arguments.get("consent", "opt-out"),
+        enabled=arguments.get("enabled"),
         state=str(state),
     )
     environ = clean_environ(**variables, OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:9")
@@ -91,8 +93,9 @@ def test_a_stored_no_has_no_side_effect(tmp_path: Path) -> None:
     state.mkdir()
     (state / "consent.json").write_text('{"enabled": false}')
     before = sorted(p.name for p in state.iterdir())
-    code = HOST.format(vendor="http://127.0.0.1:9/", user=None, consent="opt-out", enabled=None,
-                       state=str(state))
+    code = HOST.format(
+        vendor="http://127.0.0.1:9/", user=None, consent="opt-out", enabled=None, state=str(state)
+    )
     result = run_python(code, clean_environ())
     report = json.loads(result.stdout)
     assert (report["enabled"], report["source"]) == (False, "stored")
@@ -103,8 +106,9 @@ def test_a_stored_no_has_no_side_effect(tmp_path: Path) -> None:
 def test_the_probe_sees_every_side_effect_when_consent_is_on(tmp_path: Path) -> None:
     """The control case: the same host with consent on shows what the probe looks for."""
     state = tmp_path / "state"
-    code = HOST.format(vendor="http://127.0.0.1:9/", user=None, consent="opt-out", enabled=None,
-                       state=str(state))
+    code = HOST.format(
+        vendor="http://127.0.0.1:9/", user=None, consent="opt-out", enabled=None, state=str(state)
+    )
     result = run_python(code, clean_environ())
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)

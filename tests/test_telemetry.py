@@ -14,8 +14,9 @@ from phonehome.testing import OTLPReceiver
 
 
 def run(receiver: OTLPReceiver, state_dir: Path, body, **kwargs) -> None:  # type: ignore[no-untyped-def]
-    with phonehome.instrument("democli", version="1.4.0", vendor=receiver.url,
-                              state_dir=state_dir, **kwargs) as telemetry:
+    with phonehome.instrument(
+        "democli", version="1.4.0", vendor=receiver.url, state_dir=state_dir, **kwargs
+    ) as telemetry:
         body(telemetry)
 
 
@@ -23,8 +24,9 @@ def test_a_command_is_a_span_with_parameter_names_and_only_collected_values(
     otlp_receiver: OTLPReceiver, state_dir: Path
 ) -> None:
     def body(t: phonehome.Telemetry) -> None:
-        with t.command("generate", params={"language": "python", "openapi": "spec.yaml"},
-                       collect={"language"}):
+        with t.command(
+            "generate", params={"language": "python", "openapi": "spec.yaml"}, collect={"language"}
+        ):
             pass
 
     run(otlp_receiver, state_dir, body)
@@ -64,8 +66,12 @@ def test_a_failing_command_records_the_error_and_the_exception_propagates_unchan
 
 @pytest.mark.parametrize(
     ("exc", "result"),
-    [(SystemExit(0), "success"), (SystemExit(None), "success"), (SystemExit(2), "failure"),
-     (KeyboardInterrupt(), "cancelled")],
+    [
+        (SystemExit(0), "success"),
+        (SystemExit(None), "success"),
+        (SystemExit(2), "failure"),
+        (KeyboardInterrupt(), "cancelled"),
+    ],
 )
 def test_exits_and_interrupts_have_a_result(
     otlp_receiver: OTLPReceiver, state_dir: Path, exc: BaseException, result: str
@@ -92,8 +98,10 @@ def test_commands_produce_execution_and_duration_metrics_by_command_and_result(
 
     run(otlp_receiver, state_dir, body)
     assert otlp_receiver.wait_until(lambda: otlp_receiver.points("democli.command.duration"))
-    executions = {(p.attributes["command.name"], p.attributes["command.result"]): p.value
-                  for p in otlp_receiver.points("democli.command.executions")}
+    executions = {
+        (p.attributes["command.name"], p.attributes["command.result"]): p.value
+        for p in otlp_receiver.points("democli.command.executions")
+    }
     assert executions == {("generate", "success"): 3, ("fail", "failure"): 1}
     durations = otlp_receiver.points("democli.command.duration")
     assert {p.count for p in durations} == {3, 1}
@@ -134,7 +142,9 @@ def test_nested_spans_form_one_trace_and_traceparent_names_the_current_span(
     assert int(flags, 16) & 1  # sampled
 
 
-def test_custom_counters_histograms_and_gauges(otlp_receiver: OTLPReceiver, state_dir: Path) -> None:
+def test_custom_counters_histograms_and_gauges(
+    otlp_receiver: OTLPReceiver, state_dir: Path
+) -> None:
     def body(t: phonehome.Telemetry) -> None:
         t.counter("files.generated").add(4, {"language": "go"})
         t.histogram("spec.size", unit="By").record(2048)
@@ -143,7 +153,8 @@ def test_custom_counters_histograms_and_gauges(otlp_receiver: OTLPReceiver, stat
     run(otlp_receiver, state_dir, body)
     assert otlp_receiver.wait_until(lambda: len(otlp_receiver.metrics) >= 3)
     assert [(p.attributes, p.value) for p in otlp_receiver.points("files.generated")] == [
-        ({"language": "go"}, 4)]
+        ({"language": "go"}, 4)
+    ]
     assert [(p.value, p.count) for p in otlp_receiver.points("spec.size")] == [(2048, 1)]
     assert [p.value for p in otlp_receiver.points("cache.entries")] == [7]
 

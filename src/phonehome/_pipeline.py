@@ -120,13 +120,14 @@ class Pipeline:
         if self.handler is not None:
             logging.getLogger().removeHandler(self.handler)
             self.handler = None
-        self.flush(timeout)
+        drained = self.flush(timeout)
         for fanout in self.fanouts:
             fanout._timeout = 0.0  # already drained as far as the deadline allowed
         self.tracer_provider.shutdown()
         self.logger_provider.shutdown()
         self.meter_provider.shutdown(timeout_millis=1)
-        self.restore_loggers()
+        if drained:  # otherwise abandoned exports may still log; keep them off the terminal
+            self.restore_loggers()
 
     def quiet_loggers(self) -> None:
         handler = _Counting()

@@ -21,6 +21,9 @@ class Span:
     span_id: str
     parent_span_id: str
     duration: float
+    """Seconds."""
+    start: float
+    """Seconds since the epoch."""
 
 
 @dataclass(frozen=True)
@@ -165,6 +168,7 @@ def _spans(request: Any) -> list[Span]:
                         s.span_id.hex(),
                         s.parent_span_id.hex(),
                         (s.end_time_unix_nano - s.start_time_unix_nano) / 1e9,
+                        s.start_time_unix_nano / 1e9,
                     )
                 )
     return found

@@ -1,0 +1,139 @@
+"""Telemetry never hurts the host: exit code, output and exceptions unchanged, no traceback."""
+
+from __future__ import annotations
+
+import socket
+import threading
+from pathlib import Path
+
+import pytest
+
+import phonehome
+from phonehome import _diagnostics
+from phonehome.testing import OTLPReceiver
+from tests.conftest import clean_environ, run_python
+
+HOST = """
+import sys, phonehome
+with phonehome.instrument("democli", vendor={vendor!r}, state_dir={state!r},
+                          shutdown_timeout=1.0) as t:
+    with t.command("generate", params={{"language": "go"}}, collect={{"language"}}):
+        print("host output")
+    t.event("done", {{"n": 1}})
+sys.exit(3)
+"""
+
+
+def closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def silent_server() -> tuple[socket.socket, int]:
+    """A port that accepts connections and never answers."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(64)
+    return server, int(server.getsockname()[1])
+
+
+@pytest.mark.parametrize("fault", ["port closed", "never answers", "HTTP 503"])
+def test_a_failing_collector_leaves_output_and_exit_code_alone(tmp_path: Path, fault: str) -> None:
+    server = receiver = None
+    if fault == "port closed":
+        vendor = f"http://127.0.0.1:{closed_port()}"
+    elif fault == "never answers":
+        server, port = silent_server()
+        vendor = f"http://127.0.0.1:{port}"
+    else:
+        receiver = OTLPReceiver()
+        receiver.status = 503
+        receiver.start()
+        vendor = receiver.url
+    try:
+        result = run_python(HOST.format(vendor=vendor, state=str(tmp_path / "s")), clean_environ())
+    finally:
+        if server is not None:
+            server.close()
+        if receiver is not None:
+            receiver.stop()
+    assert result.returncode == 3
+    assert result.stdout == "host output\n"
+    assert result.stderr == ""
+
+
+def test_the_hosts_exception_keeps_its_traceback_and_exit_code(tmp_path: Path) -> None:
+    code = HOST.replace('print("host output")', 'raise RuntimeError("host bug")')
+    result = run_python(
+        code.format(vendor=f"http://127.0.0.1:{closed_port()}", state=str(tmp_path / "s")),
+        clean_environ(),
+    )
+    assert result.returncode == 1
+    assert result.stderr.count("Traceback") == 1
+    assert result.stderr.rstrip().endswith("RuntimeError: host bug")
+    assert "phonehome" not in result.stderr.replace("phonehome.instrument", "")
+
+
+class Unprintable:
+    def __str__(self) -> str:
+        raise RuntimeError("no")
+
+    __repr__ = __str__
+
+
+def test_hostile_values_are_contained(
+    lenient: None, otlp_receiver: OTLPReceiver, state_dir: Path
+) -> None:
+    with phonehome.instrument("democli", vendor=otlp_receiver.url, state_dir=state_dir) as t:
+        with t.command(Unprintable(), params={Unprintable(): 1}, collect={"x"}):  # type: ignore[arg-type]
+            pass
+        with t.command("ok", params={"x": Unprintable()}, collect={"x"}):
+            pass
+        t.event("e", {"bad": Unprintable(), "nan": float("nan"), "deep": [[1, [2]]]})
+        t.counter("c").add("many")  # type: ignore[arg-type]
+    assert otlp_receiver.wait_until(lambda: otlp_receiver.spans and otlp_receiver.logs)
+    (span,) = [s for s in otlp_receiver.spans if s.name == "ok"]
+    assert span.attributes["command.param.x"] == "<unprintable Unprintable>"
+    assert otlp_receiver.logs[0].attributes["bad"] == "<unprintable Unprintable>"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "setting"),
+    [
+        ({"consent": "maybe"}, "consent='maybe'"),
+        ({"enabled": "yes"}, "enabled='yes'"),
+        ({"vendor": 42}, "vendor=..."),
+        ({"shutdown_timeout": -1}, "shutdown_timeout=-1"),
+    ],
+)
+def test_bad_arguments_are_one_line_naming_the_setting_and_telemetry_is_off(
+    state_dir: Path, capsys: pytest.CaptureFixture[str], kwargs: dict[str, object], setting: str
+) -> None:
+    threads = threading.active_count()
+    with phonehome.instrument("democli", state_dir=state_dir, **kwargs) as t:  # type: ignore[arg-type]
+        with t.command("x"):
+            pass
+        assert t.enabled is False
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith("phonehome: instrument(") and setting in line
+    assert threading.active_count() == threads
+    assert not state_dir.exists()
+
+
+def test_a_bad_product_name_turns_telemetry_off(capsys: pytest.CaptureFixture[str]) -> None:
+    telemetry = phonehome.instrument("")
+    assert telemetry.enabled is False
+    assert "product" in capsys.readouterr().err
+
+
+def test_an_unwritable_state_directory_still_runs(
+    lenient: None, tmp_path: Path, otlp_receiver: OTLPReceiver, capsys: pytest.CaptureFixture[str]
+) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    with phonehome.instrument("democli", vendor=otlp_receiver.url, state_dir=blocker / "s") as t:
+        t.event("e")
+    assert otlp_receiver.wait_until(lambda: otlp_receiver.logs)
+    assert "install id" in capsys.readouterr().err
+    assert not _diagnostics.errors

@@ -1,0 +1,177 @@
+"""Destinations: the AKS Engine table row by row, credentials kept apart, bad settings skipped."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+import phonehome
+from phonehome._destinations import parse
+from phonehome.testing import AzureIngestion, OTLPReceiver
+
+KEY = "11111111-2222-3333-4444-555555555555"
+
+
+def one_run(vendor: str | phonehome.Destination | None, state_dir: Path, **kwargs: object) -> None:
+    with phonehome.instrument("democli", vendor=vendor, state_dir=state_dir, **kwargs) as telemetry:  # type: ignore[arg-type]
+        with telemetry.command("generate", params={"language": "go"}, collect={"language"}):
+            pass
+        telemetry.event("purchase_completed", {"amount": 1})
+
+
+def summary(receiver: OTLPReceiver) -> tuple[list[str], list[str], list[str]]:
+    return (
+        sorted(s.name for s in receiver.spans),
+        sorted(str(r.event_name) for r in receiver.logs),
+        sorted({m.name for m in receiver.metrics}),
+    )
+
+
+@pytest.mark.parametrize("consent_on", [True, False])
+@pytest.mark.parametrize("user_set", [True, False])
+def test_the_aks_engine_table(
+    monkeypatch: pytest.MonkeyPatch, state_dir: Path, consent_on: bool, user_set: bool
+) -> None:
+    with OTLPReceiver() as vendor, OTLPReceiver() as user:
+        if user_set:
+            monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", user.url)
+        one_run(vendor.url, state_dir, enabled=consent_on)
+        if consent_on:
+            assert vendor.wait_until(lambda: vendor.spans and vendor.logs and vendor.metrics)
+            expected = (
+                ["generate"],
+                ["purchase_completed"],
+                ["democli.command.duration", "democli.command.executions"],
+            )
+            assert summary(vendor) == expected
+            if user_set:
+                assert user.wait_until(lambda: user.spans and user.logs and user.metrics)
+                assert summary(user) == expected
+                assert user.spans[0].attributes == vendor.spans[0].attributes
+                assert user.spans[0].span_id == vendor.spans[0].span_id
+        if not consent_on or not user_set:
+            assert user.requests == []
+        if not consent_on:
+            assert vendor.requests == []
+
+
+def test_without_vendor_the_otel_variables_alone_say_where_data_goes(
+    monkeypatch: pytest.MonkeyPatch, otlp_receiver: OTLPReceiver, state_dir: Path
+) -> None:
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", otlp_receiver.url + "/v1/traces")
+    one_run(None, state_dir)
+    assert otlp_receiver.wait_until(lambda: otlp_receiver.spans)
+    assert {path for path, _ in otlp_receiver.requests} == {"/v1/traces"}  # only traces set
+
+
+def test_the_users_key_never_reaches_the_vendor_nor_the_vendors_the_user(
+    monkeypatch: pytest.MonkeyPatch, state_dir: Path
+) -> None:
+    with OTLPReceiver() as vendor, OTLPReceiver() as user:
+        monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", user.url)
+        monkeypatch.setenv("OTEL_EXPORTER_OTLP_HEADERS", "api-key=USER-SECRET")
+        monkeypatch.setenv("OTEL_EXPORTER_OTLP_COMPRESSION", "gzip")
+        one_run(phonehome.otlp(vendor.url, headers={"x-vendor-key": "VENDOR-SECRET"}), state_dir)
+        assert vendor.wait_until(lambda: len(vendor.requests) >= 3)
+        assert user.wait_until(lambda: len(user.requests) >= 3)
+        for _, headers in vendor.requests:
+            assert headers.get("x-vendor-key") == "VENDOR-SECRET"
+            assert "USER-SECRET" not in json.dumps(headers)
+            assert "content-encoding" not in headers  # the user's compression is theirs too
+        for _, headers in user.requests:
+            assert headers.get("api-key") == "USER-SECRET"
+            assert "VENDOR-SECRET" not in json.dumps(headers)
+
+
+def test_vendor_on_otlp_with_the_users_copy_in_azure_monitor(
+    monkeypatch: pytest.MonkeyPatch,
+    otlp_receiver: OTLPReceiver,
+    azure_ingestion: AzureIngestion,
+    state_dir: Path,
+) -> None:
+    monkeypatch.setenv("APPLICATIONINSIGHTS_CONNECTION_STRING", azure_ingestion.connection_string)
+    one_run(otlp_receiver.url, state_dir)
+    assert azure_ingestion.wait_until(
+        lambda: (
+            azure_ingestion.of_type("RemoteDependencyData")
+            and azure_ingestion.of_type("MetricData")
+            and azure_ingestion.of_type("MessageData")
+        )
+    )
+    (dependency,) = azure_ingestion.of_type("RemoteDependencyData")
+    assert dependency["name"] == "generate"
+    assert dependency["properties"]["command.param.language"] == "go"
+    assert {e["iKey"] for e in azure_ingestion.envelopes} == {azure_ingestion.instrumentation_key}
+    assert otlp_receiver.wait_until(lambda: otlp_receiver.spans)
+    assert azure_ingestion.instrumentation_key not in repr(otlp_receiver.requests)
+
+
+def test_azure_as_the_vendor_sends_nothing_nobody_asked_for(
+    azure_ingestion: AzureIngestion, state_dir: Path
+) -> None:
+    import socket
+
+    one_run(azure_ingestion.connection_string, state_dir)
+    assert azure_ingestion.wait_until(lambda: azure_ingestion.of_type("RemoteDependencyData"))
+    from azure.monitor.opentelemetry.exporter._configuration._state import (
+        get_configuration_manager,
+    )
+    from azure.monitor.opentelemetry.exporter.statsbeat._state import is_statsbeat_enabled
+
+    assert not is_statsbeat_enabled()
+    assert get_configuration_manager() is None  # no control-plane calls
+    assert {path for path, _ in azure_ingestion.requests} == {"/v2.1/track"}
+    tags = [e["tags"] for e in azure_ingestion.envelopes]
+    assert socket.gethostname() not in {v for t in tags for v in t.values()}
+    assert not (state_dir.parent / "opentelemetry-python").exists()
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        ("not a url", "not an http:// or https:// URL"),
+        ("ftp://example.com", "not an http:// or https:// URL"),
+        ("http://127.0.0.1:99999", "not a valid URL"),
+        ("InstrumentationKey=nope", "no valid InstrumentationKey"),
+        ("InstrumentationKey=" + KEY + ";IngestionEndpoint=nowhere", "not an http"),
+        ("garbage;=", "not Key=Value"),
+    ],
+)
+def test_a_bad_destination_is_one_warning_and_is_skipped(
+    otlp_receiver: OTLPReceiver,
+    state_dir: Path,
+    capsys: pytest.CaptureFixture[str],
+    value: str,
+    problem: str,
+) -> None:
+    one_run(otlp_receiver.url, state_dir, user=value)
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("phonehome: user=") and problem in lines[0]
+    assert KEY not in lines[0]
+    assert otlp_receiver.wait_until(lambda: otlp_receiver.spans)  # the vendor still gets data
+
+
+def test_a_bad_otel_endpoint_variable_names_itself(
+    monkeypatch: pytest.MonkeyPatch, state_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "localhost:4318")
+    one_run(None, state_dir)
+    (line,) = capsys.readouterr().err.splitlines()
+    assert "OTEL_EXPORTER_OTLP_ENDPOINT='localhost:4318'" in line
+
+
+def test_strings_parse_into_destinations_and_describe_masks_credentials() -> None:
+    otlp = parse("https://telemetry.example.com:4318/")
+    assert (otlp.kind, otlp.endpoint, otlp.signal_endpoint("logs")) == (
+        "otlp",
+        "https://telemetry.example.com:4318",
+        "https://telemetry.example.com:4318/v1/logs",
+    )
+    azure = parse(f"InstrumentationKey={KEY};IngestionEndpoint=https://westeurope-5.in.ai/")
+    assert azure.kind == "azure" and azure.endpoint == "https://westeurope-5.in.ai"
+    assert KEY not in azure.describe() and KEY not in repr(azure)
+    secret = phonehome.otlp("https://x.example", headers={"authorization": "Bearer abcdefghijkl"})
+    assert "abcdefghijkl" not in secret.describe()
