@@ -17,8 +17,8 @@ demo: $(BIN)/.installed
 	$(BIN)/python examples/demo.py
 
 lint: $(BIN)/.installed
-	$(BIN)/ruff check src tests examples benchmarks
-	$(BIN)/ruff format --check src tests examples benchmarks
+	$(BIN)/ruff check src tests examples
+	$(BIN)/ruff format --check src tests examples
 	$(BIN)/mypy
 
 test: lint

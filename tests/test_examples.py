@@ -13,13 +13,23 @@ DEMOCLI = ROOT / "examples" / "democli.py"
 
 
 def democli(*argv: str, **environ: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, str(DEMOCLI), *argv], env=clean_environ(**environ),
-                          capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    return subprocess.run(
+        [sys.executable, str(DEMOCLI), *argv],
+        env=clean_environ(**environ),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+    )
 
 
-def test_democli_reports_its_commands_to_the_vendor(otlp_receiver: OTLPReceiver, tmp_path: Path) -> None:
+def test_democli_reports_its_commands_to_the_vendor(
+    otlp_receiver: OTLPReceiver, tmp_path: Path
+) -> None:
     environ = {"DEMOCLI_VENDOR": otlp_receiver.url, "DEMOCLI_TELEMETRY_DIR": str(tmp_path)}
-    ok = democli("generate", "--language", "python", "--openapi", "/home/alice/spec.yaml", **environ)
+    ok = democli(
+        "generate", "--language", "python", "--openapi", "/home/alice/spec.yaml", **environ
+    )
     failed = democli("fail", **environ)
     assert (ok.returncode, failed.returncode) == (0, 1)
     assert ok.stdout == "generated a python client from /home/alice/spec.yaml\n"
@@ -33,17 +43,26 @@ def test_democli_reports_its_commands_to_the_vendor(otlp_receiver: OTLPReceiver,
 
 
 def test_democli_opted_out_sends_nothing(otlp_receiver: OTLPReceiver, tmp_path: Path) -> None:
-    result = democli("version", DEMOCLI_VENDOR=otlp_receiver.url,
-                     DEMOCLI_TELEMETRY_DIR=str(tmp_path / "s"), DEMOCLI_TELEMETRY_OPTOUT="1")
+    result = democli(
+        "version",
+        DEMOCLI_VENDOR=otlp_receiver.url,
+        DEMOCLI_TELEMETRY_DIR=str(tmp_path / "s"),
+        DEMOCLI_TELEMETRY_OPTOUT="1",
+    )
     assert result.stdout == "democli 1.4.0\n" and result.stderr == ""
     assert otlp_receiver.requests == []
     assert not (tmp_path / "s").exists()
 
 
 def test_the_demo_prints_what_each_destination_received() -> None:
-    result = subprocess.run([sys.executable, str(ROOT / "examples" / "demo.py")],
-                            env=clean_environ(), capture_output=True, text=True, timeout=90,
-                            stdin=subprocess.DEVNULL)
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "demo.py")],
+        env=clean_environ(),
+        capture_output=True,
+        text=True,
+        timeout=90,
+        stdin=subprocess.DEVNULL,
+    )
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert "vendor (through Rotel): 5 spans" in out

@@ -11,12 +11,21 @@ import phonehome.testing
 def test_all_names_the_public_members() -> None:
     exported = sorted(phonehome.__all__)
     public = sorted(
-        name for name, value in vars(phonehome).items()
-        if name.isidentifier() and not name.startswith("_") and not isinstance(value, ModuleType)
+        name
+        for name, value in vars(phonehome).items()
+        if name.isidentifier()
+        and not name.startswith("_")
+        and not isinstance(value, ModuleType)
         and name not in {"annotations", "TYPE_CHECKING", "Any"}
     )
-    lazy = {"ConsentLogProcessor", "ConsentMetricExporter", "ConsentSampler",
-            "FanOutLogExporter", "FanOutMetricExporter", "FanOutSpanExporter"}
+    lazy = {
+        "ConsentLogProcessor",
+        "ConsentMetricExporter",
+        "ConsentSampler",
+        "FanOutLogExporter",
+        "FanOutMetricExporter",
+        "FanOutSpanExporter",
+    }
     assert sorted(set(public) | lazy) == [n for n in exported if n != "__version__"]
     for name in exported:
         assert getattr(phonehome, name) is not None
