@@ -138,19 +138,20 @@ def test_the_prefix_comes_from_the_product_name(
         assert telemetry.decision.source == "MY_CLI_2_TELEMETRY_OPTOUT"
 
 
-def test_disable_stores_the_choice_and_stops_recording_at_once(
+def test_disable_stores_the_choice_stops_recording_and_purges_what_is_held(
     state_dir: Path, otlp_receiver: OTLPReceiver
 ) -> None:
-    with phonehome.instrument(
-        "democli", vendor=otlp_receiver.url, state_dir=state_dir
-    ) as telemetry:
-        assert telemetry.enabled
-        with telemetry.command("before-revoke"):
+    with phonehome.instrument("democli", vendor=otlp_receiver.url, state_dir=state_dir) as t:
+        assert t.enabled
+        with t.command("delivered-before"):
             pass
-        telemetry.disable()
-        assert telemetry.enabled is False
-        with telemetry.command("after-revoke"):
+        assert t.flush(10)
+        with t.command("held-at-revoke"):
+            pass
+        t.disable()
+        assert t.enabled is False
+        with t.command("after-revoke"):
             pass
     assert resolver(state_dir).resolve().source == "stored"
-    assert otlp_receiver.wait_until(lambda: otlp_receiver.spans)
-    assert [s.name for s in otlp_receiver.spans] == ["before-revoke"]
+    assert [s.name for s in otlp_receiver.spans] == ["delivered-before"]
+    assert not list((state_dir / "spool").glob("*.seg"))

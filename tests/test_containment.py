@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import tempfile
 import threading
 from pathlib import Path
 
@@ -127,13 +128,20 @@ def test_a_bad_product_name_turns_telemetry_off(capsys: pytest.CaptureFixture[st
     assert "product" in capsys.readouterr().err
 
 
-def test_an_unwritable_state_directory_still_runs(
-    lenient: None, tmp_path: Path, otlp_receiver: OTLPReceiver, capsys: pytest.CaptureFixture[str]
+def test_an_unusable_state_directory_still_delivers_with_warnings(
+    lenient: None,
+    tmp_path: Path,
+    otlp_receiver: OTLPReceiver,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
     blocker = tmp_path / "file"
     blocker.write_text("not a directory")
     with phonehome.instrument("democli", vendor=otlp_receiver.url, state_dir=blocker / "s") as t:
         t.event("e")
     assert otlp_receiver.wait_until(lambda: otlp_receiver.logs)
-    assert "install id" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "install id" in err and "using " + str(tmp_path / "tmp") in err
+    assert all(line.startswith("phonehome: ") for line in err.splitlines())
     assert not _diagnostics.errors

@@ -113,7 +113,7 @@ def test_azure_as_the_vendor_sends_nothing_nobody_asked_for(
 ) -> None:
     import socket
 
-    one_run(azure_ingestion.connection_string, state_dir)
+    one_run(azure_ingestion.connection_string, state_dir, mode="ci")  # exporters in this process
     assert azure_ingestion.wait_until(lambda: azure_ingestion.of_type("RemoteDependencyData"))
     from azure.monitor.opentelemetry.exporter._configuration._state import (
         get_configuration_manager,

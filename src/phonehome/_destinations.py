@@ -47,6 +47,9 @@ class Destination:
     certificate_file: str | None = None
     connection_string: str = field(default="", repr=False)
     from_environment: bool = False
+    environment: tuple[tuple[str, str], ...] = field(default=(), repr=False)
+    """For ``from_environment``: the ``OTEL_EXPORTER_OTLP_*`` variables as they were when the
+    data was recorded (a sender may run later, from another shell)."""
 
     def __repr__(self) -> str:
         return f"Destination({self.describe()})"
@@ -180,7 +183,19 @@ def _otlp_from_environment(environ: Mapping[str, str]) -> Destination | None:
             "the OTLP destination from the environment is skipped"
         )
         return None
-    return Destination("otlp", protocol=protocol, from_environment=True) if usable else None  # type: ignore[arg-type]
+    if not usable:
+        return None
+    snapshot = tuple(
+        sorted(
+            (k, v) for k, v in environ.items() if k.startswith(env.USER_DESTINATION_PREFIXES[:2])
+        )
+    )
+    return Destination(
+        "otlp",
+        protocol="grpc" if protocol == "grpc" else "http/protobuf",
+        from_environment=True,
+        environment=snapshot,
+    )
 
 
 def signal_settings(environ: Mapping[str, str], signal: str) -> tuple[bool, Protocol]:

@@ -47,12 +47,36 @@ AZURE_QUIET = {
 """Set whenever an Azure Monitor destination is built: the exporter's self-reporting
 (statsbeat, SDK stats) and control-plane calls would send data nobody asked for."""
 
+CI_VARIABLES = (
+    ("GITHUB_ACTIONS", "github-actions"),
+    ("GITLAB_CI", "gitlab"),
+    ("TF_BUILD", "azure-pipelines"),
+    ("BUILDKITE", "buildkite"),
+    ("CIRCLECI", "circleci"),
+    ("JENKINS_URL", "jenkins"),
+    ("TEAMCITY_VERSION", "teamcity"),
+    ("TRAVIS", "travis"),
+    ("APPVEYOR", "appveyor"),
+    ("CODEBUILD_BUILD_ID", "aws-codebuild"),
+    ("BITBUCKET_BUILD_NUMBER", "bitbucket"),
+    ("DRONE", "drone"),
+    ("CI", "ci"),
+)
+"""Variables that reveal a CI provider (the generic ``CI`` last)."""
+
 _NON_ALNUM = re.compile(r"[^A-Za-z0-9]")
+_NOT_INSTRUMENT = re.compile(r"[^A-Za-z0-9_.\-/]")
 
 
 def prefix_for(product: str) -> str:
     """The variable prefix for a product name: ``my-cli`` -> ``MY_CLI``."""
     return _NON_ALNUM.sub("_", product).upper()
+
+
+def instrument_name(product: str) -> str:
+    """A product name made valid as an OpenTelemetry instrument name prefix."""
+    name = _NOT_INSTRUMENT.sub("_", product)
+    return name if name[:1].isalpha() else "p" + name
 
 
 def flag(value: str) -> bool | None:

@@ -27,15 +27,22 @@ class MissingExtra(RuntimeError):
 
 
 @contextmanager
-def _hidden_user_settings() -> Iterator[None]:
-    """Hide the user's destination variables while an exporter for another one is built."""
+def _user_settings(snapshot: tuple[tuple[str, str], ...] = ()) -> Iterator[None]:
+    """While an exporter is built: the user's destination variables are exactly ``snapshot``.
+
+    Empty for every destination other than the user's environment one, so that the
+    OTLP exporters cannot merge the user's headers or certificates into it.
+    """
     with _environ_lock:
         saved = {k: v for k, v in os.environ.items() if k.startswith(env.USER_DESTINATION_PREFIXES)}
         for key in saved:
             del os.environ[key]
+        os.environ.update(snapshot)
         try:
             yield
         finally:
+            for key, _ in snapshot:
+                os.environ.pop(key, None)
             os.environ.update(saved)
 
 
@@ -43,12 +50,16 @@ def build(destination: Destination, signal: Signal) -> Any | None:
     """The exporter for one signal, or ``None`` when the destination does not take it."""
     if destination.kind == "azure":
         os.environ.update(env.AZURE_QUIET)
-        with _hidden_user_settings():
+        with _user_settings():
             return _azure(destination, signal)
     if destination.from_environment:
-        configured, protocol = signal_settings(os.environ, signal)
-        return _otlp(signal, protocol, {}) if configured else None
-    with _hidden_user_settings():
+        snapshot = dict(destination.environment)
+        configured, protocol = signal_settings(snapshot, signal)
+        if not configured:
+            return None
+        with _user_settings(destination.environment):
+            return _otlp(signal, protocol, {})
+    with _user_settings():
         kwargs: dict[str, Any] = {
             "endpoint": destination.signal_endpoint(signal),
             "headers": dict(destination.headers),
@@ -59,12 +70,46 @@ def build(destination: Destination, signal: Signal) -> Any | None:
         if destination.compression is not None:
             kwargs["compression"] = _compression(destination.compression, destination.protocol)
         if destination.certificate_file is not None:
-            kwargs["certificate_file" if destination.protocol != "grpc" else "credentials"] = (
-                destination.certificate_file
-                if destination.protocol != "grpc"
-                else _grpc_credentials(destination.certificate_file)
-            )
+            if destination.protocol == "grpc":
+                kwargs["credentials"] = _grpc_credentials(destination.certificate_file)
+            else:
+                kwargs["certificate_file"] = destination.certificate_file
         return _otlp(signal, destination.protocol, kwargs)
+
+
+def last_retry_after(exporter: Any) -> float | None:
+    """The ``Retry-After`` (seconds) of the exporter's last response, if it gave one."""
+    box = getattr(exporter, "_phonehome_retry_after", None)
+    return box.get("seconds") if isinstance(box, dict) else None
+
+
+def _session_remembering_retry_after() -> tuple[Any, dict[str, float | None]]:
+    import requests
+
+    box: dict[str, float | None] = {}
+    session = requests.Session()
+
+    def remember(response: Any, *args: Any, **kwargs: Any) -> None:
+        box["seconds"] = _retry_after(response.headers.get("Retry-After"))
+
+    session.hooks["response"].append(remember)
+    return session, box
+
+
+def _retry_after(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        from email.utils import parsedate_to_datetime
+
+        try:
+            import time
+
+            return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
+        except (TypeError, ValueError):
+            return None
 
 
 def _otlp(signal: Signal, protocol: str, kwargs: dict[str, Any]) -> Any:
@@ -87,6 +132,14 @@ def _otlp(signal: Signal, protocol: str, kwargs: dict[str, Any]) -> Any:
             raise MissingExtra(
                 "the OTLP gRPC exporter is not installed: pip install 'phonehome[grpc]'"
             ) from None
+    session, box = _session_remembering_retry_after()
+    kwargs["session"] = session
+    exporter = _otlp_http(signal, kwargs)
+    exporter._phonehome_retry_after = box
+    return exporter
+
+
+def _otlp_http(signal: Signal, kwargs: dict[str, Any]) -> Any:
     if signal == "traces":
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as Span
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import platform
 import sys
+from collections.abc import Mapping
+from urllib.parse import unquote
 
 _OS_TYPES = {"darwin": "darwin", "linux": "linux", "windows": "windows", "freebsd": "freebsd"}
 _ARCHS = {
@@ -45,3 +47,16 @@ def attributes(product: str, version: str, install_id: str, session_id: str) -> 
         "telemetry.distro.name": "phonehome",
         "telemetry.distro.version": __version__,
     }
+
+
+def with_environment(attributes: dict[str, str], environ: Mapping[str, str]) -> dict[str, str]:
+    """Apply ``OTEL_RESOURCE_ATTRIBUTES`` and then ``OTEL_SERVICE_NAME``, as the SDK does."""
+    merged = dict(attributes)
+    for item in environ.get("OTEL_RESOURCE_ATTRIBUTES", "").split(","):
+        key, sep, value = item.partition("=")
+        if sep and key.strip():
+            merged[unquote(key.strip())] = unquote(value.strip())
+    service = environ.get("OTEL_SERVICE_NAME", "").strip()
+    if service:
+        merged["service.name"] = service
+    return merged

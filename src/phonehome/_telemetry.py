@@ -1,33 +1,33 @@
 """The integrator's handle: ``instrument()`` and the ``Telemetry`` it returns.
 
 With consent off, every method is a no-op on shared objects: no file, thread, socket or
-OpenTelemetry import. With consent on, the live pipeline (``_pipeline``) is built and each
-command becomes a span plus two metrics.
+OpenTelemetry import. With consent on, records are kept in memory (``_record``), made
+durable in the spool and delivered by a sender (``_delivery``); OpenTelemetry is imported
+only by the sender.
 """
 
 from __future__ import annotations
 
+import logging
 import os
-import re
 import time
-from collections.abc import Collection, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any
 
 from phonehome import _environment as env
 from phonehome import _state
 from phonehome._consent import ConsentDefault, Decision, LiveConsent, Resolver
+from phonehome._delivery import PROMOTE_AFTER, Delivery, Mode
 from phonehome._destinations import Destination
 from phonehome._diagnostics import contained, record_error, warn
+from phonehome._record import MEASURE, LogBridge, Recorder, Span, clean, command_attributes
+from phonehome._spool import DEFAULT_MAX_AGE, DEFAULT_MAX_BYTES
 
-if TYPE_CHECKING:
-    from phonehome._pipeline import Pipeline
-
-AttributeValue = str | bool | int | float
-_INSTRUMENT_NAME = re.compile(r"[^A-Za-z0-9_.\-/]")
+MAX_BUFFERED = 2000
+"""Records held in memory before they are written to the spool as one segment."""
 
 
 class _NoopInstrument:
@@ -46,9 +46,10 @@ class _NoopInstrument:
 
 
 class _NoopSpan:
-    """What ``command()`` and ``span()`` yield while telemetry is off."""
+    """What ``command()`` and ``span()`` return while telemetry is off."""
 
     __slots__ = ()
+    traceparent = None
 
     def set_attribute(self, key: str, value: Any) -> None:
         pass
@@ -67,13 +68,61 @@ _NOOP_SPAN = _NoopSpan()
 _NOOP_INSTRUMENT = _NoopInstrument()
 
 
+class _Instrument:
+    """A custom counter, histogram or gauge, recorded in memory."""
+
+    __slots__ = ("_description", "_kind", "_name", "_recorder", "_unit")
+
+    def __init__(self, recorder: Recorder, kind: str, name: str, unit: str, description: str):
+        self._recorder = recorder
+        self._kind = kind
+        self._name = name
+        self._unit = unit
+        self._description = description
+
+    @contained(None)
+    def _measure(self, amount: float, attributes: Mapping[str, Any] | None) -> None:
+        if not isinstance(amount, int | float) or isinstance(amount, bool):
+            raise TypeError(f"{self._name}: a measurement must be a number, got {amount!r}")
+        self._recorder.add(
+            (
+                MEASURE,
+                self._kind,
+                self._name,
+                self._unit,
+                self._description,
+                amount,
+                clean(attributes),
+            )
+        )
+
+    def add(self, amount: float, attributes: Mapping[str, Any] | None = None) -> None:
+        self._measure(amount, attributes)
+
+    def record(self, amount: float, attributes: Mapping[str, Any] | None = None) -> None:
+        self._measure(amount, attributes)
+
+    def set(self, amount: float, attributes: Mapping[str, Any] | None = None) -> None:
+        self._measure(amount, attributes)
+
+
 class Telemetry:
     """Returned by :func:`instrument`; a context manager that ends the telemetry on exit.
 
     While telemetry is off every method is a cheap no-op, so calling code never branches.
     """
 
-    __slots__ = ("_consent", "_decision", "_ended", "_pipeline", "_resolver", "_settings")
+    __slots__ = (
+        "_consent",
+        "_decision",
+        "_delivery",
+        "_ended",
+        "_handler",
+        "_promote_at",
+        "_recorder",
+        "_resolver",
+        "_settings",
+    )
 
     def __init__(
         self,
@@ -81,22 +130,32 @@ class Telemetry:
         resolver: Resolver | None,
         decision: Decision,
         consent: LiveConsent | None = None,
-        pipeline: Pipeline | None = None,
+        delivery: Delivery | None = None,
     ) -> None:
         self._settings = settings
         self._resolver = resolver
         self._decision = decision
         self._consent = consent
-        self._pipeline = pipeline
+        self._delivery = delivery
         self._ended = False
+        self._handler: logging.Handler | None = None
+        self._recorder: Recorder | None = None
+        self._promote_at = float("inf")
+        if delivery is not None:
+            self._recorder = Recorder(delivery.write, MAX_BUFFERED)
+            if delivery.mode == "cli" and settings.mode == "auto":
+                self._promote_at = time.monotonic() + PROMOTE_AFTER
+            elif delivery.mode == "service":
+                delivery.promote(self._recorder.drain)
+            if settings.capture_logging:
+                self._handler = LogBridge(self._recorder, logging.WARNING)
+                logging.getLogger().addHandler(self._handler)
 
     # -- consent ---------------------------------------------------------------------------
     @property
     def enabled(self) -> bool:
         """Whether data is being recorded right now."""
-        if self._consent is not None:
-            return self._consent()
-        return False
+        return self._recorder is not None and self._consent is not None and self._consent()
 
     @property
     def decision(self) -> Decision:
@@ -106,17 +165,31 @@ class Telemetry:
     @property
     def destinations(self) -> tuple[str, ...]:
         """The destinations data goes to, credentials masked."""
-        return self._pipeline.destinations if self._pipeline is not None else ()
+        return self._delivery.describe if self._delivery is not None else ()
+
+    @property
+    def mode(self) -> str:
+        """How records are delivered: ``cli``, ``ci``, ``service``, or ``off``."""
+        return self._delivery.mode if self._delivery is not None else "off"
 
     def enable(self) -> None:
         """Store the user's "yes"; it takes effect from the next run."""
         self._store(True)
 
     def disable(self) -> None:
-        """Store the user's "no" and stop recording at once."""
+        """Store the user's "no": stop recording at once and purge what is held."""
         self._store(False)
         if self._consent is not None:
             self._consent.revoke(Decision(False, "stored", "the user's stored choice"))
+        recorder, self._recorder = self._recorder, None
+        if recorder is not None:
+            recorder.records.clear()
+        self._unhook_logging()
+        if self._delivery is not None:
+            try:
+                self._delivery.spool.purge()
+            except OSError as error:
+                record_error("purge", error)
 
     @contained(None)
     def _store(self, enabled: bool) -> None:
@@ -132,10 +205,7 @@ class Telemetry:
 
     # -- recording -------------------------------------------------------------------------
     def command(
-        self,
-        name: str,
-        params: Mapping[str, Any] | None = None,
-        collect: Collection[str] = (),
+        self, name: str, params: Mapping[str, Any] | None = None, collect: Collection[str] = ()
     ) -> Any:
         """A context manager around one command of the program.
 
@@ -144,44 +214,39 @@ class Telemetry:
         ``<product>.command.executions`` and ``<product>.command.duration`` metrics.
         Parameter names are always recorded; values only for names in ``collect``.
         """
-        if self._pipeline is None:
+        recorder = self._recorder
+        if recorder is None:
             return _NOOP_SPAN
-        return _Command(self, name, params, collect)
+        try:
+            if time.monotonic() > self._promote_at:
+                self._promote()
+            if type(name) is not str:
+                name = str(name)
+            return Span(recorder, name, command_attributes(name, params, collect), True)
+        except Exception as error:
+            record_error("command", error)
+            return _NOOP_SPAN
 
     def span(self, name: str, attributes: Mapping[str, Any] | None = None) -> Any:
         """A nested span, for traces inside a command."""
-        if self._pipeline is None:
+        recorder = self._recorder
+        if recorder is None:
             return _NOOP_SPAN
-        return self._span(name, attributes)
-
-    @contextmanager
-    def _span(self, name: str, attributes: Mapping[str, Any] | None) -> Iterator[Any]:
-        from opentelemetry import trace
-
-        tracer = self._tracer()
-        span = _start(tracer, str(name), attributes)
-        with trace.use_span(
-            span, end_on_exit=True, record_exception=True, set_status_on_exception=True
-        ):
-            yield span
+        try:
+            return Span(recorder, str(name), clean(attributes), False)
+        except Exception as error:
+            record_error("span", error)
+            return _NOOP_SPAN
 
     @contained(None)
     def event(self, name: str, attributes: Mapping[str, Any] | None = None) -> None:
         """A business or lifecycle event: an OTel log record carrying ``event.name``."""
-        if self._pipeline is None:
+        recorder = self._recorder
+        if recorder is None:
             return
-        from opentelemetry._logs import SeverityNumber
-
-        logger = self._pipeline.logger_provider.get_logger("phonehome")
-        values = clean_attributes(attributes)
-        values["event.name"] = str(name)
-        logger.emit(
-            event_name=str(name),
-            body=str(name),
-            attributes=values,
-            severity_number=SeverityNumber.INFO,
-            severity_text="INFO",
-        )
+        values = clean(attributes)
+        values["event.name"] = name = str(name)
+        recorder.log(9, "INFO", name, values, name)
 
     def counter(self, name: str, unit: str = "", description: str = "") -> Any:
         """A custom counter: ``.add(amount, attributes)``."""
@@ -197,47 +262,45 @@ class Telemetry:
 
     @contained(_NOOP_INSTRUMENT)
     def _instrument(self, kind: str, name: str, unit: str, description: str) -> Any:
-        if self._pipeline is None:
+        if self._recorder is None:
             return _NOOP_INSTRUMENT
-        meter = self._pipeline.meter_provider.get_meter("phonehome")
-        make: Any = {
-            "counter": meter.create_counter,
-            "histogram": meter.create_histogram,
-            "gauge": meter.create_gauge,
-        }[kind]
         return _Instrument(
-            make(_INSTRUMENT_NAME.sub("_", str(name)), unit=unit, description=description)
+            self._recorder, kind, env.instrument_name(str(name)), str(unit), str(description)
         )
 
     @contained(None)
     def traceparent(self) -> str | None:
         """The W3C ``traceparent`` of the current span, to pass to a downstream service."""
-        if self._pipeline is None:
+        if self._recorder is None:
             return None
-        from opentelemetry.propagate import inject
-
-        carrier: dict[str, str] = {}
-        inject(carrier)
-        return carrier.get("traceparent")
+        current = self._recorder.current()
+        if current is None:
+            return None
+        return f"00-{current[0]:032x}-{current[1]:016x}-01"
 
     # -- lifetime --------------------------------------------------------------------------
     @contained(False)
     def flush(self, timeout: float = 5.0) -> bool:
-        """Export what is buffered now, waiting at most ``timeout`` seconds."""
-        if self._pipeline is None:
+        """Deliver what is recorded so far, in this process, waiting at most ``timeout``."""
+        if self._recorder is None or self._delivery is None:
             return True
-        return self._pipeline.flush(timeout)
+        self._recorder.drain()
+        return self._delivery.deliver_now(timeout)
 
     def shutdown(self) -> None:
-        """End the telemetry: flush within ``shutdown_timeout`` and stop. Safe to call twice."""
+        """End the telemetry: spool what is held and hand it to a sender. Safe to call twice."""
         if self._ended:
             return
         self._ended = True
-        if self._pipeline is not None:
-            try:
-                self._pipeline.shutdown(self._settings.shutdown_timeout)
-            except Exception as error:
-                record_error("shutdown", error)
+        self._unhook_logging()
+        recorder, self._recorder = self._recorder, None
+        if recorder is None or self._delivery is None:
+            return
+        try:
+            recorder.drain()
+            self._delivery.finish()
+        except Exception as error:
+            record_error("shutdown", error)
 
     def __enter__(self) -> Telemetry:
         return self
@@ -250,167 +313,15 @@ class Telemetry:
     ) -> None:
         self.shutdown()
 
-    # -- internals -------------------------------------------------------------------------
-    def _tracer(self) -> Any:
-        assert self._pipeline is not None
-        return self._pipeline.tracer_provider.get_tracer("phonehome")
+    def _unhook_logging(self) -> None:
+        if self._handler is not None:
+            logging.getLogger().removeHandler(self._handler)
+            self._handler = None
 
-
-class _Instrument:
-    __slots__ = ("_instrument",)
-
-    def __init__(self, instrument: Any) -> None:
-        self._instrument = instrument
-
-    @contained(None)
-    def add(self, amount: float, attributes: Mapping[str, Any] | None = None) -> None:
-        self._instrument.add(amount, clean_attributes(attributes))
-
-    @contained(None)
-    def record(self, amount: float, attributes: Mapping[str, Any] | None = None) -> None:
-        self._instrument.record(amount, clean_attributes(attributes))
-
-    @contained(None)
-    def set(self, amount: float, attributes: Mapping[str, Any] | None = None) -> None:
-        self._instrument.set(amount, clean_attributes(attributes))
-
-
-class _Command:
-    """One command: a span made current for the body, and the two command metrics."""
-
-    __slots__ = ("_collect", "_name", "_params", "_span", "_start", "_telemetry", "_token")
-
-    def __init__(
-        self,
-        telemetry: Telemetry,
-        name: str,
-        params: Mapping[str, Any] | None,
-        collect: Collection[str],
-    ) -> None:
-        self._telemetry = telemetry
-        self._name = name
-        self._params = params
-        self._collect = collect
-        self._span: Any = None
-        self._token: Any = None
-        self._start = 0.0
-
-    def __enter__(self) -> Any:
-        try:
-            return self._begin()
-        except Exception as error:
-            record_error("command enter", error)
-            return _NOOP_SPAN
-
-    def _begin(self) -> Any:
-        from opentelemetry import context, trace
-
-        name = str(self._name)
-        attributes: dict[str, Any] = {"command.name": name}
-        if self._params:
-            attributes["command.params"] = sorted(str(k) for k in self._params)
-            for key in self._collect:
-                if key in self._params:
-                    attributes[f"command.param.{key}"] = _attribute(self._params[key])
-        self._span = _start(self._telemetry._tracer(), name, attributes)
-        self._token = context.attach(trace.set_span_in_context(self._span))
-        self._start = time.perf_counter()
-        return self._span
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> Literal[False]:
-        if self._span is None:
-            return False
-        span, self._span = self._span, None
-        try:
-            self._end(span, exc)
-        except Exception as error:
-            record_error("command exit", error)
-        return False
-
-    def _end(self, span: Any, exc: BaseException | None) -> None:
-        from opentelemetry import context
-        from opentelemetry.trace import Status, StatusCode
-
-        duration = time.perf_counter() - self._start
-        result, error_type = _outcome(exc)
-        span.set_attribute("command.result", result)
-        labels = {"command.name": str(self._name), "command.result": result}
-        if error_type is not None:
-            assert exc is not None
-            span.set_attribute("error.type", error_type)
-            span.record_exception(exc)
-            span.set_status(Status(StatusCode.ERROR, error_type))
-            labels["error.type"] = error_type
-        context.detach(self._token)
-        span.end()
-        meters = _command_meters(self._telemetry)
-        meters[0].add(1, labels)
-        meters[1].record(duration, labels)
-
-
-def _command_meters(telemetry: Telemetry) -> tuple[Any, Any]:
-    pipeline = telemetry._pipeline
-    assert pipeline is not None
-    cached = pipeline.command_meters
-    if cached is None:
-        meter = pipeline.meter_provider.get_meter("phonehome")
-        product = _INSTRUMENT_NAME.sub("_", telemetry._settings.product)
-        cached = (
-            meter.create_counter(
-                f"{product}.command.executions",
-                unit="{execution}",
-                description="Commands run, by command and result",
-            ),
-            meter.create_histogram(
-                f"{product}.command.duration",
-                unit="s",
-                description="Command duration, by command and result",
-            ),
-        )
-        pipeline.command_meters = cached
-    return cached
-
-
-def _outcome(exc: BaseException | None) -> tuple[str, str | None]:
-    """The command's result and ``error.type``: a clean ``sys.exit(0)`` is a success."""
-    if exc is None:
-        return "success", None
-    if isinstance(exc, SystemExit) and exc.code in (None, 0):
-        return "success", None
-    if isinstance(exc, KeyboardInterrupt):
-        return "cancelled", "KeyboardInterrupt"
-    cls = type(exc)
-    module = cls.__module__
-    return "failure", cls.__qualname__ if module == "builtins" else f"{module}.{cls.__qualname__}"
-
-
-def _start(tracer: Any, name: str, attributes: Mapping[str, Any] | None) -> Any:
-    return tracer.start_span(name, attributes=clean_attributes(attributes))
-
-
-def _attribute(value: Any) -> AttributeValue | list[AttributeValue]:
-    """An OpenTelemetry attribute value: primitives as they are, anything else as text."""
-    if isinstance(value, str | bool | int | float):
-        return value
-    if isinstance(value, list | tuple) and all(
-        isinstance(v, str | bool | int | float) for v in value
-    ):
-        return [v for v in value]
-    try:
-        return str(value)
-    except Exception:
-        return f"<unprintable {type(value).__name__}>"
-
-
-def clean_attributes(attributes: Mapping[str, Any] | None) -> dict[str, Any]:
-    if not attributes:
-        return {}
-    return {str(k): _attribute(v) for k, v in attributes.items()}
+    def _promote(self) -> None:
+        self._promote_at = float("inf")
+        if self._delivery is not None and self._recorder is not None:
+            self._delivery.promote(self._recorder.drain)
 
 
 @dataclass(frozen=True, slots=True)
@@ -427,6 +338,11 @@ class _Settings:
     state_dir: Path
     shutdown_timeout: float
     capture_logging: bool
+    mode: Mode
+    ci_budget: float
+    spool_max_bytes: int
+    spool_max_age: float
+    sender_lifetime: float
 
 
 def instrument(
@@ -440,6 +356,11 @@ def instrument(
     state_dir: str | os.PathLike[str] | None = None,
     shutdown_timeout: float = 3.0,
     capture_logging: bool = True,
+    mode: Mode = "auto",
+    ci_budget: float = 2.0,
+    spool_max_bytes: int = DEFAULT_MAX_BYTES,
+    spool_max_age: float = DEFAULT_MAX_AGE,
+    sender_lifetime: float = 30.0,
 ) -> Telemetry:
     """Start telemetry for ``product``; use the result as a context manager.
 
@@ -453,8 +374,13 @@ def instrument(
         user: the product's configuration value for the user's own destination.
         state_dir: where stored consent and the install id live (default: the platform's
             user state directory, or ``<PREFIX>_TELEMETRY_DIR``).
-        shutdown_timeout: seconds the end of the ``with`` block may wait for delivery.
+        shutdown_timeout: seconds a service's end may spend delivering what is left.
         capture_logging: send the host's ``logging`` records at WARNING and above.
+        mode: ``"auto"``, ``"cli"``, ``"ci"`` or ``"service"`` (see ``docs/delivery.md``).
+        ci_budget: seconds a CI run may spend delivering synchronously at the end.
+        spool_max_bytes: the spool's size cap; the oldest records go first.
+        spool_max_age: seconds a record may wait in the spool before it is dropped.
+        sender_lifetime: the detached sender's hard lifetime cap, in seconds.
     """
     try:
         settings = _settings(
@@ -467,6 +393,11 @@ def instrument(
             state_dir,
             shutdown_timeout,
             capture_logging,
+            mode,
+            ci_budget,
+            spool_max_bytes,
+            spool_max_age,
+            sender_lifetime,
         )
     except _SettingError as error:
         warn(f"{error}; telemetry is off")
@@ -487,20 +418,35 @@ def instrument(
 
 
 def _start_pipeline(settings: _Settings, resolver: Resolver, decision: Decision) -> Telemetry:
-    from phonehome import _destinations, _identity, _pipeline, _resource
+    from phonehome import _destinations, _identity, _resource
 
     live = LiveConsent(resolver, decision)
     destinations = _destinations.resolve(settings.vendor, settings.user)
-    attributes = _resource.attributes(
-        settings.product,
-        settings.version,
-        _identity.install_id(settings.state_dir),
-        _identity.session_id(),
+    resource = _resource.with_environment(
+        _resource.attributes(
+            settings.product,
+            settings.version,
+            _identity.install_id(settings.state_dir),
+            _identity.session_id(),
+        ),
+        os.environ,
     )
-    pipeline = _pipeline.build(attributes, destinations, live, settings.shutdown_timeout)
-    if settings.capture_logging:
-        pipeline.capture_logging()
-    return Telemetry(settings, resolver, decision, live, pipeline)
+    delivery = Delivery(
+        state_dir=settings.state_dir,
+        product=settings.product,
+        prefix=settings.prefix,
+        consent=settings.consent,
+        enabled=settings.enabled,
+        resource=resource,
+        destinations=destinations,
+        mode=settings.mode,
+        max_bytes=settings.spool_max_bytes,
+        max_age=settings.spool_max_age,
+        ci_budget=settings.ci_budget,
+        lifetime=settings.sender_lifetime,
+        shutdown_timeout=settings.shutdown_timeout,
+    )
+    return Telemetry(settings, resolver, decision, live, delivery)
 
 
 class _SettingError(ValueError):
@@ -517,6 +463,11 @@ def _settings(
     state_dir: object,
     shutdown_timeout: object,
     capture_logging: object,
+    mode: object,
+    ci_budget: object,
+    spool_max_bytes: object,
+    spool_max_age: object,
+    sender_lifetime: object,
 ) -> _Settings:
     if not isinstance(product, str) or not product.strip():
         raise _SettingError(
@@ -537,6 +488,18 @@ def _settings(
             f"instrument(shutdown_timeout={shutdown_timeout!r}): "
             "use a number of seconds between 0 and 3600"
         )
+    if mode not in ("auto", "cli", "ci", "service"):
+        raise _SettingError(f"instrument(mode={mode!r}): use 'auto', 'cli', 'ci' or 'service'")
+    for name, value, upper in (
+        ("ci_budget", ci_budget, 600),
+        ("spool_max_age", spool_max_age, 10 * 365 * 86400),
+        ("spool_max_bytes", spool_max_bytes, 1 << 40),
+        ("sender_lifetime", sender_lifetime, 3600),
+    ):
+        if not isinstance(value, int | float) or isinstance(value, bool) or not 0 < value <= upper:
+            raise _SettingError(
+                f"instrument({name}={value!r}): use a positive number up to {upper}"
+            )
     if state_dir is not None and not isinstance(state_dir, str | os.PathLike):
         raise _SettingError(f"instrument(state_dir={state_dir!r}): expected a path")
     return _Settings(
@@ -550,9 +513,28 @@ def _settings(
         state_dir=_state.state_dir(product.strip(), state_dir),
         shutdown_timeout=float(shutdown_timeout),
         capture_logging=bool(capture_logging),
+        mode=mode,
+        ci_budget=float(ci_budget),  # type: ignore[arg-type]
+        spool_max_bytes=int(spool_max_bytes),  # type: ignore[call-overload]
+        spool_max_age=float(spool_max_age),  # type: ignore[arg-type]
+        sender_lifetime=float(sender_lifetime),  # type: ignore[arg-type]
     )
 
 
 _OFF_SETTINGS = _Settings(
-    "phonehome", "0", "PHONEHOME", "opt-in", False, None, None, Path(), 0.0, False
+    "phonehome",
+    "0",
+    "PHONEHOME",
+    "opt-in",
+    False,
+    None,
+    None,
+    Path(),
+    0.0,
+    False,
+    "cli",
+    0.0,
+    0,
+    0.0,
+    0.0,
 )

@@ -1,0 +1,223 @@
+"""From the host's memory to the spool, and a sender to take it from there.
+
+Modes: ``cli`` spools at the end and starts a detached sender (the host waits for nothing);
+``ci`` spools and delivers synchronously within a budget, because a detached process would
+be killed with the job; ``service`` delivers from a background thread every few seconds.
+``auto`` is ``ci`` where a CI provider is detected and ``cli`` otherwise, turning into
+``service`` when the instrumented block has run for longer than ``PROMOTE_AFTER``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any, Literal
+
+from phonehome import _environment as env
+from phonehome import _state
+from phonehome._destinations import Destination, Role
+from phonehome._diagnostics import record_error, warn
+from phonehome._spool import Spool
+
+Mode = Literal["auto", "cli", "ci", "service"]
+PROMOTE_AFTER = 30.0
+SERVICE_INTERVAL = 5.0
+
+
+def detect_ci(environ: Mapping[str, str] = os.environ) -> str | None:
+    """The CI provider this runs under, if any."""
+    for name, provider in env.CI_VARIABLES:
+        value = environ.get(name, "").strip()
+        if value and env.flag(value) is not False:
+            return provider
+    return None
+
+
+def destination_key(role: Role, destination: Destination) -> str:
+    """A stable name for a destination's progress, without its credentials in clear."""
+    text = json.dumps([role, asdict(destination)], sort_keys=True, default=str)
+    return f"{role}-{hashlib.sha256(text.encode()).hexdigest()[:16]}"
+
+
+class Delivery:
+    """The host side of delivery for one ``instrument()`` block."""
+
+    def __init__(
+        self,
+        *,
+        state_dir: Path,
+        product: str,
+        prefix: str,
+        consent: str,
+        enabled: bool | None,
+        resource: dict[str, Any],
+        destinations: Sequence[tuple[Role, Destination]],
+        mode: Mode,
+        max_bytes: int,
+        max_age: float,
+        ci_budget: float,
+        lifetime: float,
+        shutdown_timeout: float,
+    ) -> None:
+        self.state_dir = state_dir
+        self.spool = Spool(state_dir / "spool", max_bytes, max_age)
+        self.ci_budget = ci_budget
+        self.lifetime = lifetime
+        self.shutdown_timeout = shutdown_timeout
+        self.mode: Mode = mode
+        if mode == "auto":
+            self.mode = "ci" if detect_ci() else "cli"
+        keyed = {destination_key(role, d): (role, d) for role, d in destinations}
+        metric_prefix = env.instrument_name(product)
+        self.header = {
+            "destinations": sorted(keyed),
+            "resource": resource,
+            "metric_prefix": metric_prefix,
+        }
+        self._config = {
+            "product": product,
+            "prefix": prefix,
+            "consent": consent,
+            "enabled": enabled,
+            "max_bytes": max_bytes,
+            "max_age": max_age,
+            "metric_prefix": metric_prefix,
+            "resource": resource,
+            "destinations": {k: {"role": role, **asdict(d)} for k, (role, d) in keyed.items()},
+        }
+        self.describe = tuple(f"{role}: {d.describe()}" for role, d in destinations)
+        self._config_written = False
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @property
+    def has_destinations(self) -> bool:
+        return bool(self.header["destinations"])
+
+    def write(self, records: list[tuple[Any, ...]]) -> None:
+        """Make records durable: one segment file.
+
+        If the state directory cannot be written, the spool moves (once, with a warning) to
+        a private directory under the system's temporary directory.
+        """
+        if not self.has_destinations:
+            return
+        try:
+            if not self._config_written:
+                self._write_config()
+            self.spool.append(self.header, records)
+        except OSError as error:
+            fallback = _fallback_dir(self.state_dir)
+            if self.state_dir == fallback:
+                raise
+            warn(
+                f"cannot write the telemetry spool in {self.state_dir} ({error.strerror}); "
+                f"using {fallback}"
+            )
+            self.state_dir = fallback
+            self.spool = Spool(fallback / "spool", self.spool.max_bytes, self.spool.max_age)
+            self._config_written = False
+            self.write(records)
+
+    def _write_config(self) -> None:
+        text = json.dumps(self._config, sort_keys=True, default=str)
+        path = self.state_dir / "config.json"
+        if _state.read_text(path) != text:
+            _state.write_text(path, text)
+        self._config_written = True
+
+    # -- after recording ---------------------------------------------------------------------
+    def finish(self) -> None:
+        """Hand over what was spooled, as the mode says."""
+        if self._thread is not None:
+            self._stop.set()
+            self._thread.join(self.shutdown_timeout)
+        if not self.has_destinations or not self.spool.names():
+            return
+        if self.mode == "cli":
+            spawn_sender(self.state_dir, self.lifetime)
+        elif self.mode == "ci":
+            self.deliver_now(self.ci_budget)
+        else:
+            self.deliver_now(self.shutdown_timeout)
+
+    def deliver_now(self, budget: float) -> bool:
+        """Deliver in this process within ``budget`` seconds; ``False`` if another sender runs."""
+        from phonehome._sender import deliver
+
+        return deliver(self.state_dir, budget) is not None
+
+    def promote(self, drain: Any) -> None:
+        """Become a service: deliver from a background thread from now on."""
+        if self._thread is not None or not self.has_destinations:
+            return
+        self.mode = "service"
+
+        def loop() -> None:
+            while not self._stop.wait(SERVICE_INTERVAL):
+                try:
+                    drain()
+                    self.deliver_now(SERVICE_INTERVAL)
+                except Exception as error:
+                    record_error("service delivery", error)
+
+        self._thread = threading.Thread(target=loop, name="phonehome-service", daemon=True)
+        self._thread.start()
+
+
+def _fallback_dir(state_dir: Path) -> Path:
+    import tempfile
+
+    uid = os.getuid() if hasattr(os, "getuid") else os.getpid()
+    return Path(tempfile.gettempdir()) / f"phonehome-{uid}" / state_dir.name
+
+
+def spawn_sender(state_dir: Path, lifetime: float) -> bool:
+    """Start a detached sender unless one runs; it holds the lock we take here."""
+    from phonehome._sender import try_lock
+
+    fd = try_lock(state_dir)
+    if fd is None:
+        return False  # a sender is running; it looks for new segments before it exits
+    try:
+        package_root = str(Path(__file__).resolve().parent.parent)
+        environ = dict(os.environ)
+        environ["PYTHONPATH"] = os.pathsep.join(
+            p for p in (package_root, environ.get("PYTHONPATH", "")) if p
+        )
+        argv = [sys.executable, "-m", "phonehome._sender", str(state_dir), str(lifetime), str(fd)]
+        os.set_inheritable(fd, True)
+        if hasattr(os, "posix_spawn"):
+            devnull = os.devnull
+            os.posix_spawn(
+                sys.executable,
+                argv,
+                environ,
+                setsid=True,
+                file_actions=[
+                    (os.POSIX_SPAWN_OPEN, 0, devnull, os.O_RDONLY, 0),
+                    (os.POSIX_SPAWN_OPEN, 1, devnull, os.O_WRONLY, 0),
+                    (os.POSIX_SPAWN_OPEN, 2, devnull, os.O_WRONLY, 0),
+                ],
+            )
+        else:  # pragma: no cover - Windows
+            import subprocess
+
+            subprocess.Popen(
+                argv,
+                env=environ,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                creationflags=0x00000008 | 0x00000200,
+                close_fds=False,
+            )
+        return True
+    finally:
+        os.close(fd)  # the child keeps the lock through its inherited descriptor

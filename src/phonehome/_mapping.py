@@ -1,0 +1,210 @@
+"""From spooled records to OpenTelemetry spans, log records and metrics, through the SDK.
+
+Each segment is replayed through a real ``TracerProvider`` (with ``ConsentSampler``), a real
+``LoggerProvider`` (with ``ConsentLogProcessor``) and a real ``MeterProvider``, so sampling,
+limits and processors apply exactly as in any SDK set-up; the ids and timestamps recorded in
+the host are kept.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry._logs import SeverityNumber
+from opentelemetry.sdk._logs import LoggerProvider, ReadableLogRecord
+from opentelemetry.sdk._logs.export import (
+    LogRecordExporter,
+    LogRecordExportResult,
+    SimpleLogRecordProcessor,
+)
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader, MetricsData
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter, SpanExportResult
+from opentelemetry.sdk.trace.id_generator import IdGenerator
+from opentelemetry.trace import NonRecordingSpan, SpanContext, Status, StatusCode, TraceFlags
+
+from phonehome._fanout import DELTA
+from phonehome._gates import Consent, ConsentLogProcessor, ConsentSampler
+from phonehome._record import LOG, MEASURE, SPAN
+from phonehome._spool import Segment
+
+_SDK_ATTRIBUTES = {
+    k: v for k, v in Resource.create({}).attributes.items() if k.startswith("telemetry.sdk.")
+}
+
+
+@dataclass(slots=True)
+class Mapped:
+    """One segment as OpenTelemetry data, ready for any exporter."""
+
+    spans: list[ReadableSpan] = field(default_factory=list)
+    logs: list[ReadableLogRecord] = field(default_factory=list)
+    metrics: MetricsData | None = None
+
+    @property
+    def count(self) -> int:
+        """Spans and log records (metrics are aggregated: they count as one)."""
+        return len(self.spans) + len(self.logs) + (self.metrics is not None)
+
+
+class _PresetIds(IdGenerator):
+    """Hands the SDK the ids the host recorded."""
+
+    def __init__(self) -> None:
+        self.trace_id = 0
+        self.span_id = 0
+
+    def generate_span_id(self) -> int:
+        return self.span_id
+
+    def generate_trace_id(self) -> int:
+        return self.trace_id
+
+
+class _Collect(SpanExporter, LogRecordExporter):
+    def __init__(self) -> None:
+        self.spans: list[ReadableSpan] = []
+        self.logs: list[ReadableLogRecord] = []
+
+    def export(self, batch: Sequence[Any]) -> Any:
+        if batch and isinstance(batch[0], ReadableSpan):
+            self.spans.extend(batch)
+            return SpanExportResult.SUCCESS
+        self.logs.extend(batch)
+        return LogRecordExportResult.SUCCESS
+
+    def shutdown(self) -> None:
+        pass
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return True
+
+
+def _context(trace_id: int, span_id: int) -> otel_context.Context:
+    if not trace_id or not span_id:
+        return otel_context.Context()
+    parent = SpanContext(trace_id, span_id, is_remote=False, trace_flags=TraceFlags(1))
+    return trace.set_span_in_context(NonRecordingSpan(parent), otel_context.Context())
+
+
+def _exception_attributes(exception: Sequence[str] | None) -> dict[str, str]:
+    if not exception:
+        return {}
+    kind, message, stack = exception
+    return {"exception.type": kind, "exception.message": message, "exception.stacktrace": stack}
+
+
+def map_segment(segment: Segment, consent: Consent) -> Mapped:
+    """Replay one segment's records through the SDK."""
+    header = segment.header
+    resource = Resource({**_SDK_ATTRIBUTES, **header.get("resource", {})})
+    product = str(header.get("metric_prefix", "phonehome"))
+    ids = _PresetIds()
+    collect = _Collect()
+    tracer_provider = TracerProvider(
+        resource=resource, sampler=ConsentSampler(consent), id_generator=ids, shutdown_on_exit=False
+    )
+    tracer_provider.add_span_processor(SimpleSpanProcessor(collect))
+    logger_provider = LoggerProvider(resource=resource, shutdown_on_exit=False)
+    logger_provider.add_log_record_processor(
+        ConsentLogProcessor(consent, SimpleLogRecordProcessor(collect))
+    )
+    reader = InMemoryMetricReader(preferred_temporality=dict(DELTA))
+    meter_provider = MeterProvider(
+        resource=resource, metric_readers=[reader], shutdown_on_exit=False
+    )
+    tracer = tracer_provider.get_tracer("phonehome")
+    logger = logger_provider.get_logger("phonehome")
+    meter = meter_provider.get_meter("phonehome")
+    instruments: dict[tuple[str, str], Any] = {}
+    measured = False
+
+    def instrument(kind: str, name: str, unit: str = "", description: str = "") -> Any:
+        found = instruments.get((kind, name))
+        if found is None:
+            make: Any = {
+                "counter": meter.create_counter,
+                "histogram": meter.create_histogram,
+                "gauge": meter.create_gauge,
+            }[kind]
+            found = instruments[(kind, name)] = make(name, unit=unit, description=description)
+        return found
+
+    for record in segment.records:
+        kind = record[0]
+        if kind == SPAN:
+            (
+                _,
+                trace_id,
+                span_id,
+                parent_id,
+                name,
+                start,
+                end,
+                attributes,
+                error_type,
+                exception,
+                is_command,
+                events,
+            ) = record
+            ids.trace_id, ids.span_id = trace_id, span_id
+            span = tracer.start_span(
+                name, context=_context(trace_id, parent_id), attributes=attributes, start_time=start
+            )
+            for event_name, at, event_attributes in events or ():
+                span.add_event(event_name, event_attributes, timestamp=at)
+            if exception:
+                span.add_event("exception", _exception_attributes(exception), timestamp=end)
+            if error_type:
+                span.set_status(Status(StatusCode.ERROR, error_type))
+            span.end(end_time=end)
+            if is_command:
+                labels = {
+                    k: attributes[k]
+                    for k in ("command.name", "command.result", "error.type")
+                    if k in attributes
+                }
+                instrument(
+                    "counter",
+                    f"{product}.command.executions",
+                    "{execution}",
+                    "Commands run, by command and result",
+                ).add(1, labels)
+                instrument(
+                    "histogram",
+                    f"{product}.command.duration",
+                    "s",
+                    "Command duration, by command and result",
+                ).record((end - start) / 1e9, labels)
+                measured = True
+        elif kind == LOG:
+            (_, at, severity, level, body, attributes, event_name, trace_id, span_id, exception) = (
+                record
+            )
+            logger.emit(
+                timestamp=at,
+                observed_timestamp=at,
+                context=_context(trace_id, span_id),
+                severity_number=SeverityNumber(severity),
+                severity_text=level,
+                body=body,
+                attributes={**attributes, **_exception_attributes(exception)},
+                event_name=event_name or None,
+            )
+        elif kind == MEASURE:
+            _, measure, name, unit, description, value, attributes = record
+            method = {"counter": "add", "histogram": "record", "gauge": "set"}[measure]
+            getattr(instrument(measure, name, unit, description), method)(value, attributes)
+            measured = True
+    mapped = Mapped(collect.spans, collect.logs)
+    if measured and consent():
+        mapped.metrics = reader.get_metrics_data()
+    for provider in (tracer_provider, logger_provider, meter_provider):
+        provider.shutdown()
+    return mapped

@@ -1,0 +1,370 @@
+"""The sender: delivers spooled records to every destination, off the host's critical path.
+
+Runs as a detached process after a CLI run (``python -m phonehome._sender STATE_DIR``), in a
+service's background thread, or synchronously in CI. At most one per state directory at a
+time (an exclusive lock); a hard lifetime cap; never prints. Each destination is delivered
+in its own thread with its own progress, retries with backoff, and honours ``Retry-After``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from phonehome._consent import LiveConsent, Resolver
+from phonehome._destinations import Destination
+from phonehome._diagnostics import record_error
+from phonehome._spool import Spool
+
+LOCK_FILE = "sender.lock"
+CONFIG_FILE = "config.json"
+REPORT_FILE = "last-delivery.json"
+DEFAULT_LIFETIME = 30.0
+ROUND_SEGMENTS = 256
+CHUNK = 512
+MAX_BACKOFF = 30.0
+
+
+@dataclass(slots=True)
+class Report:
+    """What one delivery did, per destination key."""
+
+    delivered: dict[str, int] = field(default_factory=dict)
+    failed: dict[str, str] = field(default_factory=dict)
+    pending_segments: int = 0
+    corrupt: int = 0
+    purged: int = 0
+    removed_segments: int = 0
+    held: bool = False
+    """A destination asked to wait (``Retry-After``) beyond this delivery."""
+
+
+# -- locking --------------------------------------------------------------------------------
+def try_lock(state_dir: Path) -> int | None:
+    """Take the sender lock without waiting; the descriptor, or ``None`` if it is held."""
+    import fcntl
+
+    state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fd = os.open(state_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        return None
+    return fd
+
+
+def unlock(fd: int) -> None:
+    os.close(fd)  # closing the last descriptor releases the lock
+
+
+# -- configuration written by the host --------------------------------------------------------
+def load_config(state_dir: Path) -> dict[str, Any] | None:
+    try:
+        config = json.loads((state_dir / CONFIG_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    return config if isinstance(config, dict) else None
+
+
+def _destination(entry: dict[str, Any]) -> Destination:
+    fields = {k: v for k, v in entry.items() if k in Destination.__dataclass_fields__}
+    fields["headers"] = tuple(tuple(pair) for pair in fields.get("headers", ()))
+    return Destination(**fields)
+
+
+# -- delivery -------------------------------------------------------------------------------
+def deliver(state_dir: Path, budget: float, lock_fd: int | None = None) -> Report | None:
+    """Deliver what is spooled within ``budget`` seconds; ``None`` if another sender runs."""
+    fd = lock_fd if lock_fd is not None else try_lock(state_dir)
+    if fd is None:
+        return None
+    try:
+        report = _deliver_locked(state_dir, time.monotonic() + budget)
+    finally:
+        unlock(fd)
+    return report
+
+
+def _deliver_locked(state_dir: Path, deadline: float) -> Report:
+    report = Report()
+    config = load_config(state_dir)
+    if config is None:
+        return report
+    spool = Spool(
+        state_dir / "spool",
+        int(config.get("max_bytes", 10 << 20)),
+        float(config.get("max_age", 7 * 86400)),
+    )
+    resolver = Resolver(config["prefix"], config["consent"], config.get("enabled"), state_dir)
+    decision = resolver.resolve()
+    if not decision.enabled:
+        report.purged = spool.purge()
+        return report
+    consent = LiveConsent(resolver, decision)
+    destinations = {key: _destination(entry) for key, entry in config["destinations"].items()}
+    _report_drops(spool, config)
+    workers = {
+        key: _Worker(key, destination, spool, state_dir)
+        for key, destination in destinations.items()
+    }
+    while time.monotonic() < deadline:
+        names = spool.names()[:ROUND_SEGMENTS]
+        segments = {n: s for n in names if (s := spool.read(n)) is not None}
+        report.corrupt += sum(s.corrupt for s in segments.values())
+        jobs = {
+            key: [
+                n
+                for n in names
+                if n in segments and key in segments[n].destinations and n not in worker.done
+            ]
+            for key, worker in workers.items()
+        }
+        jobs = {
+            key: pending for key, pending in jobs.items() if pending and not workers[key].held()
+        }
+        if not jobs:
+            break
+        from phonehome._mapping import map_segment
+
+        mapped = {
+            n: map_segment(segments[n], consent) for n in {n for p in jobs.values() for n in p}
+        }
+        if not consent():
+            report.purged = spool.purge()
+            return report
+        threads = [
+            threading.Thread(
+                target=workers[key].run, args=(pending, mapped, consent, deadline), daemon=True
+            )
+            for key, pending in jobs.items()
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        if any(thread.is_alive() for thread in threads):
+            break
+        _remove_delivered(spool, segments, workers, report)
+        if all(not w.progressed for w in workers.values() if w.key in jobs):
+            break  # every destination with work failed this round: back off until next run
+    for worker in workers.values():
+        report.delivered[worker.key] = worker.records
+        report.held = report.held or worker.held()
+        if worker.error:
+            report.failed[worker.key] = worker.error
+    report.pending_segments = len(spool.names())
+    _write_report(state_dir, report)
+    return report
+
+
+def _report_drops(spool: Spool, config: dict[str, Any]) -> None:
+    """Spool the count of records dropped by the caps, as a metric, for every destination."""
+    spool.enforce_caps()
+    dropped = spool.take_dropped()
+    if dropped:
+        from phonehome._record import MEASURE
+
+        spool.append(
+            {
+                "destinations": list(config["destinations"]),
+                "resource": config.get("resource", {}),
+                "metric_prefix": config.get("metric_prefix", "phonehome"),
+            },
+            [
+                (
+                    MEASURE,
+                    "counter",
+                    "phonehome.spool.dropped",
+                    "{record}",
+                    "Records dropped from the local spool by its size or age cap",
+                    dropped,
+                    {},
+                )
+            ],
+        )
+
+
+def _remove_delivered(
+    spool: Spool, segments: dict[str, Any], workers: dict[str, _Worker], report: Report
+) -> None:
+    for name, segment in segments.items():
+        wanted = [k for k in segment.destinations if k in workers]
+        if all(name in workers[k].done for k in wanted):
+            spool.remove(name)
+            report.removed_segments += 1
+    spool.compact(set(spool.names()))
+
+
+def _write_report(state_dir: Path, report: Report) -> None:
+    try:
+        from phonehome import _state
+
+        _state.write_text(
+            state_dir / REPORT_FILE,
+            json.dumps(
+                {
+                    "at": time.time(),
+                    "delivered": report.delivered,
+                    "failed": report.failed,
+                    "pending_segments": report.pending_segments,
+                    "corrupt": report.corrupt,
+                    "purged": report.purged,
+                }
+            ),
+        )
+    except OSError:
+        pass
+
+
+class _Worker:
+    """Delivers to one destination: its exporters, progress, backoff and ``Retry-After``."""
+
+    def __init__(self, key: str, destination: Destination, spool: Spool, state_dir: Path) -> None:
+        self.key = key
+        self.destination = destination
+        self.spool = spool
+        self.done = spool.delivered(key)
+        self.records = 0
+        self.progressed = False
+        self.error = ""
+        self._exporters: dict[str, Any] | None = None
+        self._hold_file = spool.directory / "progress" / f"{key}.hold"
+
+    def held(self) -> bool:
+        """Whether the destination asked us (``Retry-After``) to wait beyond now."""
+        try:
+            return float(self._hold_file.read_text()) > time.time()
+        except (OSError, ValueError):
+            return False
+
+    def _hold(self, seconds: float) -> None:
+        self._hold_file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self._hold_file.write_text(str(time.time() + seconds))
+
+    def run(self, names: list[str], mapped: dict[str, Any], consent: Any, deadline: float) -> None:
+        """Export ``names`` in groups of about ``CHUNK`` items, marking each group on success."""
+        self.progressed = False
+        try:
+            exporters = self._build()
+        except Exception as error:
+            self.error = f"cannot build exporters: {error}"
+            return
+        attempt = 0
+        groups = _groups(names, mapped)
+        while groups and time.monotonic() < deadline and consent():
+            group = groups[0]
+            ok, retry_after = self._export(exporters, [mapped[n] for n in group])
+            if ok:
+                self.spool.mark_delivered(self.key, group)
+                self.done.update(group)
+                self.records += sum(mapped[n].count for n in group)
+                self.progressed = True
+                groups.pop(0)
+                attempt = 0
+                continue
+            attempt += 1
+            wait = max(min(MAX_BACKOFF, 0.25 * 2**attempt), retry_after or 0.0)
+            if time.monotonic() + wait >= deadline:
+                if retry_after:
+                    self._hold(retry_after)
+                return
+            time.sleep(wait)
+
+    def _build(self) -> dict[str, Any]:
+        if self._exporters is None:
+            from phonehome import _exporters
+
+            self._exporters = {
+                s: _exporters.build(self.destination, s) for s in ("traces", "logs", "metrics")
+            }
+        return self._exporters
+
+    def _export(self, exporters: dict[str, Any], group: list[Any]) -> tuple[bool, float | None]:
+        from opentelemetry.sdk._logs.export import LogRecordExportResult
+        from opentelemetry.sdk.metrics.export import MetricExportResult, MetricsData
+        from opentelemetry.sdk.trace.export import SpanExportResult
+
+        from phonehome._exporters import last_retry_after
+
+        spans = [s for m in group for s in m.spans]
+        logs = [r for m in group for r in m.logs]
+        metrics = [rm for m in group if m.metrics for rm in m.metrics.resource_metrics]
+        batches = (
+            ("traces", spans, SpanExportResult.SUCCESS),
+            ("logs", logs, LogRecordExportResult.SUCCESS),
+            (
+                "metrics",
+                MetricsData(resource_metrics=metrics) if metrics else None,
+                MetricExportResult.SUCCESS,
+            ),
+        )
+        try:
+            for signal, batch, success in batches:
+                exporter = exporters[signal]
+                if exporter is None or not batch:
+                    continue
+                if exporter.export(batch) is not success:
+                    self.error = f"{signal} export failed"
+                    return False, last_retry_after(exporter)
+        except Exception as error:
+            record_error(f"export to {self.key}", error)
+            self.error = f"export raised {type(error).__name__}"
+            return False, None
+        self.error = ""
+        return True, None
+
+
+def _groups(names: list[str], mapped: dict[str, Any]) -> list[list[str]]:
+    """Consecutive segments grouped so that each export carries about ``CHUNK`` items."""
+    groups: list[list[str]] = []
+    size = CHUNK
+    for name in names:
+        count = mapped[name].count
+        if (size + count > CHUNK and groups and groups[-1]) or not groups:
+            groups.append([])
+            size = 0
+        groups[-1].append(name)
+        size += count
+    return groups
+
+
+# -- the detached process ---------------------------------------------------------------------
+def main(argv: list[str]) -> int:
+    """``python -m phonehome._sender STATE_DIR [LIFETIME] [LOCK_FD]``"""
+    import logging
+    import signal
+
+    state_dir = Path(argv[0])
+    lifetime = float(argv[1]) if len(argv) > 1 else DEFAULT_LIFETIME
+    lock_fd = int(argv[2]) if len(argv) > 2 else None
+    if hasattr(signal, "alarm"):  # the hard cap, whatever an export does
+        signal.signal(signal.SIGALRM, lambda *_: os._exit(3))
+        signal.alarm(int(lifetime) + 2)
+    logging.disable(logging.CRITICAL)  # never print, whatever a library logs
+    try:
+        while time.monotonic() < _STARTED + lifetime:
+            report = deliver(state_dir, _STARTED + lifetime - time.monotonic(), lock_fd)
+            lock_fd = None
+            if report is None or report.failed or report.held:
+                break
+            # a host may have spooled after our last look, while we held the lock: look again
+            if not Spool(state_dir / "spool").names():
+                break
+    except Exception:
+        return 1
+    return 0
+
+
+_STARTED = time.monotonic()
+
+if __name__ == "__main__":
+    code = main(sys.argv[1:])
+    sys.stdout.flush()
+    os._exit(code)
