@@ -113,10 +113,10 @@ def test_the_probe_sees_every_side_effect_when_consent_is_on(tmp_path: Path) -> 
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     assert report["enabled"] is True
-    assert "opentelemetry.sdk.trace" in report["otel"]
-    assert report["threads"] > 1
+    assert "opentelemetry.sdk.trace" in report["otel"]  # flush() delivered in-process
     assert report["traceparent"] is None  # printed outside any span
     assert (state / "install-id").exists()
+    assert (state / "config.json").exists()
 
 
 def test_importing_phonehome_does_not_import_opentelemetry() -> None:

@@ -208,3 +208,21 @@ def map_segment(segment: Segment, consent: Consent) -> Mapped:
     for provider in (tracer_provider, logger_provider, meter_provider):
         provider.shutdown()
     return mapped
+
+
+def dropped_report(resource: dict[str, Any], count: int) -> Mapped:
+    """The ``phonehome.spool.dropped`` counter: records the spool's caps dropped unsent."""
+    reader = InMemoryMetricReader(preferred_temporality=dict(DELTA))
+    provider = MeterProvider(
+        resource=Resource({**_SDK_ATTRIBUTES, **resource}),
+        metric_readers=[reader],
+        shutdown_on_exit=False,
+    )
+    provider.get_meter("phonehome").create_counter(
+        "phonehome.spool.dropped",
+        unit="{record}",
+        description="Records dropped from the local spool by its size or age cap, unsent",
+    ).add(count)
+    mapped = Mapped(metrics=reader.get_metrics_data())
+    provider.shutdown()
+    return mapped

@@ -109,11 +109,8 @@ def _deliver_locked(state_dir: Path, deadline: float) -> Report:
         return report
     consent = LiveConsent(resolver, decision)
     destinations = {key: _destination(entry) for key, entry in config["destinations"].items()}
-    _report_drops(spool, config)
-    workers = {
-        key: _Worker(key, destination, spool, state_dir)
-        for key, destination in destinations.items()
-    }
+    spool.enforce_caps()
+    workers = {key: _Worker(key, d, spool, config) for key, d in destinations.items()}
     while time.monotonic() < deadline:
         names = spool.names()[:ROUND_SEGMENTS]
         segments = {n: s for n in names if (s := spool.read(n)) is not None}
@@ -164,33 +161,6 @@ def _deliver_locked(state_dir: Path, deadline: float) -> Report:
     return report
 
 
-def _report_drops(spool: Spool, config: dict[str, Any]) -> None:
-    """Spool the count of records dropped by the caps, as a metric, for every destination."""
-    spool.enforce_caps()
-    dropped = spool.take_dropped()
-    if dropped:
-        from phonehome._record import MEASURE
-
-        spool.append(
-            {
-                "destinations": list(config["destinations"]),
-                "resource": config.get("resource", {}),
-                "metric_prefix": config.get("metric_prefix", "phonehome"),
-            },
-            [
-                (
-                    MEASURE,
-                    "counter",
-                    "phonehome.spool.dropped",
-                    "{record}",
-                    "Records dropped from the local spool by its size or age cap",
-                    dropped,
-                    {},
-                )
-            ],
-        )
-
-
 def _remove_delivered(
     spool: Spool, segments: dict[str, Any], workers: dict[str, _Worker], report: Report
 ) -> None:
@@ -226,8 +196,11 @@ def _write_report(state_dir: Path, report: Report) -> None:
 class _Worker:
     """Delivers to one destination: its exporters, progress, backoff and ``Retry-After``."""
 
-    def __init__(self, key: str, destination: Destination, spool: Spool, state_dir: Path) -> None:
+    def __init__(
+        self, key: str, destination: Destination, spool: Spool, config: dict[str, Any]
+    ) -> None:
         self.key = key
+        self.config = config
         self.destination = destination
         self.spool = spool
         self.done = spool.delivered(key)
@@ -252,7 +225,7 @@ class _Worker:
         """Export ``names`` in groups of about ``CHUNK`` items, marking each group on success."""
         self.progressed = False
         try:
-            exporters = self._build()
+            exporters = self._build(deadline)
         except Exception as error:
             self.error = f"cannot build exporters: {error}"
             return
@@ -260,8 +233,11 @@ class _Worker:
         groups = _groups(names, mapped)
         while groups and time.monotonic() < deadline and consent():
             group = groups[0]
-            ok, retry_after = self._export(exporters, [mapped[n] for n in group])
+            owed = self.spool.dropped(self.key)
+            extra = [self._dropped_report(owed)] if owed > 0 else []
+            ok, retry_after = self._export(exporters, [mapped[n] for n in group] + extra)
             if ok:
+                self.spool.reported_dropped(self.key, owed if owed > 0 else 0)
                 self.spool.mark_delivered(self.key, group)
                 self.done.update(group)
                 self.records += sum(mapped[n].count for n in group)
@@ -277,12 +253,22 @@ class _Worker:
                 return
             time.sleep(wait)
 
-    def _build(self) -> dict[str, Any]:
+    def _dropped_report(self, count: int) -> Any:
+        from phonehome._mapping import dropped_report
+
+        return dropped_report(self.config.get("resource", {}), count)
+
+    def _build(self, deadline: float) -> dict[str, Any]:
+        """The destination's exporters, each request bounded by what is left of the budget."""
         if self._exporters is None:
+            from dataclasses import replace
+
             from phonehome import _exporters
 
+            remaining = max(0.1, deadline - time.monotonic())
+            bounded = replace(self.destination, timeout=min(self.destination.timeout, remaining))
             self._exporters = {
-                s: _exporters.build(self.destination, s) for s in ("traces", "logs", "metrics")
+                s: _exporters.build(bounded, s) for s in ("traces", "logs", "metrics")
             }
         return self._exporters
 

@@ -115,7 +115,11 @@ class Spool:
             os.unlink(self.directory / name)
 
     def enforce_caps(self, now: float | None = None) -> int:
-        """Drop the oldest segments beyond the size or age cap; return the records dropped."""
+        """Drop the oldest segments beyond the size or age cap; return the records dropped.
+
+        Each destination that had not received a dropped segment is owed a report of it
+        (see :meth:`dropped`).
+        """
         now = time.time() if now is None else now
         sizes: list[tuple[str, int]] = []
         for name in self.names():
@@ -129,19 +133,25 @@ class Spool:
             too_old = now - int(name.split("-", 1)[0]) / 1e9 > self.max_age
             if not too_old and total <= self.max_bytes:
                 break
-            dropped += self._count_records(name)
+            count, destinations = self._census(name)
+            for destination in destinations:
+                if name not in self.delivered(destination):
+                    self._owe(destination, count)
+            dropped += count
             self.remove(name)
             total -= size
-        if dropped:
-            self.add_dropped(dropped)
         return dropped
 
-    def _count_records(self, name: str) -> int:
+    def _census(self, name: str) -> tuple[int, list[str]]:
+        """A segment's record count and destinations, without parsing its records."""
         try:
             with open(self.directory / name, "rb") as handle:
-                return max(0, sum(1 for _ in handle) - 1)
-        except OSError:
-            return 0
+                header = json.loads(handle.readline() or b"{}")
+                count = sum(1 for line in handle if line.strip())
+        except (OSError, ValueError):
+            return 0, []
+        destinations = header.get("destinations", []) if isinstance(header, dict) else []
+        return count, [str(d) for d in destinations]
 
     # -- per-destination progress ------------------------------------------------------------
     def delivered(self, destination: str) -> set[str]:
@@ -165,6 +175,8 @@ class Spool:
         """Forget progress about segments that no longer exist."""
         directory = self.directory / "progress"
         for path in _files(directory):
+            if "." in path.name:  # .dropped and .hold files are not segment lists
+                continue
             kept = sorted(self.delivered(path.name) & live)
             if kept:
                 temporary = path.with_suffix(".tmp")
@@ -175,23 +187,29 @@ class Spool:
                 path.unlink(missing_ok=True)
 
     # -- dropped-record accounting -----------------------------------------------------------
-    def add_dropped(self, count: int) -> None:
-        path = self.directory / "dropped"
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    def _owe(self, destination: str, count: int) -> None:
+        directory = self.directory / "progress"
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd = os.open(
+            directory / f"{destination}.dropped", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600
+        )
         try:
             os.write(fd, f"{count}\n".encode())
         finally:
             os.close(fd)
 
-    def take_dropped(self) -> int:
-        """The records dropped since the last report; the count is reset."""
-        path = self.directory / "dropped"
+    def dropped(self, destination: str) -> int:
+        """Records dropped by the caps that ``destination`` has not been told about yet."""
         try:
-            text = path.read_text()
-            path.unlink()
+            text = (self.directory / "progress" / f"{destination}.dropped").read_text()
         except FileNotFoundError:
             return 0
-        return sum(int(n) for n in text.split() if n.isdigit())
+        return sum(int(n) for n in text.split() if n.lstrip("-").isdigit())
+
+    def reported_dropped(self, destination: str, count: int) -> None:
+        """``destination`` now knows about ``count`` dropped records."""
+        if count:
+            self._owe(destination, -count)
 
     def purge(self) -> int:
         """Delete every segment and all progress (consent was revoked)."""
@@ -199,7 +217,7 @@ class Spool:
         for name in self.names():
             self.remove(name)
             removed += 1
-        for path in [*_files(self.directory / "progress"), self.directory / "dropped"]:
+        for path in _files(self.directory / "progress"):
             path.unlink(missing_ok=True)
         return removed
 

@@ -16,8 +16,8 @@ class AzureIngestion(LoopbackServer):
     arrived (the JSON the exporter sent, one dict per telemetry item).
     """
 
-    def __init__(self, instrumentation_key: str | None = None) -> None:
-        super().__init__()
+    def __init__(self, instrumentation_key: str | None = None, port: int = 0) -> None:
+        super().__init__(port)
         self.instrumentation_key = instrumentation_key or str(uuid.uuid4())
         self.envelopes: list[dict[str, Any]] = []
 

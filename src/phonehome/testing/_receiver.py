@@ -61,8 +61,8 @@ class OTLPReceiver(LoopbackServer):
     headers. Set ``status`` to answer with an error.
     """
 
-    def __init__(self) -> None:
-        super().__init__()
+    def __init__(self, port: int = 0) -> None:
+        super().__init__(port)
         self.spans: list[Span] = []
         self.metrics: list[Metric] = []
         self.logs: list[LogRecord] = []

@@ -19,10 +19,14 @@ class LoopbackServer:
     decoded body, and returns the status code, the response headers and the body.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, port: int = 0) -> None:
         self._cond = threading.Condition()
         self.status = 200
         """The status code to answer with (for fault tests)."""
+        self.retry_after: str | None = None
+        """A ``Retry-After`` header to send with an error status."""
+        self.delay = 0.0
+        """Seconds to wait before answering (a slow destination)."""
         self.requests: list[tuple[str, dict[str, str]]] = []
         server = self
 
@@ -40,11 +44,15 @@ class LoopbackServer:
                 headers = {k.lower(): v for k, v in self.headers.items()}
                 with server._cond:
                     server.requests.append((self.path, headers))
+                if server.delay:
+                    time.sleep(server.delay)  # a slow destination, on purpose
                 try:
                     status, reply_headers, reply = server.handle(self.path, headers, body)
                 except Exception as error:  # a decoding bug must show up in the test
                     status, reply_headers, reply = 400, {}, str(error).encode()
                 self.send_response(status)
+                if status != 200 and server.retry_after is not None:
+                    self.send_header("Retry-After", server.retry_after)
                 for key, value in reply_headers.items():
                     self.send_header(key, value)
                 self.send_header("Content-Length", str(len(reply)))
@@ -56,7 +64,7 @@ class LoopbackServer:
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self._httpd.daemon_threads = True
         self._thread = threading.Thread(
             target=self._httpd.serve_forever, daemon=True, kwargs={"poll_interval": 0.05}
