@@ -4,8 +4,8 @@
         with telemetry.command("generate", params=args, collect={"language"}):
             ...
 
-Importing this package does not import OpenTelemetry: the OpenTelemetry components
-(``ConsentSampler``, the fan-out exporters) load on first access.
+Importing this package is cheap and does not import OpenTelemetry: everything beyond
+``instrument`` (destinations, the OpenTelemetry components) loads on first access.
 """
 
 from __future__ import annotations
@@ -13,10 +13,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from phonehome._consent import Decision
-from phonehome._destinations import Destination, DestinationError, azure, otlp
 from phonehome._telemetry import Telemetry, instrument
 
 if TYPE_CHECKING:
+    from phonehome._destinations import Destination, DestinationError, azure, otlp
     from phonehome._fanout import FanOutLogExporter, FanOutMetricExporter, FanOutSpanExporter
     from phonehome._gates import ConsentLogProcessor, ConsentMetricExporter, ConsentSampler
 
@@ -40,6 +40,10 @@ __all__ = [
 ]
 
 _LAZY = {
+    "Destination": "phonehome._destinations",
+    "DestinationError": "phonehome._destinations",
+    "azure": "phonehome._destinations",
+    "otlp": "phonehome._destinations",
     "ConsentSampler": "phonehome._gates",
     "ConsentLogProcessor": "phonehome._gates",
     "ConsentMetricExporter": "phonehome._gates",

@@ -10,13 +10,11 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Literal
 
 from phonehome import _environment as env
-from phonehome import _state
 from phonehome._diagnostics import warn
 
 ConsentDefault = Literal["opt-in", "opt-out"]
@@ -24,33 +22,71 @@ ConsentDefault = Literal["opt-in", "opt-out"]
 CONSENT_FILE = "consent.json"
 
 
-@dataclass(frozen=True, slots=True)
 class Decision:
-    """Whether telemetry is on, the source that decided and what it said."""
+    """Whether telemetry is on, the source that decided and what it said.
 
-    enabled: bool
-    source: str
-    detail: str
+    (A plain class rather than a dataclass or NamedTuple: building those at import time
+    costs a CLI more than this whole module.)
+    """
+
+    __slots__ = ("detail", "enabled", "source")
+
+    def __init__(self, enabled: bool, source: str, detail: str) -> None:
+        self.enabled = enabled
+        self.source = source
+        self.detail = detail
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Decision):
+            return NotImplemented
+        return (self.enabled, self.source, self.detail) == (
+            other.enabled,
+            other.source,
+            other.detail,
+        )
+
+    def __hash__(self) -> int:
+        return hash((self.enabled, self.source, self.detail))
+
+    def __repr__(self) -> str:
+        return f"Decision(enabled={self.enabled!r}, source={self.source!r}, detail={self.detail!r})"
 
     def __str__(self) -> str:
         return f"{'on' if self.enabled else 'off'} ({self.detail})"
 
 
-@dataclass(frozen=True, slots=True)
 class Resolver:
-    """Everything consent depends on, fixed at ``instrument()`` time."""
+    """Everything consent depends on, fixed at ``instrument()`` time.
 
-    prefix: str
-    default: ConsentDefault
-    enabled: bool | None
-    state_dir: Path
+    ``where`` may be a callable: the platform's state directory is then located (an
+    import of ``platformdirs``) only if the stored choice has to be read.
+    """
+
+    __slots__ = ("default", "enabled", "prefix", "where")
+
+    def __init__(
+        self,
+        prefix: str,
+        default: ConsentDefault,
+        enabled: bool | None,
+        where: Path | Callable[[], Path],
+    ) -> None:
+        self.prefix = prefix
+        self.default = default
+        self.enabled = enabled
+        self.where = where
+
+    @property
+    def state_dir(self) -> Path:
+        return self.where if isinstance(self.where, Path) else self.where()
 
     @property
     def consent_file(self) -> Path:
         return self.state_dir / CONSENT_FILE
 
-    def resolve(self, environ: Mapping[str, str] = os.environ) -> Decision:
+    def resolve(self, environ: Mapping[str, str] | None = None) -> Decision:
         """Decide now. Invalid values count as "off" and are reported once."""
+        environ = os.environ if environ is None else environ
         optout = env.TELEMETRY_OPTOUT.format(prefix=self.prefix)
         for name, off_when in (
             (env.DO_NOT_TRACK, True),
@@ -85,6 +121,8 @@ class Resolver:
     def stored_choice(self) -> bool | None:
         """The user's stored choice, or ``None`` when there is none (or it is unreadable)."""
         try:
+            from phonehome import _state
+
             text = _state.read_text(self.consent_file)
             if text is None:
                 return None
@@ -99,6 +137,8 @@ class Resolver:
 
     def store_choice(self, enabled: bool) -> None:
         """Remember the user's choice (``telemetry enable`` / ``disable``)."""
+        from phonehome import _state
+
         record = {"enabled": enabled, "changed": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
         _state.write_text(self.consent_file, json.dumps(record) + "\n")
 

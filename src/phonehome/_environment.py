@@ -6,8 +6,6 @@ every non-alphanumeric character replaced by ``_`` (``democli`` -> ``DEMOCLI``).
 
 from __future__ import annotations
 
-import re
-
 DO_NOT_TRACK = "DO_NOT_TRACK"
 """The cross-tool opt-out (https://consoledonottrack.com): a true value turns telemetry off."""
 
@@ -64,18 +62,15 @@ CI_VARIABLES = (
 )
 """Variables that reveal a CI provider (the generic ``CI`` last)."""
 
-_NON_ALNUM = re.compile(r"[^A-Za-z0-9]")
-_NOT_INSTRUMENT = re.compile(r"[^A-Za-z0-9_.\-/]")
-
 
 def prefix_for(product: str) -> str:
     """The variable prefix for a product name: ``my-cli`` -> ``MY_CLI``."""
-    return _NON_ALNUM.sub("_", product).upper()
+    return "".join(c if c.isascii() and c.isalnum() else "_" for c in product).upper()
 
 
 def instrument_name(product: str) -> str:
     """A product name made valid as an OpenTelemetry instrument name prefix."""
-    name = _NOT_INSTRUMENT.sub("_", product)
+    name = "".join(c if c.isascii() and (c.isalnum() or c in "_.-/") else "_" for c in product)
     return name if name[:1].isalpha() else "p" + name
 
 

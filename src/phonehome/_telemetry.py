@@ -8,23 +8,26 @@ only by the sender.
 
 from __future__ import annotations
 
-import logging
 import os
 import time
-from collections.abc import Collection, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from phonehome import _environment as env
-from phonehome import _state
 from phonehome._consent import ConsentDefault, Decision, LiveConsent, Resolver
-from phonehome._delivery import PROMOTE_AFTER, Delivery, Mode
-from phonehome._destinations import Destination
 from phonehome._diagnostics import contained, record_error, warn
-from phonehome._record import MEASURE, LogBridge, Recorder, Span, clean, command_attributes
-from phonehome._spool import DEFAULT_MAX_AGE, DEFAULT_MAX_BYTES
+
+if TYPE_CHECKING:
+    import logging
+
+    from phonehome._delivery import PROMOTE_AFTER, Delivery, Mode
+    from phonehome._destinations import Destination
+    from phonehome._record import MEASURE, LogBridge, Recorder, Span, clean, command_attributes
+
+# Everything below the consent decision (recording, spooling, delivery) is imported only
+# when consent is on: an opted-out run pays for this module and ``_consent`` alone.
 
 MAX_BUFFERED = 2000
 """Records held in memory before they are written to the spool as one segment."""
@@ -148,6 +151,8 @@ class Telemetry:
             elif delivery.mode == "service":
                 delivery.promote(self._recorder.drain)
             if settings.capture_logging:
+                import logging
+
                 self._handler = LogBridge(self._recorder, logging.WARNING)
                 logging.getLogger().addHandler(self._handler)
 
@@ -315,6 +320,8 @@ class Telemetry:
 
     def _unhook_logging(self) -> None:
         if self._handler is not None:
+            import logging
+
             logging.getLogger().removeHandler(self._handler)
             self._handler = None
 
@@ -324,25 +331,60 @@ class Telemetry:
             self._delivery.promote(self._recorder.drain)
 
 
-@dataclass(frozen=True, slots=True)
 class _Settings:
-    """``instrument()``'s arguments, checked once."""
+    """``instrument()``'s arguments, checked once (``state_dir`` ``None``: the platform's)."""
 
-    product: str
-    version: str
-    prefix: str
-    consent: ConsentDefault
-    enabled: bool | None
-    vendor: str | Destination | None
-    user: str | Destination | None
-    state_dir: Path
-    shutdown_timeout: float
-    capture_logging: bool
-    mode: Mode
-    ci_budget: float
-    spool_max_bytes: int
-    spool_max_age: float
-    sender_lifetime: float
+    __slots__ = (
+        "capture_logging",
+        "ci_budget",
+        "consent",
+        "enabled",
+        "mode",
+        "prefix",
+        "product",
+        "sender_lifetime",
+        "shutdown_timeout",
+        "spool_max_age",
+        "spool_max_bytes",
+        "state_dir",
+        "user",
+        "vendor",
+        "version",
+    )
+
+    def __init__(
+        self,
+        product: str,
+        version: str,
+        prefix: str,
+        consent: ConsentDefault,
+        enabled: bool | None,
+        vendor: str | Destination | None,
+        user: str | Destination | None,
+        state_dir: Path | None,
+        shutdown_timeout: float,
+        capture_logging: bool,
+        mode: Mode,
+        ci_budget: float,
+        spool_max_bytes: int,
+        spool_max_age: float,
+        sender_lifetime: float,
+    ) -> None:
+        self.product = product
+        self.version = version
+        self.prefix = prefix
+        self.consent = consent
+        self.enabled = enabled
+        self.vendor = vendor
+        self.user = user
+        self.state_dir = state_dir
+        self.shutdown_timeout = shutdown_timeout
+        self.capture_logging = capture_logging
+        self.mode = mode
+        self.ci_budget = ci_budget
+        self.spool_max_bytes = spool_max_bytes
+        self.spool_max_age = spool_max_age
+        self.sender_lifetime = sender_lifetime
 
 
 def instrument(
@@ -358,8 +400,8 @@ def instrument(
     capture_logging: bool = True,
     mode: Mode = "auto",
     ci_budget: float = 2.0,
-    spool_max_bytes: int = DEFAULT_MAX_BYTES,
-    spool_max_age: float = DEFAULT_MAX_AGE,
+    spool_max_bytes: int = 10 * 1024 * 1024,
+    spool_max_age: float = 7 * 24 * 3600.0,
     sender_lifetime: float = 30.0,
 ) -> Telemetry:
     """Start telemetry for ``product``; use the result as a context manager.
@@ -402,7 +444,7 @@ def instrument(
     except _SettingError as error:
         warn(f"{error}; telemetry is off")
         return Telemetry(_OFF_SETTINGS, None, Decision(False, "invalid", str(error)))
-    resolver = Resolver(settings.prefix, settings.consent, settings.enabled, settings.state_dir)
+    resolver = Resolver(settings.prefix, settings.consent, settings.enabled, _state_dir(settings))
     try:
         decision = resolver.resolve()
     except Exception as error:
@@ -419,6 +461,10 @@ def instrument(
 
 def _start_pipeline(settings: _Settings, resolver: Resolver, decision: Decision) -> Telemetry:
     from phonehome import _destinations, _identity, _resource
+    from phonehome._delivery import Delivery
+
+    _load_recording()
+    state_dir = resolver.state_dir
 
     live = LiveConsent(resolver, decision)
     destinations = _destinations.resolve(settings.vendor, settings.user)
@@ -426,13 +472,13 @@ def _start_pipeline(settings: _Settings, resolver: Resolver, decision: Decision)
         _resource.attributes(
             settings.product,
             settings.version,
-            _identity.install_id(settings.state_dir),
+            _identity.install_id(state_dir),
             _identity.session_id(),
         ),
         os.environ,
     )
     delivery = Delivery(
-        state_dir=settings.state_dir,
+        state_dir=state_dir,
         product=settings.product,
         prefix=settings.prefix,
         consent=settings.consent,
@@ -449,8 +495,51 @@ def _start_pipeline(settings: _Settings, resolver: Resolver, decision: Decision)
     return Telemetry(settings, resolver, decision, live, delivery)
 
 
+def _load_recording() -> None:
+    """Bind the recording names used on the hot path, once, when consent is on.
+
+    They are module globals (not imports inside each method) so that ``command()`` pays a
+    global lookup, and an opted-out run never imports ``_record`` or ``_delivery`` at all.
+    """
+    if "Span" in globals():
+        return
+    from phonehome import _delivery, _record
+
+    globals().update(
+        Span=_record.Span,
+        Recorder=_record.Recorder,
+        LogBridge=_record.LogBridge,
+        MEASURE=_record.MEASURE,
+        clean=_record.clean,
+        command_attributes=_record.command_attributes,
+        PROMOTE_AFTER=_delivery.PROMOTE_AFTER,
+    )
+
+
 class _SettingError(ValueError):
     pass
+
+
+def _is_destination(value: object) -> bool:
+    from phonehome._destinations import Destination
+
+    return isinstance(value, Destination)
+
+
+def _state_dir(settings: _Settings) -> Callable[[], Path] | Path:
+    """The state directory, or a callable that locates it on first use."""
+    if settings.state_dir is not None:
+        return settings.state_dir
+    located: list[Path] = []
+
+    def locate() -> Path:
+        if not located:
+            from phonehome._state import state_dir
+
+            located.append(state_dir(settings.product))
+        return located[0]
+
+    return locate
 
 
 def _settings(
@@ -478,7 +567,7 @@ def _settings(
     if enabled is not None and not isinstance(enabled, bool):
         raise _SettingError(f"instrument(enabled={enabled!r}): use True, False or None")
     for name, value in (("vendor", vendor), ("user", user)):
-        if value is not None and not isinstance(value, str | Destination):
+        if value is not None and not isinstance(value, str) and not _is_destination(value):
             raise _SettingError(
                 f"instrument({name}=...): expected a URL, a connection string "
                 f"or a Destination, got {type(value).__name__}"
@@ -510,7 +599,7 @@ def _settings(
         enabled=enabled,
         vendor=vendor,  # type: ignore[arg-type]
         user=user,  # type: ignore[arg-type]
-        state_dir=_state.state_dir(product.strip(), state_dir),
+        state_dir=Path(state_dir) if state_dir is not None else None,
         shutdown_timeout=float(shutdown_timeout),
         capture_logging=bool(capture_logging),
         mode=mode,
