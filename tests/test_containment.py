@@ -17,7 +17,7 @@ from tests.conftest import clean_environ, run_python
 HOST = """
 import sys, phonehome
 with phonehome.instrument("democli", vendor={vendor!r}, state_dir={state!r},
-                          shutdown_timeout=1.0) as t:
+                          shutdown_timeout=1.0, mode={mode!r}, ci_budget=1.0) as t:
     with t.command("generate", params={{"language": "go"}}, collect={{"language"}}):
         print("host output")
     t.event("done", {{"n": 1}})
@@ -39,8 +39,11 @@ def silent_server() -> tuple[socket.socket, int]:
     return server, int(server.getsockname()[1])
 
 
+@pytest.mark.parametrize("mode", ["cli", "ci"])
 @pytest.mark.parametrize("fault", ["port closed", "never answers", "HTTP 503"])
-def test_a_failing_collector_leaves_output_and_exit_code_alone(tmp_path: Path, fault: str) -> None:
+def test_a_failing_collector_leaves_output_and_exit_code_alone(
+    tmp_path: Path, fault: str, mode: str
+) -> None:
     server = receiver = None
     if fault == "port closed":
         vendor = f"http://127.0.0.1:{closed_port()}"
@@ -53,7 +56,9 @@ def test_a_failing_collector_leaves_output_and_exit_code_alone(tmp_path: Path, f
         receiver.start()
         vendor = receiver.url
     try:
-        result = run_python(HOST.format(vendor=vendor, state=str(tmp_path / "s")), clean_environ())
+        result = run_python(
+            HOST.format(vendor=vendor, state=str(tmp_path / "s"), mode=mode), clean_environ()
+        )
     finally:
         if server is not None:
             server.close()
@@ -67,7 +72,9 @@ def test_a_failing_collector_leaves_output_and_exit_code_alone(tmp_path: Path, f
 def test_the_hosts_exception_keeps_its_traceback_and_exit_code(tmp_path: Path) -> None:
     code = HOST.replace('print("host output")', 'raise RuntimeError("host bug")')
     result = run_python(
-        code.format(vendor=f"http://127.0.0.1:{closed_port()}", state=str(tmp_path / "s")),
+        code.format(
+            vendor=f"http://127.0.0.1:{closed_port()}", state=str(tmp_path / "s"), mode="cli"
+        ),
         clean_environ(),
     )
     assert result.returncode == 1

@@ -9,6 +9,7 @@ in its own thread with its own progress, retries with backoff, and honours ``Ret
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sys
 import threading
@@ -19,7 +20,7 @@ from typing import Any
 
 from phonehome._consent import LiveConsent, Resolver
 from phonehome._destinations import Destination
-from phonehome._diagnostics import record_error
+from phonehome._diagnostics import errors, record_error
 from phonehome._spool import Spool
 
 LOCK_FILE = "sender.lock"
@@ -80,11 +81,36 @@ def _destination(entry: dict[str, Any]) -> Destination:
 
 
 # -- delivery -------------------------------------------------------------------------------
+_QUIET_LOGGERS = ("opentelemetry", "azure.monitor.opentelemetry.exporter", "azure.core.pipeline")
+
+
+class _Counted(logging.Handler):
+    """Counts the exporters' warnings and errors instead of letting them reach a terminal."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.levelno >= logging.WARNING:
+            errors[f"{record.name}: {record.levelname.lower()}"] += 1
+
+
+def quiet_exporter_logs() -> None:
+    """Keep the exporters' own messages (a dead collector, a retry) off the user's terminal.
+
+    For in-process delivery (CI, services). Not undone afterwards: an export abandoned at the
+    deadline may still log later.
+    """
+    for name in _QUIET_LOGGERS:
+        logger = logging.getLogger(name)
+        if not any(isinstance(h, _Counted) for h in logger.handlers):
+            logger.addHandler(_Counted())
+            logger.propagate = False
+
+
 def deliver(state_dir: Path, budget: float, lock_fd: int | None = None) -> Report | None:
     """Deliver what is spooled within ``budget`` seconds; ``None`` if another sender runs."""
     fd = lock_fd if lock_fd is not None else try_lock(state_dir)
     if fd is None:
         return None
+    quiet_exporter_logs()
     try:
         report = _deliver_locked(state_dir, time.monotonic() + budget)
     finally:
@@ -324,7 +350,6 @@ def _groups(names: list[str], mapped: dict[str, Any]) -> list[list[str]]:
 # -- the detached process ---------------------------------------------------------------------
 def main(argv: list[str]) -> int:
     """``python -m phonehome._sender STATE_DIR [LIFETIME] [LOCK_FD]``"""
-    import logging
     import signal
 
     state_dir = Path(argv[0])

@@ -30,10 +30,13 @@ class Rotel:
     """A Rotel collector on 127.0.0.1 forwarding everything to ``forward_to`` over OTLP.
 
     ``http_endpoint`` and ``grpc_endpoint`` are the receiving URLs. ``with Rotel(url) as r``
-    starts it and waits until both ports accept; leaving the block stops it.
+    starts it and waits until both ports accept; leaving the block stops it. With
+    ``forward_to=None`` it discards what it receives (its blackhole exporter).
     """
 
-    def __init__(self, forward_to: str, *, protocol: str = "http", extra: list[str] | None = None):
+    def __init__(
+        self, forward_to: str | None, *, protocol: str = "http", extra: list[str] | None = None
+    ):
         self.forward_to = forward_to
         self.http_port = free_port()
         self.grpc_port = free_port()
@@ -66,12 +69,7 @@ class Rotel:
                 f"127.0.0.1:{self.http_port}",
                 "--otlp-grpc-endpoint",
                 f"127.0.0.1:{self.grpc_port}",
-                "--exporter",
-                "otlp",
-                "--otlp-exporter-endpoint",
-                self.forward_to,
-                "--otlp-exporter-protocol",
-                self._protocol,
+                *self._exporter_flags(),
                 "--batch-timeout",
                 "50ms",
                 "--pid-file",
@@ -92,6 +90,18 @@ class Rotel:
                     self.stop()
                     raise RuntimeError(f"Rotel did not start: {self.log[-2000:]}")
                 time.sleep(0.02)
+
+    def _exporter_flags(self) -> list[str]:
+        if self.forward_to is None:
+            return ["--exporter", "blackhole"]
+        return [
+            "--exporter",
+            "otlp",
+            "--otlp-exporter-endpoint",
+            self.forward_to,
+            "--otlp-exporter-protocol",
+            self._protocol,
+        ]
 
     def stop(self) -> None:
         if self._process is not None and self._process.poll() is None:
