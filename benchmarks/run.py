@@ -166,22 +166,38 @@ elif variant.startswith("otel"):
 """
 THROUGHPUT_RAW = """
 import sys, time
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 n = int(sys.argv[2])
 provider = TracerProvider()
 provider.add_span_processor(BatchSpanProcessor(
     OTLPSpanExporter(endpoint=sys.argv[1] + "/v1/traces"), max_queue_size=n,
     max_export_batch_size=512))
+meters = MeterProvider(metric_readers=[PeriodicExportingMetricReader(
+    OTLPMetricExporter(endpoint=sys.argv[1] + "/v1/metrics"), export_interval_millis=3_600_000)])
 tracer = provider.get_tracer("democli")
+meter = meters.get_meter("democli")
+executions = meter.create_counter("democli.command.executions")
+duration = meter.create_histogram("democli.command.duration", unit="s")
 started = time.perf_counter()
-for i in range(n):
-    with tracer.start_as_current_span("generate", attributes={"language": "go", "i": i}):
+for i in range(n):  # the same telemetry as one command: a span and two measurements
+    attributes = {"command.name": "generate", "command.params": ["i", "language"],
+                  "command.param.language": "go", "command.param.i": i,
+                  "command.result": "success"}
+    with tracer.start_as_current_span("generate", attributes=attributes):
         pass
+    labels = {"command.name": "generate", "command.result": "success"}
+    executions.add(1, labels)
+    duration.record(0.001, labels)
 provider.force_flush(120_000)
+meters.force_flush(120_000)
 print(n / (time.perf_counter() - started))
 provider.shutdown()
+meters.shutdown()
 """
 THROUGHPUT_FILL = (
     TYPICAL
@@ -197,6 +213,11 @@ THROUGHPUT_SEND = """
 import sys, time
 from pathlib import Path
 from phonehome import _sender
+# imported before the clock starts, as the raw program's SDK and exporters are
+import phonehome._mapping, phonehome._exporters
+import opentelemetry.exporter.otlp.proto.http.trace_exporter
+import opentelemetry.exporter.otlp.proto.http.metric_exporter
+import opentelemetry.exporter.otlp.proto.http._log_exporter
 started = time.perf_counter()
 report = _sender.deliver(Path(sys.argv[1]), 120)
 assert report is not None and not report.failed, report
@@ -273,7 +294,7 @@ def main() -> int:
 
         # 1. start-up
         typical = median_of(n, lambda: run(TYPICAL)[0])
-        off_inside = median_of(n, lambda: float(run(OFF_TIMED)[1]))
+        off_inside = median_of(n, lambda: float(run(OFF_TIMED, env={**CLEAN, "DO_NOT_TRACK": "1"})[1]))
 
         def cli_run(vendor: str) -> float:
             elapsed = run(PHONEHOME, vendor, state())[0]
@@ -358,7 +379,10 @@ def main() -> int:
 
         # 4. memory
         def rss(label: str) -> float:
-            code = MEMORY[label] + "\nprint(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"
+            # VmHWM, not ru_maxrss: Linux carries ru_maxrss over from the forked parent
+            code = MEMORY[label] + (
+                "\nprint([l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM')][0])\n"
+            )
             return float(run(code, receiver.url, state(), ingestion.connection_string)[1]) / 1024
 
         memory = {label: median_of(3, lambda lb=label: rss(lb)) for label in MEMORY}
@@ -439,21 +463,21 @@ NOTES = """
 ## How each figure is taken
 
 - **Start-up, consent off**: a fresh interpreter that has imported the typical CLI's modules
-  times `import phonehome`, `instrument()` and one `command()` with `time.perf_counter`
-  (`DO_NOT_TRACK` is not even needed: the vendor URL is never contacted), and checks that no
-  `opentelemetry` module was loaded.
+  times `import phonehome`, `instrument()` and one `command()` with `time.perf_counter`, with
+  `DO_NOT_TRACK=1`, and checks that no `opentelemetry` module was loaded.
 - **Start-up to exit**: wall time of the whole process, minus the typical CLI's. phonehome
   writes one spool segment and starts a detached sender; the raw programs build an SDK
   pipeline, record one span and shut down (which exports it).
 - **Per call**: `timeit`, 20,000 calls, the median of 7 repeats, in one process.
 - **Exit with a misbehaving collector**: the same program with the vendor on a closed port,
   and on a port that accepts and never answers, minus the program with telemetry off.
-- **Memory**: `ru_maxrss` at the end of a program that records 10,000 events, minus the
-  typical CLI's.
+- **Memory**: the peak resident set (`VmHWM`) at the end of a program that records 10,000
+  events, minus the typical CLI's.
 - **Sender throughput**: 20,000 command spans spooled by a CLI run (the sender lock held so
   that none starts), then one `deliver()` into Rotel with its blackhole exporter; the raw
-  figure is the SDK creating and exporting the same number of spans through
-  `BatchSpanProcessor` and the OTLP HTTP exporter into the same Rotel.
+  figure is the SDK producing the same telemetry (each command a span with the same
+  attributes, a counter increment and a histogram value) and exporting it through
+  `BatchSpanProcessor`, a metric reader and the OTLP HTTP exporters into the same Rotel.
 """
 
 

@@ -313,3 +313,24 @@ def test_retry_after_is_honoured_across_runs(tmp_path: Path) -> None:
         report = _sender.deliver(state, budget=2)
         assert report is not None and report.held
         assert len(vendor.requests) == first  # asked to wait two minutes: nothing sent
+
+
+def test_the_mode_variable_forces_synchronous_delivery_when_the_code_says_auto(
+    tmp_path: Path,
+) -> None:
+    with OTLPReceiver() as vendor:
+        code, _, err = finished(
+            host(vendor.url, tmp_path / "s", mode="auto", DEMOCLI_TELEMETRY_MODE="ci")
+        )
+        assert (code, err) == (0, "")
+        assert len(vendor.spans) == 1  # delivered before the host exited
+        code, _, err = finished(
+            host(vendor.url, tmp_path / "s", mode="auto", DEMOCLI_TELEMETRY_MODE="sometimes")
+        )
+        assert code == 0
+        assert err.strip() == (
+            "phonehome: DEMOCLI_TELEMETRY_MODE='sometimes' is not one of cli, "
+            "ci, service, auto; using auto"
+        )
+        assert vendor.wait_until(lambda: len(vendor.spans) == 2, timeout=20)
+    wait_no_sender(tmp_path / "s")

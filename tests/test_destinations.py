@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -10,6 +12,7 @@ import pytest
 import phonehome
 from phonehome._destinations import parse
 from phonehome.testing import AzureIngestion, OTLPReceiver
+from tests.conftest import clean_environ
 
 KEY = "11111111-2222-3333-4444-555555555555"
 
@@ -175,3 +178,29 @@ def test_strings_parse_into_destinations_and_describe_masks_credentials() -> Non
     assert KEY not in azure.describe() and KEY not in repr(azure)
     secret = phonehome.otlp("https://x.example", headers={"authorization": "Bearer abcdefghijkl"})
     assert "abcdefghijkl" not in secret.describe()
+
+
+def test_a_destination_whose_exporter_is_missing_names_the_extra(tmp_path: Path) -> None:
+    code = """
+import sys
+class HideAzure:  # an environment where the azure extra was not installed
+    def find_spec(self, name, path=None, target=None):
+        if name.startswith("azure"):
+            raise ModuleNotFoundError(name)
+sys.meta_path.insert(0, HideAzure())
+import phonehome
+with phonehome.instrument("democli", user=sys.argv[1], state_dir=sys.argv[2]) as t:
+    print(t.destinations)
+"""
+    result = subprocess.run(
+        [sys.executable, "-c", code, f"InstrumentationKey={KEY}", str(tmp_path)],
+        env=clean_environ(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0
+    assert result.stdout.strip() == "()"
+    assert result.stderr.strip().endswith(
+        "pip install 'phonehome[azure]'; that destination is skipped"
+    )

@@ -99,5 +99,5 @@ def test_purge_removes_segments_progress_and_counts(tmp_path: Path) -> None:
 
 def test_the_header_is_json_on_the_first_line(tmp_path: Path) -> None:
     path = Spool(tmp_path).append(HEADER, records(1))
-    header = json.loads(path.read_text().splitlines()[0])
+    header = json.loads(path.read_bytes().split(b"\n", 1)[0])
     assert header == {"format": "phonehome-spool", "version": 1, **HEADER}

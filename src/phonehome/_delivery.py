@@ -9,13 +9,12 @@ be killed with the job; ``service`` delivers from a background thread every few 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import sys
 import threading
+import zlib
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Literal
 
@@ -39,10 +38,27 @@ def detect_ci(environ: Mapping[str, str] = os.environ) -> str | None:
     return None
 
 
+def _resolve_mode(mode: Mode, prefix: str) -> Mode:
+    """The code's mode; if ``auto``: ``<PREFIX>_TELEMETRY_MODE``, else CI detection."""
+    if mode != "auto":
+        return mode
+    name = env.TELEMETRY_MODE.format(prefix=prefix)
+    forced = os.environ.get(name, "").strip().lower()
+    if forced in ("cli", "ci", "service"):
+        return forced  # type: ignore[return-value]
+    if forced and forced != "auto":
+        warn(f"{name}={forced!r} is not one of cli, ci, service, auto; using auto")
+    return "ci" if detect_ci() else "cli"
+
+
 def destination_key(role: Role, destination: Destination) -> str:
-    """A stable name for a destination's progress, without its credentials in clear."""
-    text = json.dumps([role, asdict(destination)], sort_keys=True, default=str)
-    return f"{role}-{hashlib.sha256(text.encode()).hexdigest()[:16]}"
+    """A stable name for a destination's progress, without its credentials in clear.
+
+    Two CRC-32s (64 bits) of its settings: a name, not a secret, and ``zlib`` is already
+    loaded for the spool where ``hashlib`` would cost a CLI ~10 ms of OpenSSL start-up.
+    """
+    data = json.dumps([role, destination._asdict()], sort_keys=True, default=str).encode()
+    return f"{role}-{zlib.crc32(data):08x}{zlib.crc32(data[::-1]):08x}"
 
 
 class Delivery:
@@ -70,9 +86,7 @@ class Delivery:
         self.ci_budget = ci_budget
         self.lifetime = lifetime
         self.shutdown_timeout = shutdown_timeout
-        self.mode: Mode = mode
-        if mode == "auto":
-            self.mode = "ci" if detect_ci() else "cli"
+        self.mode: Mode = _resolve_mode(mode, prefix)
         keyed = {destination_key(role, d): (role, d) for role, d in destinations}
         metric_prefix = env.instrument_name(product)
         self.header = {
@@ -89,7 +103,7 @@ class Delivery:
             "max_age": max_age,
             "metric_prefix": metric_prefix,
             "resource": resource,
-            "destinations": {k: {"role": role, **asdict(d)} for k, (role, d) in keyed.items()},
+            "destinations": {k: {"role": role, **d._asdict()} for k, (role, d) in keyed.items()},
         }
         self.describe = tuple(f"{role}: {d.describe()}" for role, d in destinations)
         self._config_written = False

@@ -9,11 +9,8 @@ is reported in one line naming where it came from, and skipped.
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Literal
-from urllib.parse import urlsplit
+from typing import Literal, NamedTuple
 
 from phonehome import _environment as env
 from phonehome._diagnostics import warn
@@ -21,16 +18,18 @@ from phonehome._diagnostics import warn
 Protocol = Literal["http/protobuf", "grpc"]
 Role = Literal["vendor", "user"]
 
-_GUID = re.compile(r"^[0-9a-fA-F]{8}-?([0-9a-fA-F]{4}-?){3}[0-9a-fA-F]{12}$")
+
+def _is_guid(text: str) -> bool:
+    digits = text.replace("-", "")
+    return len(digits) == 32 and all(c in "0123456789abcdefABCDEF" for c in digits)
 
 
 class DestinationError(ValueError):
     """A destination setting that cannot be used; the message says why."""
 
 
-@dataclass(frozen=True, slots=True)
-class Destination:
-    """One place telemetry is delivered to.
+class Destination(NamedTuple):
+    """One place telemetry is delivered to (immutable; ``_replace`` makes a changed copy).
 
     Build one with :func:`otlp` or :func:`azure`, or pass a string (an OTLP endpoint URL or
     an Azure Monitor connection string) to ``vendor=`` / ``user=``. ``from_environment`` marks
@@ -45,9 +44,9 @@ class Destination:
     timeout: float = 10.0
     compression: Literal["gzip", "none"] | None = None
     certificate_file: str | None = None
-    connection_string: str = field(default="", repr=False)
+    connection_string: str = ""
     from_environment: bool = False
-    environment: tuple[tuple[str, str], ...] = field(default=(), repr=False)
+    environment: tuple[tuple[str, str], ...] = ()
     """For ``from_environment``: the ``OTEL_EXPORTER_OTLP_*`` variables as they were when the
     data was recorded (a sender may run later, from another shell)."""
 
@@ -100,7 +99,7 @@ def azure(connection_string: str, *, timeout: float = 10.0) -> Destination:
     """An Azure Monitor destination from its connection string."""
     parts = _parse_connection_string(connection_string)
     key = parts.get("instrumentationkey", "")
-    if not _GUID.match(key):
+    if not _is_guid(key):
         raise DestinationError("the connection string has no valid InstrumentationKey")
     endpoint = parts.get("ingestionendpoint", "https://dc.services.visualstudio.com")
     _check_url(endpoint)
@@ -151,14 +150,45 @@ def resolve(
             destination = parse(value)
             if origin == env.APPLICATIONINSIGHTS_CONNECTION_STRING and destination.kind != "azure":
                 raise DestinationError("it is not an Azure Monitor connection string")
+            _check_extra(destination)
         except DestinationError as error:
             warn(f"{origin} {_preview(value)}: {error}; that destination is skipped")
             continue
         found.append((role, destination))
     from_env = _otlp_from_environment(environ)
     if from_env is not None:
-        found.append(("user", from_env))
+        try:
+            _check_extra(from_env)
+            found.append(("user", from_env))
+        except DestinationError as error:
+            warn(f"{env.OTEL_EXPORTER_OTLP_PROTOCOL}=grpc: {error}; that destination is skipped")
     return found
+
+
+_EXTRAS = {
+    "azure": ("azure.monitor.opentelemetry.exporter", "azure"),
+    "grpc": ("opentelemetry.exporter.otlp.proto.grpc", "grpc"),
+}
+
+
+def _check_extra(destination: Destination) -> None:
+    """Refuse a destination whose exporter is not installed, naming the extra to install."""
+    needs = (
+        "azure"
+        if destination.kind == "azure"
+        else ("grpc" if destination.protocol == "grpc" else None)
+    )
+    if needs is None:
+        return
+    module, extra = _EXTRAS[needs]
+    from importlib.util import find_spec
+
+    try:
+        found = find_spec(module) is not None
+    except (ImportError, ValueError):
+        found = False
+    if not found:
+        raise DestinationError(f"its exporter is not installed: pip install 'phonehome[{extra}]'")
 
 
 def _otlp_from_environment(environ: Mapping[str, str]) -> Destination | None:
@@ -214,13 +244,30 @@ def signal_settings(environ: Mapping[str, str], signal: str) -> tuple[bool, Prot
 
 
 def _check_url(url: str) -> None:
-    try:
-        parts = urlsplit(url.strip())
-        parts.port  # noqa: B018 - raises on a bad port
-    except ValueError as error:
-        raise DestinationError(f"not a valid URL ({error})") from None
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    """An absolute http(s) URL with a host and a valid port, if any.
+
+    (Checked by hand: ``urllib.parse`` or a compiled pattern would cost a CLI more than
+    this whole path.)
+    """
+    scheme, sep, rest = url.strip().partition("://")
+    authority = rest
+    for stop in "/?#":
+        authority = authority.split(stop, 1)[0]
+    host = authority.rpartition("@")[2]
+    if host.startswith("["):  # [IPv6]:port
+        literal, bracket, port = host[1:].partition("]")
+        host, port = (literal if bracket else ""), port.removeprefix(":")
+    else:
+        host, _, port = host.partition(":")
+    if (
+        not sep
+        or scheme.lower() not in ("http", "https")
+        or not host
+        or any(c.isspace() for c in url.strip())
+    ):
         raise DestinationError("not an http:// or https:// URL with a host")
+    if port and (not port.isdigit() or not 0 < int(port) < 65536):
+        raise DestinationError(f"not a valid URL (port {port!r} is not 1-65535)")
 
 
 def _parse_connection_string(text: str) -> dict[str, str]:

@@ -15,6 +15,10 @@ OTEL_SDK_DISABLED = "OTEL_SDK_DISABLED"
 TELEMETRY_OPTOUT = "{prefix}_TELEMETRY_OPTOUT"
 """The product's opt-out variable, e.g. ``DEMOCLI_TELEMETRY_OPTOUT=1``."""
 
+TELEMETRY_MODE = "{prefix}_TELEMETRY_MODE"
+"""Forces the delivery mode (``cli``, ``ci``, ``service``) when the code leaves it ``auto``,
+e.g. ``ci`` in a container that lives for one command."""
+
 TELEMETRY_DIR = "{prefix}_TELEMETRY_DIR"
 """Overrides the state directory (stored consent, install id)."""
 

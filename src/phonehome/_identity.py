@@ -6,7 +6,7 @@ is random, minted only when consent is on, and kept in the state directory.
 
 from __future__ import annotations
 
-import uuid
+import os
 from pathlib import Path
 
 from phonehome import _state
@@ -24,7 +24,7 @@ def install_id(state_dir: Path) -> str:
         existing = ""
     if _is_id(existing):
         return existing
-    fresh = uuid.uuid4().hex
+    fresh = os.urandom(16).hex()
     try:
         _state.write_text(path, fresh + "\n")
     except OSError as error:
@@ -35,7 +35,7 @@ def install_id(state_dir: Path) -> str:
 
 
 def session_id() -> str:
-    return uuid.uuid4().hex
+    return os.urandom(16).hex()
 
 
 def _is_id(text: str) -> bool:

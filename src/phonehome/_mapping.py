@@ -86,9 +86,15 @@ class _Collect(SpanExporter, LogRecordExporter):
         return True
 
 
+_LABELS = ("command.name", "command.result", "error.type")
+
+
+_ROOT = otel_context.Context()
+
+
 def _context(trace_id: int, span_id: int) -> otel_context.Context:
     if not trace_id or not span_id:
-        return otel_context.Context()
+        return _ROOT
     parent = SpanContext(trace_id, span_id, is_remote=False, trace_flags=TraceFlags(1))
     return trace.set_span_in_context(NonRecordingSpan(parent), otel_context.Context())
 
@@ -102,112 +108,138 @@ def _exception_attributes(exception: Sequence[str] | None) -> dict[str, str]:
 
 def map_segment(segment: Segment, consent: Consent) -> Mapped:
     """Replay one segment's records through the SDK."""
-    header = segment.header
-    resource = Resource({**_SDK_ATTRIBUTES, **header.get("resource", {})})
-    product = str(header.get("metric_prefix", "phonehome"))
-    ids = _PresetIds()
-    collect = _Collect()
-    tracer_provider = TracerProvider(
-        resource=resource, sampler=ConsentSampler(consent), id_generator=ids, shutdown_on_exit=False
-    )
-    tracer_provider.add_span_processor(SimpleSpanProcessor(collect))
-    logger_provider = LoggerProvider(resource=resource, shutdown_on_exit=False)
-    logger_provider.add_log_record_processor(
-        ConsentLogProcessor(consent, SimpleLogRecordProcessor(collect))
-    )
-    reader = InMemoryMetricReader(preferred_temporality=dict(DELTA))
-    meter_provider = MeterProvider(
-        resource=resource, metric_readers=[reader], shutdown_on_exit=False
-    )
-    tracer = tracer_provider.get_tracer("phonehome")
-    logger = logger_provider.get_logger("phonehome")
-    meter = meter_provider.get_meter("phonehome")
-    instruments: dict[tuple[str, str], Any] = {}
-    measured = False
+    replay = _Replay(segment.header, consent)
+    handlers = {SPAN: replay.span, LOG: replay.log, MEASURE: replay.measure}
+    for record in segment.records:
+        handler = handlers.get(record[0])
+        if handler is not None:
+            handler(record)
+    return replay.finish()
 
-    def instrument(kind: str, name: str, unit: str = "", description: str = "") -> Any:
-        found = instruments.get((kind, name))
+
+class _Replay:
+    """One segment's providers (its resource is its run's) and what they collected."""
+
+    def __init__(self, header: dict[str, Any], consent: Consent) -> None:
+        resource = Resource({**_SDK_ATTRIBUTES, **header.get("resource", {})})
+        product = str(header.get("metric_prefix", "phonehome"))
+        self.consent = consent
+        self.ids = _PresetIds()
+        self.collect = _Collect()
+        self.tracer_provider = TracerProvider(
+            resource=resource,
+            sampler=ConsentSampler(consent),
+            id_generator=self.ids,
+            shutdown_on_exit=False,
+        )
+        self.tracer_provider.add_span_processor(SimpleSpanProcessor(self.collect))
+        self.logger_provider = LoggerProvider(resource=resource, shutdown_on_exit=False)
+        self.logger_provider.add_log_record_processor(
+            ConsentLogProcessor(consent, SimpleLogRecordProcessor(self.collect))
+        )
+        self.reader = InMemoryMetricReader(preferred_temporality=dict(DELTA))
+        self.meter_provider = MeterProvider(
+            resource=resource, metric_readers=[self.reader], shutdown_on_exit=False
+        )
+        self.tracer = self.tracer_provider.get_tracer("phonehome")
+        self.logger = self.logger_provider.get_logger("phonehome")
+        self.meter = self.meter_provider.get_meter("phonehome")
+        self.instruments: dict[tuple[str, str], Any] = {}
+        self.executions: dict[tuple[Any, Any, Any], int] = {}
+        self.durations = self.instrument(
+            "histogram",
+            f"{product}.command.duration",
+            "s",
+            "Command duration, by command and result",
+        )
+        self.executions_name = f"{product}.command.executions"
+        self.measured = False
+
+    def instrument(self, kind: str, name: str, unit: str = "", description: str = "") -> Any:
+        found = self.instruments.get((kind, name))
         if found is None:
             make: Any = {
-                "counter": meter.create_counter,
-                "histogram": meter.create_histogram,
-                "gauge": meter.create_gauge,
+                "counter": self.meter.create_counter,
+                "histogram": self.meter.create_histogram,
+                "gauge": self.meter.create_gauge,
             }[kind]
-            found = instruments[(kind, name)] = make(name, unit=unit, description=description)
+            found = self.instruments[(kind, name)] = make(name, unit=unit, description=description)
         return found
 
-    for record in segment.records:
-        kind = record[0]
-        if kind == SPAN:
-            (
-                _,
-                trace_id,
-                span_id,
-                parent_id,
-                name,
-                start,
-                end,
-                attributes,
-                error_type,
-                exception,
-                is_command,
-                events,
-            ) = record
-            ids.trace_id, ids.span_id = trace_id, span_id
-            span = tracer.start_span(
-                name, context=_context(trace_id, parent_id), attributes=attributes, start_time=start
+    def span(self, record: Sequence[Any]) -> None:
+        (
+            _,
+            trace_id,
+            span_id,
+            parent_id,
+            name,
+            start,
+            end,
+            attributes,
+            error_type,
+            exception,
+            is_command,
+            events,
+        ) = record
+        self.ids.trace_id, self.ids.span_id = trace_id, span_id
+        span = self.tracer.start_span(
+            name, context=_context(trace_id, parent_id), attributes=attributes, start_time=start
+        )
+        for event_name, at, event_attributes in events or ():
+            span.add_event(event_name, event_attributes, timestamp=at)
+        if exception:
+            span.add_event("exception", _exception_attributes(exception), timestamp=end)
+        if error_type:
+            span.set_status(Status(StatusCode.ERROR, error_type))
+        span.end(end_time=end)
+        if is_command:
+            key = (
+                attributes.get("command.name"),
+                attributes.get("command.result"),
+                attributes.get("error.type"),
             )
-            for event_name, at, event_attributes in events or ():
-                span.add_event(event_name, event_attributes, timestamp=at)
-            if exception:
-                span.add_event("exception", _exception_attributes(exception), timestamp=end)
-            if error_type:
-                span.set_status(Status(StatusCode.ERROR, error_type))
-            span.end(end_time=end)
-            if is_command:
-                labels = {
-                    k: attributes[k]
-                    for k in ("command.name", "command.result", "error.type")
-                    if k in attributes
-                }
-                instrument(
-                    "counter",
-                    f"{product}.command.executions",
-                    "{execution}",
-                    "Commands run, by command and result",
-                ).add(1, labels)
-                instrument(
-                    "histogram",
-                    f"{product}.command.duration",
-                    "s",
-                    "Command duration, by command and result",
-                ).record((end - start) / 1e9, labels)
-                measured = True
-        elif kind == LOG:
-            (_, at, severity, level, body, attributes, event_name, trace_id, span_id, exception) = (
-                record
-            )
-            logger.emit(
-                timestamp=at,
-                observed_timestamp=at,
-                context=_context(trace_id, span_id),
-                severity_number=SeverityNumber(severity),
-                severity_text=level,
-                body=body,
-                attributes={**attributes, **_exception_attributes(exception)},
-                event_name=event_name or None,
-            )
-        elif kind == MEASURE:
-            _, measure, name, unit, description, value, attributes = record
-            method = {"counter": "add", "histogram": "record", "gauge": "set"}[measure]
-            getattr(instrument(measure, name, unit, description), method)(value, attributes)
-            measured = True
-    mapped = Mapped(collect.spans, collect.logs)
-    if measured and consent():
-        mapped.metrics = reader.get_metrics_data()
-    for provider in (tracer_provider, logger_provider, meter_provider):
-        provider.shutdown()
-    return mapped
+            self.executions[key] = self.executions.get(key, 0) + 1
+            self.durations.record((end - start) / 1e9, _labels(key))
+            self.measured = True
+
+    def log(self, record: Sequence[Any]) -> None:
+        _, at, severity, level, body, attributes, event_name, trace_id, span_id, exception = record
+        self.logger.emit(
+            timestamp=at,
+            observed_timestamp=at,
+            context=_context(trace_id, span_id),
+            severity_number=SeverityNumber(severity),
+            severity_text=level,
+            body=body,
+            attributes={**attributes, **_exception_attributes(exception)},
+            event_name=event_name or None,
+        )
+
+    def measure(self, record: Sequence[Any]) -> None:
+        _, kind, name, unit, description, value, attributes = record
+        method = {"counter": "add", "histogram": "record", "gauge": "set"}[kind]
+        getattr(self.instrument(kind, name, unit, description), method)(value, attributes)
+        self.measured = True
+
+    def finish(self) -> Mapped:
+        # The counter is added once per label set: the same delta sum as one add per command.
+        for key, count in self.executions.items():
+            self.instrument(
+                "counter",
+                self.executions_name,
+                "{execution}",
+                "Commands run, by command and result",
+            ).add(count, _labels(key))
+        mapped = Mapped(self.collect.spans, self.collect.logs)
+        if self.measured and self.consent():
+            mapped.metrics = self.reader.get_metrics_data()
+        for provider in (self.tracer_provider, self.logger_provider, self.meter_provider):
+            provider.shutdown()
+        return mapped
+
+
+def _labels(key: tuple[Any, Any, Any]) -> dict[str, Any]:
+    return {k: v for k, v in zip(_LABELS, key, strict=True) if v is not None}
 
 
 def dropped_report(resource: dict[str, Any], count: int) -> Mapped:

@@ -12,6 +12,7 @@ import os
 import time
 from collections.abc import Callable, Collection, Mapping
 from contextvars import ContextVar
+from time import time_ns
 from types import TracebackType
 from typing import Any, Final, Literal
 
@@ -66,18 +67,18 @@ class Recorder:
     chatty program holds little), and once more at the end.
     """
 
-    __slots__ = ("_flush", "_max", "ids", "records")
+    __slots__ = ("_flush", "ids", "max_buffered", "records")
 
     def __init__(self, flush: Callable[[list[tuple[Any, ...]]], None], max_buffered: int) -> None:
         self.records: list[tuple[Any, ...]] = []
         self.ids = Ids()
         self._flush = flush
-        self._max = max_buffered
+        self.max_buffered = max_buffered
 
     def add(self, record: tuple[Any, ...]) -> None:
         records = self.records
         records.append(record)
-        if len(records) >= self._max:
+        if len(records) >= self.max_buffered:
             self.drain()
 
     def drain(self) -> None:
@@ -146,16 +147,16 @@ class Span:
         self._events: list[tuple[str, int, dict[str, Any]]] | None = None
 
     def __enter__(self) -> Span:
-        recorder = self._recorder
+        ids = self._recorder.ids
         parent = _current.get()
         if parent is None:
-            self._trace = recorder.ids.trace_id()
+            self._trace = trace = ids.trace_id()
             self._parent = 0
         else:
-            self._trace, self._parent = parent
-        self._id = recorder.ids.span_id()
-        self._token = _current.set((self._trace, self._id))
-        self._start = time.time_ns()
+            self._trace, self._parent = trace, _ = parent
+        self._id = span_id = ids.span_id()
+        self._token = _current.set((trace, span_id))
+        self._start = time_ns()
         return self
 
     def __exit__(
@@ -164,27 +165,25 @@ class Span:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> Literal[False]:
-        end = time.time_ns()
-        token, self._token = self._token, None
+        end = time_ns()
+        token = self._token
         if token is None:  # exited twice, or entered never
             return False
+        self._token = None
         try:
             _current.reset(token)
         except ValueError:  # exited in another context than it was entered in
             _current.set(None if self._parent == 0 else (self._trace, self._parent))
-        error_type = exception = None
-        if exc is not None:
-            try:
-                error_type, exception = _describe(exc)
-            except Exception as error:
-                record_error("describe exception", error)
-                error_type = "unknown"
         attributes = self._attributes
-        if self._command:
-            attributes["command.result"] = _result(exc, error_type)
-            if error_type is not None:
-                attributes["error.type"] = error_type
-        self._recorder.add(
+        if exc is None:
+            error_type = exception = None
+            if self._command:
+                attributes["command.result"] = "success"
+        else:
+            error_type, exception = self._failure(exc, attributes)
+        recorder = self._recorder
+        records = recorder.records
+        records.append(
             (
                 SPAN,
                 self._trace,
@@ -200,7 +199,23 @@ class Span:
                 self._events,
             )
         )
+        if len(records) >= recorder.max_buffered:
+            recorder.drain()
         return False
+
+    def _failure(
+        self, exc: BaseException, attributes: dict[str, Any]
+    ) -> tuple[str | None, Exception3 | None]:
+        try:
+            error_type, exception = _describe(exc)
+        except Exception as error:
+            record_error("describe exception", error)
+            error_type, exception = "unknown", None
+        if self._command:
+            attributes["command.result"] = _result(exc, error_type)
+            if error_type is not None:
+                attributes["error.type"] = error_type
+        return error_type, exception
 
     def set_attribute(self, key: str, value: Any) -> None:
         """Add an attribute to the span."""
@@ -217,16 +232,26 @@ class Span:
         return f"00-{self._trace:032x}-{self._id:016x}-01"
 
 
+_PRIMITIVE = frozenset((str, int, float, bool))
+
+
 def command_attributes(
     name: str, params: Mapping[str, Any] | None, collect: Collection[str]
 ) -> dict[str, Any]:
     """A command span's attributes: the name, every parameter's name, collected values."""
-    attributes: dict[str, Any] = {"command.name": name}
-    if params:
-        attributes["command.params"] = sorted(map(str, params))
-        for key in collect:
-            if key in params:
-                attributes["command.param." + key] = attribute(params[key])
+    if not params:
+        return {"command.name": name}
+    try:
+        names = sorted(params)
+    except TypeError:  # keys of mixed types
+        names = sorted(map(str, params))
+    attributes: dict[str, Any] = {"command.name": name, "command.params": names}
+    for key in collect:
+        if key in params:
+            value = params[key]
+            attributes["command.param." + key] = (
+                value if type(value) in _PRIMITIVE else attribute(value)
+            )
     return attributes
 
 

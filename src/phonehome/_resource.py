@@ -6,10 +6,9 @@ and session ids. Never a host name, user name, IP address or hardware id.
 
 from __future__ import annotations
 
-import platform
+import os
 import sys
 from collections.abc import Mapping
-from urllib.parse import unquote
 
 _OS_TYPES = {"darwin": "darwin", "linux": "linux", "windows": "windows", "freebsd": "freebsd"}
 _ARCHS = {
@@ -27,18 +26,17 @@ _ARCHS = {
 
 def attributes(product: str, version: str, install_id: str, session_id: str) -> dict[str, str]:
     """Resource attributes, following the OpenTelemetry semantic conventions."""
-    system = platform.system().lower()
-    machine = platform.machine().lower()
+    system, release, machine = _uname()
     from phonehome import __version__
 
     return {
         "service.name": product,
         "service.version": version,
         "os.type": _OS_TYPES.get(system, system or "unknown"),
-        "os.version": platform.release(),
+        "os.version": release,
         "host.arch": _ARCHS.get(machine, machine or "unknown"),
         "process.runtime.name": sys.implementation.name,
-        "process.runtime.version": platform.python_version(),
+        "process.runtime.version": "{}.{}.{}".format(*sys.version_info[:3]),
         # device.id is the random install id: it also keeps exporters (Azure's ai.device.id,
         # ai.cloud.roleInstance) from falling back to the host name.
         "device.id": install_id,
@@ -49,13 +47,27 @@ def attributes(product: str, version: str, install_id: str, session_id: str) -> 
     }
 
 
+def _uname() -> tuple[str, str, str]:
+    """System, release and machine (``platform`` would cost a CLI a few milliseconds)."""
+    if hasattr(os, "uname"):
+        uname = os.uname()
+        return uname.sysname.lower(), uname.release, uname.machine.lower()
+    import platform
+
+    return platform.system().lower(), platform.release(), platform.machine().lower()
+
+
 def with_environment(attributes: dict[str, str], environ: Mapping[str, str]) -> dict[str, str]:
     """Apply ``OTEL_RESOURCE_ATTRIBUTES`` and then ``OTEL_SERVICE_NAME``, as the SDK does."""
     merged = dict(attributes)
-    for item in environ.get("OTEL_RESOURCE_ATTRIBUTES", "").split(","):
-        key, sep, value = item.partition("=")
-        if sep and key.strip():
-            merged[unquote(key.strip())] = unquote(value.strip())
+    raw = environ.get("OTEL_RESOURCE_ATTRIBUTES", "")
+    if raw:
+        from urllib.parse import unquote
+
+        for item in raw.split(","):
+            key, sep, value = item.partition("=")
+            if sep and key.strip():
+                merged[unquote(key.strip())] = unquote(value.strip())
     service = environ.get("OTEL_SERVICE_NAME", "").strip()
     if service:
         merged["service.name"] = service

@@ -75,7 +75,7 @@ def load_config(state_dir: Path) -> dict[str, Any] | None:
 
 
 def _destination(entry: dict[str, Any]) -> Destination:
-    fields = {k: v for k, v in entry.items() if k in Destination.__dataclass_fields__}
+    fields = {k: v for k, v in entry.items() if k in Destination._fields}
     fields["headers"] = tuple(tuple(pair) for pair in fields.get("headers", ()))
     return Destination(**fields)
 
@@ -154,22 +154,24 @@ def _deliver_locked(state_dir: Path, deadline: float) -> Report:
         }
         if not jobs:
             break
-        from phonehome._mapping import map_segment
-
-        mapped = {
-            n: map_segment(segments[n], consent) for n in {n for p in jobs.values() for n in p}
-        }
-        if not consent():
-            report.purged = spool.purge()
-            return report
+        # Map segments here while the destinations' threads export what is already mapped.
+        mapped = _Mapped()
         threads = [
             threading.Thread(
-                target=workers[key].run, args=(pending, mapped, consent, deadline), daemon=True
+                target=workers[key].run, args=(pending, mapped.get, consent, deadline), daemon=True
             )
             for key, pending in jobs.items()
         ]
         for thread in threads:
             thread.start()
+        mapped.fill(
+            [n for n in names if any(n in p for p in jobs.values())], segments, consent, deadline
+        )
+        if not consent():
+            for thread in threads:
+                thread.join(max(0.0, deadline - time.monotonic()))
+            report.purged = spool.purge()
+            return report
         for thread in threads:
             thread.join(max(0.0, deadline - time.monotonic()))
         if any(thread.is_alive() for thread in threads):
@@ -185,6 +187,43 @@ def _deliver_locked(state_dir: Path, deadline: float) -> Report:
     report.pending_segments = len(spool.names())
     _write_report(state_dir, report)
     return report
+
+
+class _Mapped:
+    """Segments mapped to OpenTelemetry data, handed to the destination threads as they come."""
+
+    def __init__(self) -> None:
+        self._items: dict[str, Any] = {}
+        self._done = False
+        self._cond = threading.Condition()
+
+    def fill(
+        self, names: list[str], segments: dict[str, Any], consent: Any, deadline: float
+    ) -> None:
+        from phonehome._mapping import map_segment
+
+        try:
+            for name in names:
+                if time.monotonic() >= deadline or not consent():
+                    break
+                item = map_segment(segments[name], consent)
+                with self._cond:
+                    self._items[name] = item
+                    self._cond.notify_all()
+        finally:
+            with self._cond:
+                self._done = True
+                self._cond.notify_all()
+
+    def get(self, name: str, deadline: float) -> Any:
+        """The mapped segment, waiting for it; ``None`` if it will not come in time."""
+        with self._cond:
+            while name not in self._items:
+                remaining = deadline - time.monotonic()
+                if self._done or remaining <= 0:
+                    return None
+                self._cond.wait(remaining)
+            return self._items[name]
 
 
 def _remove_delivered(
@@ -247,8 +286,11 @@ class _Worker:
         self._hold_file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         self._hold_file.write_text(str(time.time() + seconds))
 
-    def run(self, names: list[str], mapped: dict[str, Any], consent: Any, deadline: float) -> None:
-        """Export ``names`` in groups of about ``CHUNK`` items, marking each group on success."""
+    def run(self, names: list[str], source: Any, consent: Any, deadline: float) -> None:
+        """Export ``names`` in groups of about ``CHUNK`` items, marking each group on success.
+
+        ``source(name, deadline)`` gives a segment's mapped data as soon as it is ready.
+        """
         self.progressed = False
         try:
             exporters = self._build(deadline)
@@ -256,19 +298,31 @@ class _Worker:
             self.error = f"cannot build exporters: {error}"
             return
         attempt = 0
-        groups = _groups(names, mapped)
-        while groups and time.monotonic() < deadline and consent():
-            group = groups[0]
+        index = 0
+        group: list[str] = []
+        items: list[Any] = []
+        while (index < len(names) or group) and time.monotonic() < deadline and consent():
+            size = sum(item.count for item in items)
+            while index < len(names) and size < CHUNK:
+                item = source(names[index], deadline)
+                if item is None:
+                    break
+                group.append(names[index])
+                items.append(item)
+                size += item.count
+                index += 1
+            if not group:
+                return
             owed = self.spool.dropped(self.key)
             extra = [self._dropped_report(owed)] if owed > 0 else []
-            ok, retry_after = self._export(exporters, [mapped[n] for n in group] + extra)
+            ok, retry_after = self._export(exporters, items + extra)
             if ok:
-                self.spool.reported_dropped(self.key, owed if owed > 0 else 0)
+                self.spool.reported_dropped(self.key, max(owed, 0))
                 self.spool.mark_delivered(self.key, group)
                 self.done.update(group)
-                self.records += sum(mapped[n].count for n in group)
+                self.records += size
                 self.progressed = True
-                groups.pop(0)
+                group, items = [], []
                 attempt = 0
                 continue
             attempt += 1
@@ -287,12 +341,10 @@ class _Worker:
     def _build(self, deadline: float) -> dict[str, Any]:
         """The destination's exporters, each request bounded by what is left of the budget."""
         if self._exporters is None:
-            from dataclasses import replace
-
             from phonehome import _exporters
 
             remaining = max(0.1, deadline - time.monotonic())
-            bounded = replace(self.destination, timeout=min(self.destination.timeout, remaining))
+            bounded = self.destination._replace(timeout=min(self.destination.timeout, remaining))
             self._exporters = {
                 s: _exporters.build(bounded, s) for s in ("traces", "logs", "metrics")
             }
@@ -331,20 +383,6 @@ class _Worker:
             return False, None
         self.error = ""
         return True, None
-
-
-def _groups(names: list[str], mapped: dict[str, Any]) -> list[list[str]]:
-    """Consecutive segments grouped so that each export carries about ``CHUNK`` items."""
-    groups: list[list[str]] = []
-    size = CHUNK
-    for name in names:
-        count = mapped[name].count
-        if (size + count > CHUNK and groups and groups[-1]) or not groups:
-            groups.append([])
-            size = 0
-        groups[-1].append(name)
-        size += count
-    return groups
 
 
 # -- the detached process ---------------------------------------------------------------------

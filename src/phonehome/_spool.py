@@ -10,30 +10,38 @@ from __future__ import annotations
 
 import contextlib
 import json
+import marshal
 import os
+import struct
 import time
 import zlib
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 FORMAT = "phonehome-spool"
 VERSION = 1
+MARSHAL_VERSION = 4
+_FRAME = struct.Struct("<II")
+"""Each record: its length and CRC-32 (little-endian u32 each), then its bytes."""
 SEGMENT_SUFFIX = ".seg"
 DEFAULT_MAX_BYTES = 10 * 1024 * 1024
 DEFAULT_MAX_AGE = 7 * 24 * 3600.0
 
 
-@dataclass(frozen=True, slots=True)
 class Segment:
-    """One spooled write: its header and the records that could be read."""
+    """One spooled write: its header, the records that could be read, and how many lines
+    were skipped because they were torn or did not check out (``corrupt``)."""
 
-    name: str
-    header: dict[str, Any]
-    records: list[list[Any]]
-    corrupt: int
-    """Lines skipped because they were torn or did not check out."""
+    __slots__ = ("corrupt", "header", "name", "records")
+
+    def __init__(
+        self, name: str, header: dict[str, Any], records: list[list[Any]], corrupt: int
+    ) -> None:
+        self.name = name
+        self.header = header
+        self.records = records
+        self.corrupt = corrupt
 
     @property
     def destinations(self) -> list[str]:
@@ -53,13 +61,19 @@ class Spool:
     # -- writing (in the host) -------------------------------------------------------------
     def append(self, header: dict[str, Any], records: Iterable[Any]) -> Path:
         """Write one segment atomically: a temporary file renamed into place."""
-        lines = [
-            json.dumps({"format": FORMAT, "version": VERSION, **header}, separators=(",", ":"))
+        parts = [
+            json.dumps(
+                {"format": FORMAT, "version": VERSION, **header}, separators=(",", ":")
+            ).encode(),
+            b"\n",
         ]
         for record in records:
-            line = json.dumps(record, separators=(",", ":"), default=str)
-            lines.append(f"{zlib.crc32(line.encode()):08x} {line}")
-        data = ("\n".join(lines) + "\n").encode()
+            try:
+                data = marshal.dumps(record, MARSHAL_VERSION)
+            except ValueError:  # an object marshal cannot write: keep it, as text
+                data = marshal.dumps(_plain(record), MARSHAL_VERSION)
+            parts.append(_FRAME.pack(len(data), zlib.crc32(data)))
+            parts.append(data)
         name = f"{time.time_ns():020d}-{os.getpid()}-{os.urandom(3).hex()}{SEGMENT_SUFFIX}"
         temporary = self.directory / f".{name}.tmp"
         try:
@@ -68,7 +82,7 @@ class Spool:
             self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
             fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         try:
-            os.write(fd, data)
+            os.write(fd, b"".join(parts))
         finally:
             os.close(fd)
         final = self.directory / name
@@ -84,29 +98,45 @@ class Spool:
             return []
 
     def read(self, name: str) -> Segment | None:
-        """A segment, skipping corrupt lines; ``None`` if the file is gone or unreadable."""
+        """A segment, skipping corrupt records; ``None`` if the file is gone or unreadable."""
         try:
             raw = (self.directory / name).read_bytes()
         except OSError:
             return None
-        lines = raw.split(b"\n")
+        first, newline, body = raw.partition(b"\n")
         try:
-            header = json.loads(lines[0])
-            if header.get("format") != FORMAT or header.get("version") != VERSION:
+            header = json.loads(first)
+            if (
+                not isinstance(header, dict)
+                or header.get("format") != FORMAT
+                or header.get("version") != VERSION
+                or not newline
+            ):
                 raise ValueError("not a spool segment of a known version")
-        except (ValueError, AttributeError):
-            return Segment(name, {}, [], max(1, len(lines) - 1))
-        records: list[list[Any]] = []
+        except ValueError:
+            return Segment(name, {}, [], 1)
+        records: list[Any] = []
         corrupt = 0
-        for line in lines[1:]:
-            if not line:
-                continue
-            checksum, _, body = line.partition(b" ")
+        offset, end = 0, len(body)
+        while offset < end:
+            if end - offset < _FRAME.size:
+                corrupt += 1  # a torn frame header
+                break
+            length, checksum = _FRAME.unpack_from(body, offset)
+            offset += _FRAME.size
+            data = body[offset : offset + length]
+            offset += length
+            if len(data) < length:
+                corrupt += 1  # torn: the write stopped inside this record
+                break
             try:
-                if int(checksum, 16) != zlib.crc32(body):
+                if zlib.crc32(data) != checksum:
                     raise ValueError("checksum")
-                records.append(json.loads(body))
-            except ValueError:
+                record = marshal.loads(data)
+                if not isinstance(record, tuple | list) or not record:
+                    raise ValueError("not a record")
+                records.append(record)
+            except (ValueError, EOFError, TypeError):
                 corrupt += 1
         return Segment(name, header, records, corrupt)
 
@@ -143,15 +173,11 @@ class Spool:
         return dropped
 
     def _census(self, name: str) -> tuple[int, list[str]]:
-        """A segment's record count and destinations, without parsing its records."""
-        try:
-            with open(self.directory / name, "rb") as handle:
-                header = json.loads(handle.readline() or b"{}")
-                count = sum(1 for line in handle if line.strip())
-        except (OSError, ValueError):
+        """A segment's record count and destinations."""
+        segment = self.read(name)
+        if segment is None:
             return 0, []
-        destinations = header.get("destinations", []) if isinstance(header, dict) else []
-        return count, [str(d) for d in destinations]
+        return len(segment.records), [str(d) for d in segment.destinations]
 
     # -- per-destination progress ------------------------------------------------------------
     def delivered(self, destination: str) -> set[str]:
@@ -227,3 +253,17 @@ def _files(directory: Path) -> Iterator[Path]:
         yield from (p for p in directory.iterdir() if p.is_file())
     except FileNotFoundError:
         return
+
+
+def _plain(value: Any) -> Any:
+    """``value`` with anything marshal cannot write replaced by its text."""
+    if isinstance(value, tuple | list):
+        return type(value)(_plain(v) for v in value)
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    try:
+        return str(value)
+    except Exception:
+        return f"<unprintable {type(value).__name__}>"

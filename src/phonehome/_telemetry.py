@@ -146,7 +146,7 @@ class Telemetry:
         self._promote_at = float("inf")
         if delivery is not None:
             self._recorder = Recorder(delivery.write, MAX_BUFFERED)
-            if delivery.mode == "cli" and settings.mode == "auto":
+            if delivery.mode != "service" and settings.mode == "auto":
                 self._promote_at = time.monotonic() + PROMOTE_AFTER
             elif delivery.mode == "service":
                 delivery.promote(self._recorder.drain)
