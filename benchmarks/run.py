@@ -294,7 +294,9 @@ def main() -> int:
 
         # 1. start-up
         typical = median_of(n, lambda: run(TYPICAL)[0])
-        off_inside = median_of(n, lambda: float(run(OFF_TIMED, env={**CLEAN, "DO_NOT_TRACK": "1"})[1]))
+        off_inside = median_of(
+            n, lambda: float(run(OFF_TIMED, env={**CLEAN, "DO_NOT_TRACK": "1"})[1])
+        )
 
         def cli_run(vendor: str) -> float:
             elapsed = run(PHONEHOME, vendor, state())[0]
