@@ -12,6 +12,8 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import pytest
+
 from phonehome import _sender
 from phonehome.testing import OTLPReceiver, free_port
 from tests.conftest import ROOT, clean_environ, run_python
@@ -334,3 +336,29 @@ def test_the_mode_variable_forces_synchronous_delivery_when_the_code_says_auto(
         )
         assert vendor.wait_until(lambda: len(vendor.spans) == 2, timeout=20)
     wait_no_sender(tmp_path / "s")
+
+
+def test_a_service_delivers_while_it_runs_and_stops_at_once_when_consent_is_revoked(
+    otlp_receiver: OTLPReceiver, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import phonehome
+
+    monkeypatch.setenv("OTEL_BSP_SCHEDULE_DELAY", "100")
+    with phonehome.instrument(
+        "democli", vendor=otlp_receiver.url, state_dir=tmp_path, mode="service"
+    ) as t:
+        assert t.mode == "service"
+        with t.command("while-running", params={"i": 0}, collect={"i"}):
+            pass
+        assert otlp_receiver.wait_until(lambda: otlp_receiver.spans, timeout=10)
+        monkeypatch.setenv("DEMOCLI_TELEMETRY_OPTOUT", "1")  # the user opts out meanwhile
+        deadline = time.monotonic() + 5
+        while t.enabled and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not t.enabled
+        with t.command("after-opt-out", params={"i": 1}, collect={"i"}):
+            pass
+        spooled_after_opt_out = list((tmp_path / "spool").glob("*.seg"))
+    assert [s.name for s in otlp_receiver.spans] == ["while-running"]
+    assert spooled_after_opt_out == []
+    assert list((tmp_path / "spool").glob("*.seg")) == []

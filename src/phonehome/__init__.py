@@ -13,7 +13,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from phonehome._consent import Decision
-from phonehome._telemetry import Telemetry, instrument
+from phonehome._instrument import instrument
+from phonehome._telemetry import Telemetry
 
 if TYPE_CHECKING:
     from phonehome._destinations import Destination, DestinationError, azure, otlp

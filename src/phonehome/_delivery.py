@@ -173,16 +173,32 @@ class Delivery:
             return
         self.mode = "service"
 
+        interval = _service_interval()
+
         def loop() -> None:
-            while not self._stop.wait(SERVICE_INTERVAL):
+            while not self._stop.wait(interval):
                 try:
                     drain()
-                    self.deliver_now(SERVICE_INTERVAL)
+                    self.deliver_now(max(interval, 1.0))
                 except Exception as error:
                     record_error("service delivery", error)
 
         self._thread = threading.Thread(target=loop, name="phonehome-service", daemon=True)
         self._thread.start()
+
+
+def _service_interval() -> float:
+    """Seconds between a service's deliveries: ``OTEL_BSP_SCHEDULE_DELAY`` (ms), as the SDK's
+    batch processor reads it, else ``SERVICE_INTERVAL``."""
+    raw = os.environ.get("OTEL_BSP_SCHEDULE_DELAY", "").strip()
+    try:
+        return max(0.05, float(raw) / 1000) if raw else SERVICE_INTERVAL
+    except ValueError:
+        warn(
+            f"OTEL_BSP_SCHEDULE_DELAY={raw!r} is not a number of milliseconds; "
+            f"using {SERVICE_INTERVAL * 1000:.0f}"
+        )
+        return SERVICE_INTERVAL
 
 
 def _fallback_dir(state_dir: Path) -> Path:
