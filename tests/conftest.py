@@ -10,9 +10,18 @@ from pathlib import Path
 
 import pytest
 
-from phonehome import _diagnostics
+from phonehome import Schema, _diagnostics, field
 
 ROOT = Path(__file__).resolve().parent.parent
+
+TEST_SCHEMA = Schema(
+    events={
+        "purchase_completed": {"amount": field("float", "Order total")},
+        "e": {"bad": field(), "nan": field("float"), "deep": field("list")},
+    },
+    attributes={"files": field("int", "Files parsed"), "language": field("string", "Language")},
+)
+"""What the tests' events, spans and metrics may carry."""
 
 _TELEMETRY_VARIABLES = ("DO_NOT_TRACK", "OTEL_", "APPLICATIONINSIGHTS_", "DEMOCLI_", "CI")
 

@@ -12,7 +12,7 @@ import pytest
 import phonehome
 from phonehome import _diagnostics
 from phonehome.testing import OTLPReceiver
-from tests.conftest import clean_environ, run_python
+from tests.conftest import TEST_SCHEMA, clean_environ, run_python
 
 HOST = """
 import sys, phonehome
@@ -93,7 +93,9 @@ class Unprintable:
 def test_hostile_values_are_contained(
     lenient: None, otlp_receiver: OTLPReceiver, state_dir: Path
 ) -> None:
-    with phonehome.instrument("democli", vendor=otlp_receiver.url, state_dir=state_dir) as t:
+    with phonehome.instrument(
+        "democli", vendor=otlp_receiver.url, state_dir=state_dir, schema=TEST_SCHEMA
+    ) as t:
         with t.command(Unprintable(), params={Unprintable(): 1}, collect={"x"}):  # type: ignore[arg-type]
             pass
         with t.command("ok", params={"x": Unprintable()}, collect={"x"}):

@@ -12,13 +12,15 @@ import pytest
 import phonehome
 from phonehome._destinations import parse
 from phonehome.testing import AzureIngestion, OTLPReceiver
-from tests.conftest import clean_environ
+from tests.conftest import TEST_SCHEMA, clean_environ
 
 KEY = "11111111-2222-3333-4444-555555555555"
 
 
 def one_run(vendor: str | phonehome.Destination | None, state_dir: Path, **kwargs: object) -> None:
-    with phonehome.instrument("democli", vendor=vendor, state_dir=state_dir, **kwargs) as telemetry:  # type: ignore[arg-type]
+    with phonehome.instrument(  # type: ignore[arg-type]
+        "democli", vendor=vendor, state_dir=state_dir, schema=TEST_SCHEMA, **kwargs
+    ) as telemetry:
         with telemetry.command("generate", params={"language": "go"}, collect={"language"}):
             pass
         telemetry.event("purchase_completed", {"amount": 1})

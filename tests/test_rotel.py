@@ -8,6 +8,7 @@ import pytest
 
 import phonehome
 from phonehome.testing import OTLPReceiver, Rotel
+from tests.conftest import TEST_SCHEMA
 
 
 @pytest.mark.parametrize("protocol", ["http/protobuf", "grpc"])
@@ -18,7 +19,7 @@ def test_spans_metrics_and_logs_arrive_through_rotel(
         endpoint = rotel.grpc_endpoint if protocol == "grpc" else rotel.http_endpoint
         vendor = phonehome.otlp(endpoint, protocol=protocol)  # type: ignore[arg-type]
         with phonehome.instrument(
-            "democli", version="1.4.0", vendor=vendor, state_dir=state_dir
+            "democli", version="1.4.0", vendor=vendor, state_dir=state_dir, schema=TEST_SCHEMA
         ) as telemetry:
             with telemetry.command(
                 "generate", params={"language": "go", "openapi": "a.yaml"}, collect={"language"}

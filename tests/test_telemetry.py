@@ -11,11 +11,17 @@ import pytest
 
 import phonehome
 from phonehome.testing import OTLPReceiver
+from tests.conftest import TEST_SCHEMA
 
 
 def run(receiver: OTLPReceiver, state_dir: Path, body, **kwargs) -> None:  # type: ignore[no-untyped-def]
     with phonehome.instrument(
-        "democli", version="1.4.0", vendor=receiver.url, state_dir=state_dir, **kwargs
+        "democli",
+        version="1.4.0",
+        vendor=receiver.url,
+        state_dir=state_dir,
+        schema=TEST_SCHEMA,
+        **kwargs,
     ) as telemetry:
         body(telemetry)
 

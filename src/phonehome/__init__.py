@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from phonehome._destinations import Destination, DestinationError, azure, otlp
     from phonehome._fanout import FanOutLogExporter, FanOutMetricExporter, FanOutSpanExporter
     from phonehome._gates import ConsentLogProcessor, ConsentMetricExporter, ConsentSampler
+    from phonehome._schema import Field, Schema, SchemaError, UndeclaredError, field
 
 __version__ = "0.1.0"
 
@@ -33,14 +34,24 @@ __all__ = [
     "FanOutLogExporter",
     "FanOutMetricExporter",
     "FanOutSpanExporter",
+    "Field",
+    "Schema",
+    "SchemaError",
     "Telemetry",
+    "UndeclaredError",
     "__version__",
     "azure",
+    "field",
     "instrument",
     "otlp",
 ]
 
 _LAZY = {
+    "Field": "phonehome._schema",
+    "Schema": "phonehome._schema",
+    "SchemaError": "phonehome._schema",
+    "UndeclaredError": "phonehome._schema",
+    "field": "phonehome._schema",
     "Destination": "phonehome._destinations",
     "DestinationError": "phonehome._destinations",
     "azure": "phonehome._destinations",

@@ -22,6 +22,7 @@ from phonehome import _environment as env
 from phonehome import _state
 from phonehome._destinations import Destination, Role
 from phonehome._diagnostics import record_error, warn
+from phonehome._schema import Enforcer
 from phonehome._spool import Spool
 
 Mode = Literal["auto", "cli", "ci", "service"]
@@ -80,8 +81,10 @@ class Delivery:
         ci_budget: float,
         lifetime: float,
         shutdown_timeout: float,
+        enforcer: Enforcer,
     ) -> None:
         self.state_dir = state_dir
+        self.enforcer = enforcer
         self.spool = Spool(state_dir / "spool", max_bytes, max_age)
         self.ci_budget = ci_budget
         self.lifetime = lifetime
@@ -104,6 +107,7 @@ class Delivery:
             "metric_prefix": metric_prefix,
             "resource": resource,
             "destinations": {k: {"role": role, **d._asdict()} for k, (role, d) in keyed.items()},
+            "scrub_exempt": sorted(enforcer.exempt()),
         }
         self.describe = tuple(f"{role}: {d.describe()}" for role, d in destinations)
         self._config_written = False
@@ -122,6 +126,7 @@ class Delivery:
         """
         if not self.has_destinations:
             return
+        records = self._enforce(records)
         try:
             if not self._config_written:
                 self._write_config()
@@ -138,6 +143,25 @@ class Delivery:
             self.spool = Spool(fallback / "spool", self.spool.max_bytes, self.spool.max_age)
             self._config_written = False
             self.write(records)
+
+    def _enforce(self, records: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+        """The schema, applied before anything is written: undeclared values stop here."""
+        before = self.enforcer.undeclared
+        kept = [self.enforcer.apply(record) for record in records]
+        dropped = self.enforcer.undeclared - before
+        if dropped:
+            kept.append(
+                (
+                    "m",
+                    "counter",
+                    "phonehome.schema.undeclared",
+                    "{attribute}",
+                    "Attributes dropped because the telemetry schema does not declare them",
+                    dropped,
+                    {},
+                )
+            )
+        return kept
 
     def _write_config(self) -> None:
         text = json.dumps(self._config, sort_keys=True, default=str)

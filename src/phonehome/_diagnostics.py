@@ -21,6 +21,7 @@ errors: Counter[str] = Counter()
 """Contained internal failures, by the operation that failed."""
 
 _strict = False
+_strict_schema = False
 _warned: set[str] = set()
 
 
@@ -28,6 +29,16 @@ def set_strict(strict: bool) -> None:
     """Re-raise contained errors instead of counting them (for tests)."""
     global _strict
     _strict = strict
+
+
+def set_strict_schema(strict: bool) -> None:
+    """Make recording an undeclared field an error (the pytest plugin does, for every test)."""
+    global _strict_schema
+    _strict_schema = strict
+
+
+def strict_schema() -> bool:
+    return _strict_schema or _strict
 
 
 def warn(message: str) -> None:

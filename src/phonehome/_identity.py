@@ -40,3 +40,26 @@ def session_id() -> str:
 
 def _is_id(text: str) -> bool:
     return len(text) == 32 and all(c in "0123456789abcdef" for c in text)
+
+
+SALT_FILE = "salt"
+
+
+def salt(state_dir: Path) -> bytes:
+    """The install's salt for hashed fields: random, kept in the state directory, never sent."""
+    path = state_dir / SALT_FILE
+    try:
+        existing = (_state.read_text(path) or "").strip()
+    except OSError:
+        existing = ""
+    if _is_id(existing):
+        return bytes.fromhex(existing)
+    fresh = os.urandom(16).hex()
+    try:
+        _state.write_text(path, fresh + "\n")
+    except OSError as error:
+        warn(
+            f"cannot store the hashing salt in {state_dir} ({error.strerror}); hashed values "
+            "will not match between runs"
+        )
+    return bytes.fromhex(fresh)

@@ -19,6 +19,7 @@ from phonehome._telemetry import Telemetry, _load_recording
 if TYPE_CHECKING:
     from phonehome._delivery import Mode
     from phonehome._destinations import Destination
+    from phonehome._schema import Schema
 
 
 class _Settings:
@@ -32,6 +33,7 @@ class _Settings:
         "mode",
         "prefix",
         "product",
+        "schema",
         "sender_lifetime",
         "shutdown_timeout",
         "spool_max_age",
@@ -59,6 +61,7 @@ class _Settings:
         spool_max_bytes: int,
         spool_max_age: float,
         sender_lifetime: float,
+        schema: Schema | str | os.PathLike[str] | None = None,
     ) -> None:
         self.product = product
         self.version = version
@@ -75,6 +78,7 @@ class _Settings:
         self.spool_max_bytes = spool_max_bytes
         self.spool_max_age = spool_max_age
         self.sender_lifetime = sender_lifetime
+        self.schema = schema
 
 
 def instrument(
@@ -93,6 +97,7 @@ def instrument(
     spool_max_bytes: int = 10 * 1024 * 1024,
     spool_max_age: float = 7 * 24 * 3600.0,
     sender_lifetime: float = 30.0,
+    schema: Schema | str | os.PathLike[str] | None = None,
 ) -> Telemetry:
     """Start telemetry for ``product``; use the result as a context manager.
 
@@ -113,6 +118,9 @@ def instrument(
         spool_max_bytes: the spool's size cap; the oldest records go first.
         spool_max_age: seconds a record may wait in the spool before it is dropped.
         sender_lifetime: the detached sender's hard lifetime cap, in seconds.
+        schema: what may be sent: a :class:`Schema`, or the path of a TOML file. Without
+            one, commands send their parameters' names and the values in ``collect``, and
+            nothing else that is not built in.
     """
     try:
         settings = _settings(
@@ -130,6 +138,7 @@ def instrument(
             spool_max_bytes,
             spool_max_age,
             sender_lifetime,
+            schema,
         )
     except _SettingError as error:
         warn(f"{error}; telemetry is off")
@@ -152,6 +161,14 @@ def instrument(
 def _start_pipeline(settings: _Settings, resolver: Resolver, decision: Decision) -> Telemetry:
     from phonehome import _destinations, _identity, _resource
     from phonehome._delivery import Delivery
+    from phonehome._diagnostics import strict_schema
+    from phonehome._schema import Enforcer, SchemaError
+
+    try:
+        schema = _load_schema(settings.schema)
+    except (OSError, SchemaError) as error:
+        warn(f"instrument(schema=...): {error}; telemetry is off")
+        return Telemetry(settings, resolver, Decision(False, "invalid", f"bad schema: {error}"))
 
     _load_recording()
     state_dir = resolver.state_dir
@@ -181,8 +198,21 @@ def _start_pipeline(settings: _Settings, resolver: Resolver, decision: Decision)
         ci_budget=settings.ci_budget,
         lifetime=settings.sender_lifetime,
         shutdown_timeout=settings.shutdown_timeout,
+        enforcer=Enforcer(schema, lambda: _identity.salt(state_dir), strict_schema()),
     )
     return Telemetry(settings, resolver, decision, live, delivery)
+
+
+def _load_schema(value: object) -> Schema:
+    from phonehome._schema import Schema, SchemaError
+
+    if value is None:
+        return Schema()
+    if isinstance(value, Schema):
+        return value
+    if isinstance(value, str | os.PathLike):
+        return Schema.from_toml(Path(value))
+    raise SchemaError(f"expected a Schema or the path of a TOML file, got {type(value).__name__}")
 
 
 class _SettingError(ValueError):
@@ -226,6 +256,7 @@ def _settings(
     spool_max_bytes: object,
     spool_max_age: object,
     sender_lifetime: object,
+    schema: object = None,
 ) -> _Settings:
     if not isinstance(product, str) or not product.strip():
         raise _SettingError(
@@ -276,6 +307,7 @@ def _settings(
         spool_max_bytes=int(spool_max_bytes),  # type: ignore[call-overload]
         spool_max_age=float(spool_max_age),  # type: ignore[arg-type]
         sender_lifetime=float(sender_lifetime),  # type: ignore[arg-type]
+        schema=schema,  # type: ignore[arg-type]
     )
 
 

@@ -32,6 +32,7 @@ from opentelemetry.trace import NonRecordingSpan, SpanContext, Status, StatusCod
 from phonehome._fanout import DELTA
 from phonehome._gates import Consent, ConsentLogProcessor, ConsentSampler
 from phonehome._record import LOG, MEASURE, SPAN
+from phonehome._scrub import Scrubber
 from phonehome._spool import Segment
 
 _SDK_ATTRIBUTES = {
@@ -89,6 +90,18 @@ class _Collect(SpanExporter, LogRecordExporter):
 _LABELS = ("command.name", "command.result", "error.type")
 
 
+class _NoScrub:
+    def __call__(self, text: str) -> str:
+        return text
+
+    def value(self, value: Any) -> Any:
+        return value
+
+    def attributes(self, attributes: dict[str, Any], exempt: Any = ()) -> dict[str, Any]:
+        return attributes
+
+
+_identity_scrub: Any = _NoScrub()
 _ROOT = otel_context.Context()
 
 
@@ -106,9 +119,14 @@ def _exception_attributes(exception: Sequence[str] | None) -> dict[str, str]:
     return {"exception.type": kind, "exception.message": message, "exception.stacktrace": stack}
 
 
-def map_segment(segment: Segment, consent: Consent) -> Mapped:
-    """Replay one segment's records through the SDK."""
-    replay = _Replay(segment.header, consent)
+def map_segment(
+    segment: Segment,
+    consent: Consent,
+    scrubber: Scrubber | None = None,
+    exempt: frozenset[str] = frozenset(),
+) -> Mapped:
+    """Replay one segment's records through the SDK, scrubbed (see ``_scrub``)."""
+    replay = _Replay(segment.header, consent, scrubber or _identity_scrub, exempt)
     handlers = {SPAN: replay.span, LOG: replay.log, MEASURE: replay.measure}
     for record in segment.records:
         handler = handlers.get(record[0])
@@ -120,7 +138,11 @@ def map_segment(segment: Segment, consent: Consent) -> Mapped:
 class _Replay:
     """One segment's providers (its resource is its run's) and what they collected."""
 
-    def __init__(self, header: dict[str, Any], consent: Consent) -> None:
+    def __init__(
+        self, header: dict[str, Any], consent: Consent, scrub: Scrubber, exempt: frozenset[str]
+    ) -> None:
+        self.scrub = scrub
+        self.exempt = exempt
         resource = Resource({**_SDK_ATTRIBUTES, **header.get("resource", {})})
         product = str(header.get("metric_prefix", "phonehome"))
         self.consent = consent
@@ -182,11 +204,18 @@ class _Replay:
             events,
         ) = record
         self.ids.trace_id, self.ids.span_id = trace_id, span_id
+        scrub = self.scrub
+        name = scrub(name)
+        attributes = scrub.attributes(attributes, self.exempt)
+        if exception:
+            exception = (exception[0], scrub(exception[1]), scrub(exception[2]))
         span = self.tracer.start_span(
             name, context=_context(trace_id, parent_id), attributes=attributes, start_time=start
         )
         for event_name, at, event_attributes in events or ():
-            span.add_event(event_name, event_attributes, timestamp=at)
+            span.add_event(
+                scrub(event_name), scrub.attributes(event_attributes, self.exempt), timestamp=at
+            )
         if exception:
             span.add_event("exception", _exception_attributes(exception), timestamp=end)
         if error_type:
@@ -204,6 +233,11 @@ class _Replay:
 
     def log(self, record: Sequence[Any]) -> None:
         _, at, severity, level, body, attributes, event_name, trace_id, span_id, exception = record
+        scrub = self.scrub
+        body = scrub.value(body)
+        attributes = scrub.attributes(attributes, self.exempt)
+        if exception:
+            exception = (exception[0], scrub(exception[1]), scrub(exception[2]))
         self.logger.emit(
             timestamp=at,
             observed_timestamp=at,
@@ -217,6 +251,7 @@ class _Replay:
 
     def measure(self, record: Sequence[Any]) -> None:
         _, kind, name, unit, description, value, attributes = record
+        attributes = self.scrub.attributes(attributes, self.exempt)
         method = {"counter": "add", "histogram": "record", "gauge": "set"}[kind]
         getattr(self.instrument(kind, name, unit, description), method)(value, attributes)
         self.measured = True

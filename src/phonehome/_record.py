@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import time
 from collections.abc import Callable, Collection, Mapping
 from contextvars import ContextVar
@@ -236,9 +237,14 @@ _PRIMITIVE = frozenset((str, int, float, bool))
 
 
 def command_attributes(
-    name: str, params: Mapping[str, Any] | None, collect: Collection[str]
+    name: str,
+    params: Mapping[str, Any] | None,
+    collect: Collection[str],
+    declared: Collection[str] = (),
 ) -> dict[str, Any]:
-    """A command span's attributes: the name, every parameter's name, collected values."""
+    """A command span's attributes: the name, every parameter's name, and the values of
+    the parameters in ``collect`` or ``declared`` (the schema's, whose policy applies later).
+    """
     if not params:
         return {"command.name": name}
     try:
@@ -246,12 +252,13 @@ def command_attributes(
     except TypeError:  # keys of mixed types
         names = sorted(map(str, params))
     attributes: dict[str, Any] = {"command.name": name, "command.params": names}
-    for key in collect:
-        if key in params:
-            value = params[key]
-            attributes["command.param." + key] = (
-                value if type(value) in _PRIMITIVE else attribute(value)
-            )
+    for keys in (collect, declared):
+        for key in keys:
+            if key in params:
+                value = params[key]
+                attributes["command.param." + key] = (
+                    value if type(value) in _PRIMITIVE else attribute(value)
+                )
     return attributes
 
 
@@ -277,7 +284,11 @@ def _describe(exc: BaseException) -> tuple[str | None, Exception3 | None]:
         message = str(exc)
     except Exception:
         message = f"<unprintable {cls.__name__}>"
-    stack = "".join(traceback.format_exception(cls, exc, exc.__traceback__))
+    from phonehome._scrub import relative_stack
+
+    stack = relative_stack(
+        "".join(traceback.format_exception(cls, exc, exc.__traceback__)), sys.path
+    )
     return name, (name, message, stack)
 
 

@@ -137,6 +137,9 @@ def _deliver_locked(state_dir: Path, deadline: float) -> Report:
     destinations = {key: _destination(entry) for key, entry in config["destinations"].items()}
     spool.enforce_caps()
     workers = {key: _Worker(key, d, spool, config) for key, d in destinations.items()}
+    from phonehome._scrub import Scrubber
+
+    scrubber = Scrubber()
     while time.monotonic() < deadline:
         names = spool.names()[:ROUND_SEGMENTS]
         segments = {n: s for n in names if (s := spool.read(n)) is not None}
@@ -164,6 +167,8 @@ def _deliver_locked(state_dir: Path, deadline: float) -> Report:
         ]
         for thread in threads:
             thread.start()
+        mapped.scrubber = scrubber
+        mapped.exempt = frozenset(config.get("scrub_exempt", ()))
         mapped.fill(
             [n for n in names if any(n in p for p in jobs.values())], segments, consent, deadline
         )
@@ -195,6 +200,8 @@ class _Mapped:
     def __init__(self) -> None:
         self._items: dict[str, Any] = {}
         self._done = False
+        self.scrubber: Any = None
+        self.exempt: frozenset[str] = frozenset()
         self._cond = threading.Condition()
 
     def fill(
@@ -206,7 +213,7 @@ class _Mapped:
             for name in names:
                 if time.monotonic() >= deadline or not consent():
                     break
-                item = map_segment(segments[name], consent)
+                item = map_segment(segments[name], consent, self.scrubber, self.exempt)
                 with self._cond:
                     self._items[name] = item
                     self._cond.notify_all()

@@ -116,6 +116,7 @@ class Telemetry:
     __slots__ = (
         "_consent",
         "_decision",
+        "_declared_params",
         "_delivery",
         "_ended",
         "_handler",
@@ -142,7 +143,10 @@ class Telemetry:
         self._handler: logging.Handler | None = None
         self._recorder: Recorder | None = None
         self._promote_at = float("inf")
+        self._declared_params: dict[str, frozenset[str]] = {}
         if delivery is not None:
+            schema = delivery.enforcer.schema
+            self._declared_params = {c: schema.collectable(c, ()) for c in schema.commands}
             self._recorder = Recorder(self._write, MAX_BUFFERED)
             if delivery.mode != "service" and settings.mode == "auto":
                 self._promote_at = time.monotonic() + PROMOTE_AFTER
@@ -225,7 +229,8 @@ class Telemetry:
                 self._promote()
             if type(name) is not str:
                 name = str(name)
-            return Span(recorder, name, command_attributes(name, params, collect), True)
+            declared = self._declared_params.get(name, ())
+            return Span(recorder, name, command_attributes(name, params, collect, declared), True)
         except Exception as error:
             record_error("command", error)
             return _NOOP_SPAN
