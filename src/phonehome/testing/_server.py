@@ -28,6 +28,8 @@ class LoopbackServer:
         self.delay = 0.0
         """Seconds to wait before answering (a slow destination)."""
         self.requests: list[tuple[str, dict[str, str]]] = []
+        self.bodies: list[bytes] = []
+        """Every request's body, decompressed: what went over the wire."""
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -44,6 +46,7 @@ class LoopbackServer:
                 headers = {k.lower(): v for k, v in self.headers.items()}
                 with server._cond:
                     server.requests.append((self.path, headers))
+                    server.bodies.append(body)
                 if server.delay:
                     time.sleep(server.delay)  # a slow destination, on purpose
                 try:

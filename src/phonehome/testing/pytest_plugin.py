@@ -21,3 +21,14 @@ def azure_ingestion() -> Iterator[AzureIngestion]:
     """An Azure Monitor ingestion stub on 127.0.0.1, stopped after the test."""
     with AzureIngestion() as ingestion:
         yield ingestion
+
+
+@pytest.fixture(autouse=True)
+def _phonehome_undeclared_is_an_error() -> Iterator[None]:
+    """In tests, recording a field the telemetry schema does not declare raises
+    ``phonehome.UndeclaredError`` (in production it is dropped and counted)."""
+    from phonehome import _diagnostics
+
+    _diagnostics.set_strict_schema(True)
+    yield
+    _diagnostics.set_strict_schema(False)
