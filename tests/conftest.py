@@ -54,6 +54,7 @@ def _isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]
 def lenient() -> None:
     """Contain errors as in production instead of re-raising them."""
     _diagnostics.set_strict(False)
+    _diagnostics.set_strict_schema(False)
 
 
 @pytest.fixture
