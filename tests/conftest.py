@@ -33,6 +33,7 @@ def clean_environ(**extra: str) -> dict[str, str]:
         for k, v in os.environ.items()
         if not k.startswith(_TELEMETRY_VARIABLES) and "_TELEMETRY_" not in k
     }
+    environ["DEMOCLI_TELEMETRY_NOLOGO"] = "1"  # the notice has its own tests
     environ.update(extra)
     return environ
 
@@ -43,6 +44,7 @@ def _isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]
         if key.startswith(_TELEMETRY_VARIABLES) or "_TELEMETRY_" in key:
             monkeypatch.delenv(key)
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "xdg-state"))
+    monkeypatch.setenv("DEMOCLI_TELEMETRY_NOLOGO", "1")  # the notice has its own tests
     _diagnostics.set_strict(True)
     _diagnostics._warned.clear()
     _diagnostics.errors.clear()

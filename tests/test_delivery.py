@@ -233,8 +233,7 @@ def test_opting_out_purges_the_spool_before_anything_is_sent(tmp_path: Path) -> 
     finished(host(f"http://127.0.0.1:{port}", state, commands=3, mode="ci", budget=0.2))
     assert list((state / "spool").glob("*.seg"))
     with OTLPReceiver(port=port) as vendor:
-        code, _, _ = finished(host(vendor.url, state, mode="cli", DEMOCLI_TELEMETRY_OPTOUT="1"))
-        assert code == 0
+        # a sender that finds consent revoked purges before it sends anything
         environ = clean_environ(DEMOCLI_TELEMETRY_OPTOUT="1")
         result = run_python(
             f"from phonehome import _sender; from pathlib import Path; "
@@ -242,8 +241,14 @@ def test_opting_out_purges_the_spool_before_anything_is_sent(tmp_path: Path) -> 
             environ,
         )
         assert result.stdout.strip() == "1", result.stderr
+        assert list((state / "spool").glob("*.seg")) == []
+        # and so does the next run of the program with consent off, before anything else
+        finished(host(f"http://127.0.0.1:{free_port()}", state, commands=2, mode="ci", budget=0.2))
+        assert list((state / "spool").glob("*.seg"))
+        code, _, err = finished(host(vendor.url, state, DEMOCLI_TELEMETRY_OPTOUT="1"))
+        assert (code, err) == (0, "")
+        assert list((state / "spool").glob("*.seg")) == []
         assert vendor.requests == []
-    assert list((state / "spool").glob("*.seg")) == []
 
 
 def test_a_sender_killed_mid_delivery_loses_nothing(tmp_path: Path) -> None:

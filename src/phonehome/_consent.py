@@ -58,11 +58,11 @@ class Decision:
 class Resolver:
     """Everything consent depends on, fixed at ``instrument()`` time.
 
-    ``where`` may be a callable: the platform's state directory is then located (an
-    import of ``platformdirs``) only if the stored choice has to be read.
+    ``where`` may be a callable: the platform's state directory is then located only if
+    it is needed.
     """
 
-    __slots__ = ("default", "enabled", "prefix", "where")
+    __slots__ = ("automation", "default", "enabled", "prefix", "where")
 
     def __init__(
         self,
@@ -70,11 +70,13 @@ class Resolver:
         default: ConsentDefault,
         enabled: bool | None,
         where: Path | Callable[[], Path],
+        automation: str = "tag",
     ) -> None:
         self.prefix = prefix
         self.default = default
         self.enabled = enabled
         self.where = where
+        self.automation = automation
 
     @property
     def state_dir(self) -> Path:
@@ -105,6 +107,13 @@ class Resolver:
                 return Decision(False, name, f"{name}={raw!r} (invalid, treated as off)")
             if value is off_when:
                 return Decision(False, name, f"{name}={raw}")
+        level_name = env.TELEMETRY_LEVEL.format(prefix=self.prefix)
+        if level(environ, self.prefix) == "off":
+            return Decision(False, level_name, f"{level_name}=off")
+        if self.automation == "drop":
+            detected = automation(environ)
+            if detected is not None:
+                return Decision(False, "automation", f"running under {detected} (policy: drop)")
         if self.enabled is False:
             return Decision(False, "enabled", "the product's configuration (enabled=False)")
         stored = self.stored_choice()
@@ -139,8 +148,37 @@ class Resolver:
         """Remember the user's choice (``telemetry enable`` / ``disable``)."""
         from phonehome import _state
 
+        if not enabled:  # a later opt-in starts a new identity: the periods cannot be joined
+            from phonehome._identity import forget
+
+            forget(self.state_dir)
         record = {"enabled": enabled, "changed": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
         _state.write_text(self.consent_file, json.dumps(record) + "\n")
+
+
+def level(environ: Mapping[str, str], prefix: str) -> str:
+    """The telemetry level: ``<PREFIX>_TELEMETRY_LEVEL``, or ``all``; a bad value counts as
+    ``off``, with one warning."""
+    name = env.TELEMETRY_LEVEL.format(prefix=prefix)
+    raw = environ.get(name, "").strip().lower()
+    if not raw:
+        return "all"
+    if raw not in env.LEVELS:
+        warn(
+            f"{name}={raw!r} is not one of {', '.join(env.LEVELS)}; telemetry is off until "
+            "it is fixed"
+        )
+        return "off"
+    return raw
+
+
+def automation(environ: Mapping[str, str]) -> str | None:
+    """The CI provider or AI coding agent running this program, if any."""
+    for name, who in (*env.AGENT_VARIABLES, *env.CI_VARIABLES):
+        value = environ.get(name, "").strip()
+        if value and env.flag(value) is not False:
+            return who
+    return None
 
 
 class LiveConsent:

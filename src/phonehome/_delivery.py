@@ -25,7 +25,7 @@ from phonehome._diagnostics import record_error, warn
 from phonehome._schema import Enforcer
 from phonehome._spool import Spool
 
-Mode = Literal["auto", "cli", "ci", "service"]
+Mode = Literal["auto", "cli", "ci", "service", "debug"]
 PROMOTE_AFTER = 30.0
 SERVICE_INTERVAL = 5.0
 
@@ -82,9 +82,13 @@ class Delivery:
         lifetime: float,
         shutdown_timeout: float,
         enforcer: Enforcer,
+        automation: str = "tag",
     ) -> None:
         self.state_dir = state_dir
         self.enforcer = enforcer
+        self.hold = False
+        """This run showed the notice: what it records is kept, not sent (``_notice``)."""
+        self.debug_records: list[tuple[Any, ...]] = []
         self.spool = Spool(state_dir / "spool", max_bytes, max_age)
         self.ci_budget = ci_budget
         self.lifetime = lifetime
@@ -108,6 +112,7 @@ class Delivery:
             "resource": resource,
             "destinations": {k: {"role": role, **d._asdict()} for k, (role, d) in keyed.items()},
             "scrub_exempt": sorted(enforcer.exempt()),
+            "automation": automation,
         }
         self.describe = tuple(f"{role}: {d.describe()}" for role, d in destinations)
         self._config_written = False
@@ -127,6 +132,9 @@ class Delivery:
         if not self.has_destinations:
             return
         records = self._enforce(records)
+        if self.mode == "debug":  # shown at the end, never written, never sent
+            self.debug_records.extend(records)
+            return
         try:
             if not self._config_written:
                 self._write_config()
@@ -147,7 +155,8 @@ class Delivery:
     def _enforce(self, records: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
         """The schema, applied before anything is written: undeclared values stop here."""
         before = self.enforcer.undeclared
-        kept = [self.enforcer.apply(record) for record in records]
+        keep, apply = self.enforcer.keep, self.enforcer.apply
+        kept = [apply(record) for record in records if keep(record)]
         dropped = self.enforcer.undeclared - before
         if dropped:
             kept.append(
@@ -164,6 +173,7 @@ class Delivery:
         return kept
 
     def _write_config(self) -> None:
+        self._config["notice_confirmed"] = not self.hold
         text = json.dumps(self._config, sort_keys=True, default=str)
         path = self.state_dir / "config.json"
         if _state.read_text(path) != text:
@@ -176,7 +186,12 @@ class Delivery:
         if self._thread is not None:
             self._stop.set()
             self._thread.join(self.shutdown_timeout)
-        if not self.has_destinations or not self.spool.names():
+        if self.mode == "debug":
+            from phonehome._debug import show
+
+            show(self.debug_records, self.header, self._config)
+            return
+        if self.hold or not self.has_destinations or not self.spool.names():
             return
         if self.mode == "cli":
             spawn_sender(self.state_dir, self.lifetime)
@@ -193,7 +208,7 @@ class Delivery:
 
     def promote(self, drain: Any) -> None:
         """Become a service: deliver from a background thread from now on."""
-        if self._thread is not None or not self.has_destinations:
+        if self._thread is not None or not self.has_destinations or self.mode == "debug":
             return
         self.mode = "service"
 

@@ -15,6 +15,20 @@ OTEL_SDK_DISABLED = "OTEL_SDK_DISABLED"
 TELEMETRY_OPTOUT = "{prefix}_TELEMETRY_OPTOUT"
 """The product's opt-out variable, e.g. ``DEMOCLI_TELEMETRY_OPTOUT=1``."""
 
+TELEMETRY_LEVEL = "{prefix}_TELEMETRY_LEVEL"
+"""``off``, ``crash`` (unhandled exceptions only), ``error`` (and failures) or ``all``."""
+
+TELEMETRY_VENDOR_OPTOUT = "{prefix}_TELEMETRY_VENDOR_OPTOUT"
+"""True: the vendor's copy stops; the user's own destinations still receive."""
+
+TELEMETRY_DEBUG = "{prefix}_TELEMETRY_DEBUG"
+"""True: print the exact payload per destination to stderr and send nothing."""
+
+TELEMETRY_NOLOGO = "{prefix}_TELEMETRY_NOLOGO"
+"""True: do not print the first-run notice (consent is unchanged), like ``DOTNET_NOLOGO``."""
+
+LEVELS = ("off", "crash", "error", "all")
+
 TELEMETRY_MODE = "{prefix}_TELEMETRY_MODE"
 """Forces the delivery mode (``cli``, ``ci``, ``service``) when the code leaves it ``auto``,
 e.g. ``ci`` in a container that lives for one command."""
@@ -65,6 +79,17 @@ CI_VARIABLES = (
     ("CI", "ci"),
 )
 """Variables that reveal a CI provider (the generic ``CI`` last)."""
+
+AGENT_VARIABLES = (
+    ("CLAUDECODE", "claude-code"),
+    ("CURSOR_AGENT", "cursor"),
+    ("GEMINI_CLI", "gemini-cli"),
+    ("CODEX_SANDBOX", "codex"),
+    ("OPENCODE", "opencode"),
+    ("AIDER_MODEL", "aider"),
+    ("REPL_ID", "replit"),
+)
+"""Variables that reveal an AI coding agent running the program."""
 
 
 def prefix_for(product: str) -> str:

@@ -15,8 +15,14 @@ from phonehome._diagnostics import warn
 INSTALL_ID_FILE = "install-id"
 
 
-def install_id(state_dir: Path) -> str:
-    """The product's install id, minted on first use. Only call with consent on."""
+def install_id(state_dir: Path, automation: str | None = None, policy: str = "tag") -> str:
+    """The product's install id, minted on first use. Only call with consent on.
+
+    Under a CI provider or an AI agent (``automation``) no id is kept: ``tag`` gives each run
+    its own, ``collapse`` gives all runs of that provider one shared id.
+    """
+    if automation is not None:
+        return f"automation-{automation}" if policy == "collapse" else os.urandom(16).hex()
     path = state_dir / INSTALL_ID_FILE
     try:
         existing = (_state.read_text(path) or "").strip()
@@ -43,6 +49,12 @@ def _is_id(text: str) -> bool:
 
 
 SALT_FILE = "salt"
+
+
+def forget(state_dir: Path) -> None:
+    """Delete the install id and the salt: the next run with consent is a new install."""
+    for name in (INSTALL_ID_FILE, SALT_FILE):
+        (state_dir / name).unlink(missing_ok=True)
 
 
 def salt(state_dir: Path) -> bytes:

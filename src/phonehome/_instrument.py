@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from phonehome import _environment as env
 from phonehome._consent import ConsentDefault, Decision, LiveConsent, Resolver
@@ -26,11 +26,13 @@ class _Settings:
     """``instrument()``'s arguments, checked once (``state_dir`` ``None``: the platform's)."""
 
     __slots__ = (
+        "automation",
         "capture_logging",
         "ci_budget",
         "consent",
         "enabled",
         "mode",
+        "notice_url",
         "prefix",
         "product",
         "schema",
@@ -62,6 +64,8 @@ class _Settings:
         spool_max_age: float,
         sender_lifetime: float,
         schema: Schema | str | os.PathLike[str] | None = None,
+        automation: str = "tag",
+        notice_url: str | None = None,
     ) -> None:
         self.product = product
         self.version = version
@@ -79,6 +83,8 @@ class _Settings:
         self.spool_max_age = spool_max_age
         self.sender_lifetime = sender_lifetime
         self.schema = schema
+        self.automation = automation
+        self.notice_url = notice_url
 
 
 def instrument(
@@ -98,6 +104,8 @@ def instrument(
     spool_max_age: float = 7 * 24 * 3600.0,
     sender_lifetime: float = 30.0,
     schema: Schema | str | os.PathLike[str] | None = None,
+    automation: Literal["tag", "collapse", "drop"] = "tag",
+    notice_url: str | None = None,
 ) -> Telemetry:
     """Start telemetry for ``product``; use the result as a context manager.
 
@@ -121,6 +129,10 @@ def instrument(
         schema: what may be sent: a :class:`Schema`, or the path of a TOML file. Without
             one, commands send their parameters' names and the values in ``collect``, and
             nothing else that is not built in.
+        automation: runs under CI or an AI coding agent are ``"tag"``-ged (default: each
+            run its own id, nothing kept), ``"collapse"``-d (one id per provider) or
+            ``"drop"``-ped (telemetry off).
+        notice_url: where the first-run notice sends people to read more.
     """
     try:
         settings = _settings(
@@ -139,17 +151,26 @@ def instrument(
             spool_max_age,
             sender_lifetime,
             schema,
+            automation,
+            notice_url,
         )
     except _SettingError as error:
         warn(f"{error}; telemetry is off")
         return Telemetry(_OFF_SETTINGS, None, Decision(False, "invalid", str(error)))
-    resolver = Resolver(settings.prefix, settings.consent, settings.enabled, _state_dir(settings))
+    resolver = Resolver(
+        settings.prefix,
+        settings.consent,
+        settings.enabled,
+        _state_dir(settings),
+        settings.automation,
+    )
     try:
         decision = resolver.resolve()
     except Exception as error:
         record_error("consent", error)
         return Telemetry(settings, resolver, Decision(False, "error", "consent could not be read"))
     if not decision.enabled:
+        _purge_held(resolver)
         return Telemetry(settings, resolver, decision)
     try:
         return _start_pipeline(settings, resolver, decision)
@@ -159,7 +180,9 @@ def instrument(
 
 
 def _start_pipeline(settings: _Settings, resolver: Resolver, decision: Decision) -> Telemetry:
-    from phonehome import _destinations, _identity, _resource
+    from phonehome import _destinations, _identity, _notice, _resource
+    from phonehome._consent import automation
+    from phonehome._consent import level as consent_level
     from phonehome._delivery import Delivery
     from phonehome._diagnostics import strict_schema
     from phonehome._schema import Enforcer, SchemaError
@@ -172,25 +195,36 @@ def _start_pipeline(settings: _Settings, resolver: Resolver, decision: Decision)
 
     _load_recording()
     state_dir = resolver.state_dir
-
+    environ = os.environ
+    prefix = settings.prefix
     live = LiveConsent(resolver, decision)
     destinations = _destinations.resolve(settings.vendor, settings.user)
-    resource = _resource.with_environment(
-        _resource.attributes(
-            settings.product,
-            settings.version,
-            _identity.install_id(state_dir),
-            _identity.session_id(),
-        ),
-        os.environ,
+    if env.flag(environ.get(env.TELEMETRY_VENDOR_OPTOUT.format(prefix=prefix), "")) is True:
+        destinations = [(role, d) for role, d in destinations if role != "vendor"]
+    who = automation(environ)
+    session = _identity.session_id()
+    attributes = _resource.attributes(
+        settings.product,
+        settings.version,
+        _identity.install_id(state_dir, who, settings.automation),
+        session,
     )
+    if who is not None and settings.automation == "tag":
+        attributes["phonehome.automation"] = who
+    if who is None:
+        salt = lambda: _identity.salt(state_dir)  # noqa: E731
+    else:  # nothing kept in an ephemeral environment: hashes do not join across runs
+        ephemeral = os.urandom(16)
+        salt = lambda: ephemeral  # noqa: E731
+    level = consent_level(environ, prefix)
+    enforcer = Enforcer(schema, salt, strict_schema(), level)
     delivery = Delivery(
         state_dir=state_dir,
         product=settings.product,
-        prefix=settings.prefix,
+        prefix=prefix,
         consent=settings.consent,
         enabled=settings.enabled,
-        resource=resource,
+        resource=_resource.with_environment(attributes, environ),
         destinations=destinations,
         mode=settings.mode,
         max_bytes=settings.spool_max_bytes,
@@ -198,9 +232,29 @@ def _start_pipeline(settings: _Settings, resolver: Resolver, decision: Decision)
         ci_budget=settings.ci_budget,
         lifetime=settings.sender_lifetime,
         shutdown_timeout=settings.shutdown_timeout,
-        enforcer=Enforcer(schema, lambda: _identity.salt(state_dir), strict_schema()),
+        enforcer=enforcer,
+        automation=settings.automation,
     )
+    version = schema.fingerprint()
+    if env.flag(environ.get(env.TELEMETRY_DEBUG.format(prefix=prefix), "")) is True:
+        delivery.mode = "debug"
+    elif delivery.has_destinations:
+        text = _notice.text(settings.product, prefix, schema.summary(), settings.notice_url)
+        delivery.hold = _notice.check(state_dir, prefix, version, text, session)
     return Telemetry(settings, resolver, decision, live, delivery)
+
+
+def _purge_held(resolver: Resolver) -> None:
+    """Consent is off: data held from earlier runs must never be sent. One ``stat`` when
+    there is none (the usual case), so an opted-out run still writes nothing."""
+    try:
+        spool = resolver.state_dir / "spool"
+        if os.path.isdir(spool):
+            from phonehome._spool import Spool
+
+            Spool(spool).purge()
+    except Exception as error:
+        record_error("purge", error)
 
 
 def _load_schema(value: object) -> Schema:
@@ -257,6 +311,8 @@ def _settings(
     spool_max_age: object,
     sender_lifetime: object,
     schema: object = None,
+    automation: object = "tag",
+    notice_url: object = None,
 ) -> _Settings:
     if not isinstance(product, str) or not product.strip():
         raise _SettingError(
@@ -277,6 +333,12 @@ def _settings(
             f"instrument(shutdown_timeout={shutdown_timeout!r}): "
             "use a number of seconds between 0 and 3600"
         )
+    if automation not in ("tag", "collapse", "drop"):
+        raise _SettingError(
+            f"instrument(automation={automation!r}): use 'tag', 'collapse' or 'drop'"
+        )
+    if notice_url is not None and not isinstance(notice_url, str):
+        raise _SettingError(f"instrument(notice_url={notice_url!r}): expected a URL")
     if mode not in ("auto", "cli", "ci", "service"):
         raise _SettingError(f"instrument(mode={mode!r}): use 'auto', 'cli', 'ci' or 'service'")
     for name, value, upper in (
@@ -308,6 +370,8 @@ def _settings(
         spool_max_age=float(spool_max_age),  # type: ignore[arg-type]
         sender_lifetime=float(sender_lifetime),  # type: ignore[arg-type]
         schema=schema,  # type: ignore[arg-type]
+        automation=automation,
+        notice_url=notice_url,
     )
 
 

@@ -201,8 +201,30 @@ class Schema:
                 for a, f in attrs.items()
             ]
             + [f"a:{a}:{f.policy}" for a, f in self.attributes.items()]
+            + [f"e:{e}" for e in self.events]
         )
         return f"{zlib.crc32(chr(10).join(parts).encode()):08x}"
+
+    def summary(self) -> list[str]:
+        """What the notice lists: the built-in fields, then each declared field's name."""
+        parts = [
+            "the commands you run, their result and duration, parameter names",
+            "product, OS and Python versions",
+            "a random install id",
+        ]
+        values = sorted(
+            {
+                n
+                for ps in self.commands.values()
+                for n, f in ps.items()
+                if f.policy in VALUE_POLICIES
+            }
+        )
+        if values:
+            parts.append("the values of " + ", ".join(values))
+        if self.events:
+            parts.append("the events " + ", ".join(sorted(self.events)))
+        return parts
 
     # -- the end users' page -------------------------------------------------------------------
     def doc(self, product: str) -> str:
@@ -259,6 +281,7 @@ _ALWAYS = (
 )
 
 
+CRASH_EVENT = "exception.unhandled"
 _BUILTIN_LOG = frozenset(
     (
         "logger.name",
@@ -280,8 +303,9 @@ class Enforcer:
     they raise :class:`UndeclaredError`.
     """
 
-    def __init__(self, schema: Schema, salt: Any, strict: bool = False) -> None:
+    def __init__(self, schema: Schema, salt: Any, strict: bool = False, level: str = "all") -> None:
         self.schema = schema
+        self.level = level
         self._salt = salt  # a callable returning bytes: the install's salt, read on first use
         self.strict = strict
         self.undeclared = 0
@@ -300,6 +324,18 @@ class Enforcer:
         }
         return keys
 
+    def keep(self, record: tuple[Any, ...]) -> bool:
+        """The level's filter: ``crash`` keeps unhandled exceptions, ``error`` adds failed
+        spans and error logs, ``all`` keeps everything."""
+        if self.level == "all":
+            return True
+        kind = record[0]
+        crash = bool(kind == "l" and record[6] == CRASH_EVENT)
+        if self.level == "crash":
+            return crash
+        failed = kind == "s" and record[8] is not None
+        return bool(crash or failed or (kind == "l" and record[2] >= 17))
+
     def apply(self, record: tuple[Any, ...]) -> tuple[Any, ...]:
         kind = record[0]
         if kind == "s":
@@ -316,7 +352,9 @@ class Enforcer:
             return (*record[:7], attributes, *record[8:11], events)
         if kind == "l":
             attributes, event = record[5], record[6]
-            if event:
+            if event == CRASH_EVENT:
+                attributes = {k: v for k, v in attributes.items() if k in _BUILTIN_LOG}
+            elif event:
                 attributes = self._declared(attributes, event, f"event {event!r}")
                 attributes["event.name"] = event
             else:

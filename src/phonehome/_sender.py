@@ -118,22 +118,40 @@ def deliver(state_dir: Path, budget: float, lock_fd: int | None = None) -> Repor
     return report
 
 
-def _deliver_locked(state_dir: Path, deadline: float) -> Report:
-    report = Report()
+def _ready(state_dir: Path, report: Report) -> tuple[dict[str, Any], Spool, LiveConsent] | None:
+    """The configuration, spool and live consent, or ``None`` when nothing may be sent: no
+    configuration, consent off (the spool is purged first), or the notice not yet confirmed.
+    """
     config = load_config(state_dir)
     if config is None:
-        return report
+        return None
     spool = Spool(
         state_dir / "spool",
         int(config.get("max_bytes", 10 << 20)),
         float(config.get("max_age", 7 * 86400)),
     )
-    resolver = Resolver(config["prefix"], config["consent"], config.get("enabled"), state_dir)
+    resolver = Resolver(
+        config["prefix"],
+        config["consent"],
+        config.get("enabled"),
+        state_dir,
+        str(config.get("automation", "tag")),
+    )
     decision = resolver.resolve()
     if not decision.enabled:
         report.purged = spool.purge()
+        return None
+    if config.get("notice_confirmed") is not True:
+        return None  # the notice was shown in the last run: what it recorded waits for the next
+    return config, spool, LiveConsent(resolver, decision)
+
+
+def _deliver_locked(state_dir: Path, deadline: float) -> Report:
+    report = Report()
+    ready = _ready(state_dir, report)
+    if ready is None:
         return report
-    consent = LiveConsent(resolver, decision)
+    config, spool, consent = ready
     destinations = {key: _destination(entry) for key, entry in config["destinations"].items()}
     spool.enforce_caps()
     workers = {key: _Worker(key, d, spool, config) for key, d in destinations.items()}

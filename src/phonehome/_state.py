@@ -8,6 +8,7 @@ directory.
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 from phonehome import _environment as env
@@ -24,9 +25,22 @@ def state_dir(product: str, override: str | os.PathLike[str] | None = None) -> P
     from_env = os.environ.get(env.TELEMETRY_DIR.format(prefix=env.prefix_for(product)))
     if from_env:
         return Path(from_env)
-    import platformdirs
+    return _user_state_dir() / "phonehome" / product
 
-    return Path(platformdirs.user_state_dir("phonehome", appauthor=False)) / product
+
+def _user_state_dir() -> Path:
+    """The platform's per-user state directory, as platformdirs defines it.
+
+    Written out here because an opted-out run must be able to find (and purge) held data
+    without paying for an import: XDG_STATE_HOME or ~/.local/state on Linux and the BSDs,
+    ~/Library/Application Support on macOS, %LOCALAPPDATA% on Windows.
+    """
+    if sys.platform == "win32":
+        return Path(os.environ.get("LOCALAPPDATA") or Path.home() / "AppData" / "Local")
+    if sys.platform == "darwin":
+        return Path.home() / "Library" / "Application Support"
+    xdg = os.environ.get("XDG_STATE_HOME", "").strip()
+    return Path(xdg) if xdg and os.path.isabs(xdg) else Path.home() / ".local" / "state"
 
 
 def read_text(path: Path) -> str | None:

@@ -183,6 +183,14 @@ class Telemetry:
         """Store the user's "yes"; it takes effect from the next run."""
         self._store(True)
 
+    @contained(None)
+    def reset_id(self) -> None:
+        """Forget the install id (and the hashing salt): the next run is a new install."""
+        if self._resolver is not None:
+            from phonehome._identity import forget
+
+            forget(self._resolver.state_dir)
+
     def disable(self) -> None:
         """Store the user's "no": stop recording at once and purge what is held."""
         self._store(False)
@@ -319,7 +327,20 @@ class Telemetry:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        if exc is not None and self._recorder is not None:
+            self._crash(exc)
         self.shutdown()
+
+    @contained(None)
+    def _crash(self, exc: BaseException) -> None:
+        """An exception left the instrumented block: the program is crashing."""
+        from phonehome._record import _describe
+        from phonehome._schema import CRASH_EVENT
+
+        error_type, exception = _describe(exc)
+        if error_type is None or isinstance(exc, KeyboardInterrupt) or self._recorder is None:
+            return
+        self._recorder.log(21, "FATAL", f"unhandled {error_type}", {}, CRASH_EVENT, exception)
 
     def _write(self, records: list[Any]) -> None:
         """Spool records, unless consent was revoked meanwhile: then nothing is kept."""
