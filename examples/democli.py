@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from pathlib import Path
 
 import phonehome
 
@@ -46,11 +47,15 @@ def main(argv: list[str] | None = None) -> int:
 
     # -- phonehome: these lines are all the instrumentation there is ---------------------
     with phonehome.instrument(
-        "democli", version=__version__, vendor=os.environ.get("DEMOCLI_VENDOR"), consent="opt-out"
+        "democli",
+        version=__version__,
+        vendor=os.environ.get("DEMOCLI_VENDOR"),
+        consent="opt-out",
+        schema=Path(__file__).with_name("democli.toml"),  # what may be sent, and how
     ) as telemetry:
         params = {name: value for name, value in vars(args).items() if name != "command"}
         try:
-            with telemetry.command(args.command, params=params, collect={"language"}):
+            with telemetry.command(args.command, params=params):
                 run(args)
         except DemoError as error:
             print(f"democli: error: {error}", file=sys.stderr)

@@ -25,7 +25,7 @@ from phonehome._diagnostics import record_error, warn
 from phonehome._schema import Enforcer
 from phonehome._spool import Spool
 
-Mode = Literal["auto", "cli", "ci", "service", "debug"]
+Mode = Literal["auto", "cli", "ci", "service", "debug", "check"]
 PROMOTE_AFTER = 30.0
 SERVICE_INTERVAL = 5.0
 
@@ -129,6 +129,10 @@ class Delivery:
         If the state directory cannot be written, the spool moves (once, with a warning) to
         a private directory under the system's temporary directory.
         """
+        if self.mode == "check":  # `phonehome schema check`: report, never write or send
+            self._enforce(records)
+            self._report_undeclared()
+            return
         if not self.has_destinations:
             return
         records = self._enforce(records)
@@ -172,6 +176,13 @@ class Delivery:
             )
         return kept
 
+    def _report_undeclared(self) -> None:
+        path = os.environ.get(env.SCHEMA_CHECK, "")
+        found, self.enforcer.undeclared_fields = self.enforcer.undeclared_fields, []
+        if path and found:
+            with open(path, "a", encoding="utf-8") as report:
+                report.writelines(f"{line}\n" for line in found)
+
     def _write_config(self) -> None:
         self._config["notice_confirmed"] = not self.hold
         text = json.dumps(self._config, sort_keys=True, default=str)
@@ -186,6 +197,8 @@ class Delivery:
         if self._thread is not None:
             self._stop.set()
             self._thread.join(self.shutdown_timeout)
+        if self.mode == "check":
+            return
         if self.mode == "debug":
             from phonehome._debug import show
 
@@ -208,7 +221,7 @@ class Delivery:
 
     def promote(self, drain: Any) -> None:
         """Become a service: deliver from a background thread from now on."""
-        if self._thread is not None or not self.has_destinations or self.mode == "debug":
+        if self._thread is not None or not self.has_destinations or self.mode in ("debug", "check"):
             return
         self.mode = "service"
 

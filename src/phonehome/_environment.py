@@ -29,6 +29,10 @@ TELEMETRY_NOLOGO = "{prefix}_TELEMETRY_NOLOGO"
 
 LEVELS = ("off", "crash", "error", "all")
 
+SCHEMA_CHECK = "PHONEHOME_SCHEMA_CHECK"
+"""Set by ``phonehome schema check``: the file where runs report undeclared fields (they
+then write and send nothing)."""
+
 TELEMETRY_MODE = "{prefix}_TELEMETRY_MODE"
 """Forces the delivery mode (``cli``, ``ci``, ``service``) when the code leaves it ``auto``,
 e.g. ``ci`` in a container that lives for one command."""

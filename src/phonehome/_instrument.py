@@ -236,7 +236,9 @@ def _start_pipeline(settings: _Settings, resolver: Resolver, decision: Decision)
         automation=settings.automation,
     )
     version = schema.fingerprint()
-    if env.flag(environ.get(env.TELEMETRY_DEBUG.format(prefix=prefix), "")) is True:
+    if environ.get(env.SCHEMA_CHECK):
+        delivery.mode = "check"
+    elif env.flag(environ.get(env.TELEMETRY_DEBUG.format(prefix=prefix), "")) is True:
         delivery.mode = "debug"
     elif delivery.has_destinations:
         text = _notice.text(settings.product, prefix, schema.summary(), settings.notice_url)

@@ -234,6 +234,10 @@ class Schema:
             "| --- | --- | --- | --- | --- |",
         ]
         for command, params in sorted(self.commands.items()):
+            if not params:
+                rows.append(
+                    f"| command `{command}` | - | - | - | {self.descriptions.get(command, '')} |"
+                )
             for name, f in sorted(params.items()):
                 rows.append(_row(f"command `{command}`", name, f))
         for event, attrs in sorted(self.events.items()):
@@ -270,7 +274,7 @@ def _row(where: str, name: str, f: Field) -> str:
 _PREAMBLE = (
     "Generated from {product}'s telemetry schema: nothing else leaves your machine. Every "
     "text value is scrubbed of paths in your home directory, user names, e-mail and IP "
-    "addresses, credentials and card-like numbers before it is stored or sent."
+    "addresses, credentials and card-like numbers before it is sent."
 )
 _ALWAYS = (
     "Always sent: each command's name, its result (`success`, `failure`, `cancelled`), its "
@@ -309,6 +313,7 @@ class Enforcer:
         self._salt = salt  # a callable returning bytes: the install's salt, read on first use
         self.strict = strict
         self.undeclared = 0
+        self.undeclared_fields: list[str] = []
 
     def exempt(self) -> set[str]:
         """Attribute keys declared ``scrub=False``: sent as given, with the schema's reason."""
@@ -390,6 +395,7 @@ class Enforcer:
             f = self.schema.event_field(event, key) if event else self.schema.attributes.get(key)
             if f is None:
                 self.undeclared += 1
+                self.undeclared_fields.append(f"{where}: attribute {key!r}")
                 if self.strict:
                     raise UndeclaredError(
                         f"{where}: attribute {key!r} is not declared in the telemetry schema"

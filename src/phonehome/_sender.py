@@ -345,7 +345,7 @@ class _Worker:
                 self.spool.reported_dropped(self.key, max(owed, 0))
                 self.spool.mark_delivered(self.key, group)
                 self.done.update(group)
-                self.records += size
+                self.records += sum(len(i.spans) + len(i.logs) for i in items)
                 self.progressed = True
                 group, items = [], []
                 attempt = 0
@@ -407,6 +407,18 @@ class _Worker:
             self.error = f"export raised {type(error).__name__}"
             return False, None
         self.error = ""
+        try:
+            from phonehome import _ledger
+
+            _ledger.record(
+                self.spool.directory.parent,
+                f"{self.config['destinations'][self.key]['role']}: {self.destination.describe()}",
+                spans,
+                logs,
+                metrics,
+            )
+        except Exception:  # the ledger is a courtesy; the delivery itself succeeded
+            errors["ledger"] += 1
         return True, None
 
 

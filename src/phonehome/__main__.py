@@ -1,0 +1,5 @@
+"""``python -m phonehome``: the phonehome command."""
+
+from phonehome._cli import main
+
+main()
