@@ -182,3 +182,11 @@ def test_schema_check_passes_clean_code_and_fails_undeclared(tmp_path: Path) -> 
     )
     assert bad.returncode == 1
     assert "undeclared: event 'signup': attribute 'email'" in bad.stderr
+
+
+def test_the_privacy_doc_carries_the_current_generated_page() -> None:
+    from phonehome import Schema
+
+    page = Schema.from_toml(ROOT / "examples" / "democli.toml").doc("democli")
+    doc = (ROOT / "docs" / "privacy.md").read_text()
+    assert page.replace("# What", "### What", 1).strip() in doc

@@ -262,7 +262,7 @@ def _fallback_dir(state_dir: Path) -> Path:
 
 def spawn_sender(state_dir: Path, lifetime: float) -> bool:
     """Start a detached sender unless one runs; it holds the lock we take here."""
-    from phonehome._sender import try_lock
+    from phonehome._lock import try_lock
 
     fd = try_lock(state_dir)
     if fd is None:

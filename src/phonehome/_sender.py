@@ -21,9 +21,9 @@ from typing import Any
 from phonehome._consent import LiveConsent, Resolver
 from phonehome._destinations import Destination
 from phonehome._diagnostics import errors, record_error
+from phonehome._lock import try_lock, unlock
 from phonehome._spool import Spool
 
-LOCK_FILE = "sender.lock"
 CONFIG_FILE = "config.json"
 REPORT_FILE = "last-delivery.json"
 DEFAULT_LIFETIME = 30.0
@@ -44,25 +44,6 @@ class Report:
     removed_segments: int = 0
     held: bool = False
     """A destination asked to wait (``Retry-After``) beyond this delivery."""
-
-
-# -- locking --------------------------------------------------------------------------------
-def try_lock(state_dir: Path) -> int | None:
-    """Take the sender lock without waiting; the descriptor, or ``None`` if it is held."""
-    import fcntl
-
-    state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-    fd = os.open(state_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        os.close(fd)
-        return None
-    return fd
-
-
-def unlock(fd: int) -> None:
-    os.close(fd)  # closing the last descriptor releases the lock
 
 
 # -- configuration written by the host --------------------------------------------------------
