@@ -7,6 +7,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -62,6 +63,11 @@ def lenient() -> None:
 @pytest.fixture
 def state_dir(tmp_path: Path) -> Path:
     return tmp_path / "state"
+
+
+def app_logs(receiver: Any) -> list[Any]:
+    """The log records a test's program sent, without the toolkit's install/upgrade events."""
+    return [r for r in receiver.logs if r.event_name not in ("install", "upgrade")]
 
 
 def run_python(

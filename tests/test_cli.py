@@ -99,7 +99,8 @@ def test_preview_shows_what_waits_and_the_ledger_what_was_sent(tmp_path: Path) -
         DEMOCLI_TELEMETRY_MODE="ci",
     )
     waiting = phonehome("-p", "democli", "--state-dir", str(tmp_path), "preview")
-    assert "waiting to be sent: 1 record(s)" in waiting.stdout
+    assert "waiting to be sent: 2 record(s)" in waiting.stdout
+    assert "log install (version=1.4.0, channel=unknown, event.name=install)" in waiting.stdout
     assert "span generate (command.name=generate" in waiting.stdout
     assert "alice" not in waiting.stdout
     with OTLPReceiver() as vendor:
@@ -115,7 +116,8 @@ def test_flush_sends_what_waits(tmp_path: Path) -> None:
         democli(tmp_path, "version", DEMOCLI_VENDOR=vendor.url, DEMOCLI_TELEMETRY_MODE="ci")
         vendor.status = 200
         result = phonehome("-p", "democli", "--state-dir", str(tmp_path), "flush")
-        assert result.stdout.startswith("sent 1 record(s)"), result.stdout + result.stderr
+        # the span, and the toolkit's install event of this first run
+        assert result.stdout.startswith("sent 2 record(s)"), result.stdout + result.stderr
         assert [s.name for s in vendor.spans] == ["version"]
 
 

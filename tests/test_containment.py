@@ -12,7 +12,7 @@ import pytest
 import phonehome
 from phonehome import _diagnostics
 from phonehome.testing import OTLPReceiver
-from tests.conftest import TEST_SCHEMA, clean_environ, run_python
+from tests.conftest import TEST_SCHEMA, app_logs, clean_environ, run_python
 
 HOST = """
 import sys, phonehome
@@ -102,10 +102,10 @@ def test_hostile_values_are_contained(
             pass
         t.event("e", {"bad": Unprintable(), "nan": float("nan"), "deep": [[1, [2]]]})
         t.counter("c").add("many")  # type: ignore[arg-type]
-    assert otlp_receiver.wait_until(lambda: otlp_receiver.spans and otlp_receiver.logs)
+    assert otlp_receiver.wait_until(lambda: otlp_receiver.spans and app_logs(otlp_receiver))
     (span,) = [s for s in otlp_receiver.spans if s.name == "ok"]
     assert span.attributes["command.param.x"] == "<unprintable Unprintable>"
-    assert otlp_receiver.logs[0].attributes["bad"] == "<unprintable Unprintable>"
+    assert app_logs(otlp_receiver)[0].attributes["bad"] == "<unprintable Unprintable>"
 
 
 @pytest.mark.parametrize(
@@ -149,7 +149,7 @@ def test_an_unusable_state_directory_still_delivers_with_warnings(
     blocker.write_text("not a directory")
     with phonehome.instrument("democli", vendor=otlp_receiver.url, state_dir=blocker / "s") as t:
         t.event("e")
-    assert otlp_receiver.wait_until(lambda: otlp_receiver.logs)
+    assert otlp_receiver.wait_until(lambda: app_logs(otlp_receiver))
     err = capsys.readouterr().err
     assert "install id" in err and "using " + str(tmp_path / "tmp") in err
     assert all(line.startswith("phonehome: ") for line in err.splitlines())

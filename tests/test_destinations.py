@@ -12,7 +12,7 @@ import pytest
 import phonehome
 from phonehome._destinations import parse
 from phonehome.testing import AzureIngestion, OTLPReceiver
-from tests.conftest import TEST_SCHEMA, clean_environ
+from tests.conftest import TEST_SCHEMA, app_logs, clean_environ
 
 KEY = "11111111-2222-3333-4444-555555555555"
 
@@ -29,7 +29,7 @@ def one_run(vendor: str | phonehome.Destination | None, state_dir: Path, **kwarg
 def summary(receiver: OTLPReceiver) -> tuple[list[str], list[str], list[str]]:
     return (
         sorted(s.name for s in receiver.spans),
-        sorted(str(r.event_name) for r in receiver.logs),
+        sorted(str(r.event_name) for r in app_logs(receiver)),
         sorted({m.name for m in receiver.metrics}),
     )
 

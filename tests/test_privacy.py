@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from phonehome.testing import OTLPReceiver
-from tests.conftest import ROOT, clean_environ
+from tests.conftest import ROOT, app_logs, clean_environ
 
 HOST = """
 import logging, sys, phonehome
@@ -134,7 +134,7 @@ def test_levels_choose_what_is_sent(otlp_receiver: OTLPReceiver, tmp_path: Path)
         otlp_receiver.logs.clear()
         run(otlp_receiver.url, tmp_path / level, crash=crash, DEMOCLI_TELEMETRY_LEVEL=level)
         return {s.name for s in otlp_receiver.spans} | {
-            f"log:{r.event_name or r.body}" for r in otlp_receiver.logs
+            f"log:{r.event_name or r.body}" for r in app_logs(otlp_receiver)
         }
 
     assert names("all") == {"generate", "fail", "log:an error"}

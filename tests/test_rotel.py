@@ -8,7 +8,7 @@ import pytest
 
 import phonehome
 from phonehome.testing import OTLPReceiver, Rotel
-from tests.conftest import TEST_SCHEMA
+from tests.conftest import TEST_SCHEMA, app_logs
 
 
 @pytest.mark.parametrize("protocol", ["http/protobuf", "grpc"])
@@ -29,7 +29,7 @@ def test_spans_metrics_and_logs_arrive_through_rotel(
         assert otlp_receiver.wait_until(
             lambda: (
                 otlp_receiver.spans
-                and otlp_receiver.logs
+                and app_logs(otlp_receiver)
                 and otlp_receiver.points("democli.command.executions")
             ),
             timeout=15,
@@ -38,7 +38,7 @@ def test_spans_metrics_and_logs_arrive_through_rotel(
     assert span.name == "generate"
     assert span.attributes["command.param.language"] == "go"
     assert span.resource["service.name"] == "democli"
-    (event,) = otlp_receiver.logs
+    (event,) = app_logs(otlp_receiver)
     assert event.attributes["event.name"] == "purchase_completed"
     (point,) = otlp_receiver.points("democli.command.executions")
     assert point.attributes == {"command.name": "generate", "command.result": "success"}

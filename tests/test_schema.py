@@ -12,6 +12,7 @@ import phonehome
 from phonehome import Schema, field
 from phonehome._schema import SchemaError
 from phonehome.testing import OTLPReceiver
+from tests.conftest import app_logs
 
 SCHEMA = Schema(
     commands={
@@ -88,7 +89,7 @@ def test_each_policy_on_the_wire(otlp_receiver: OTLPReceiver, state_dir: Path) -
         "command.result": "success",
     }
     assert second.attributes["command.param.language"] == "go"
-    (event,) = otlp_receiver.logs
+    (event,) = app_logs(otlp_receiver)
     assert event.attributes == {
         "amount": 149.99,
         "coupon": True,
@@ -112,7 +113,10 @@ def test_undeclared_attributes_never_leave_and_are_counted(
     wire = b"".join(otlp_receiver.bodies)
     for secret in (b"alice@example.com", b"/home/alice/x", b"alice-laptop"):
         assert secret not in wire
-    assert otlp_receiver.logs[0].attributes == {"amount": 1.0, "event.name": "purchase_completed"}
+    assert app_logs(otlp_receiver)[0].attributes == {
+        "amount": 1.0,
+        "event.name": "purchase_completed",
+    }
     assert [s.attributes for s in otlp_receiver.spans] == [{"files": 3}]
     assert sum(p.value for p in otlp_receiver.points("phonehome.schema.undeclared")) == 3
 
@@ -151,7 +155,7 @@ def test_a_toml_schema_file(otlp_receiver: OTLPReceiver, state_dir: Path, tmp_pa
 
     run(otlp_receiver, state_dir, path, body)
     assert otlp_receiver.spans[0].attributes["command.param.language"] == "python"
-    assert otlp_receiver.logs[0].attributes["amount"] == 5.0
+    assert app_logs(otlp_receiver)[0].attributes["amount"] == 5.0
     assert Schema.from_toml(path).fingerprint() == Schema.from_toml(TOML).fingerprint()
 
 

@@ -11,7 +11,7 @@ import pytest
 
 import phonehome
 from phonehome.testing import OTLPReceiver
-from tests.conftest import TEST_SCHEMA
+from tests.conftest import TEST_SCHEMA, app_logs
 
 
 def run(receiver: OTLPReceiver, state_dir: Path, body, **kwargs) -> None:  # type: ignore[no-untyped-def]
@@ -120,8 +120,8 @@ def test_an_event_is_a_log_record_carrying_event_name(
     otlp_receiver: OTLPReceiver, state_dir: Path
 ) -> None:
     run(otlp_receiver, state_dir, lambda t: t.event("purchase_completed", {"amount": 149.99}))
-    assert otlp_receiver.wait_until(lambda: otlp_receiver.logs)
-    (record,) = otlp_receiver.logs
+    assert otlp_receiver.wait_until(lambda: app_logs(otlp_receiver))
+    (record,) = app_logs(otlp_receiver)
     assert record.event_name == "purchase_completed"
     assert record.attributes == {"amount": 149.99, "event.name": "purchase_completed"}
 
@@ -177,15 +177,17 @@ def test_host_logging_at_warning_and_above_becomes_log_records_in_the_current_sp
         log.error("failed: %s", "reason")
 
     run(otlp_receiver, state_dir, body)
-    assert otlp_receiver.wait_until(lambda: len(otlp_receiver.logs) >= 2 and otlp_receiver.spans)
-    by_body = {r.body: r for r in otlp_receiver.logs}
+    assert otlp_receiver.wait_until(
+        lambda: len(app_logs(otlp_receiver)) >= 2 and otlp_receiver.spans
+    )
+    by_body = {r.body: r for r in app_logs(otlp_receiver)}
     assert set(by_body) == {"disk almost full", "failed: reason"}
     assert by_body["disk almost full"].severity == "WARNING"
     assert by_body["disk almost full"].trace_id == otlp_receiver.spans[0].trace_id
     assert by_body["disk almost full"].attributes["logger.name"] == "democli.core"
-    assert not any("code.file.path" in r.attributes for r in otlp_receiver.logs)
+    assert not any("code.file.path" in r.attributes for r in app_logs(otlp_receiver))
     log.warning("after the block")  # the handler is gone once telemetry ended
-    assert "after the block" not in {r.body for r in otlp_receiver.logs}
+    assert "after the block" not in {r.body for r in app_logs(otlp_receiver)}
 
 
 def test_the_resource_describes_the_product_anonymously(
@@ -193,8 +195,8 @@ def test_the_resource_describes_the_product_anonymously(
 ) -> None:
     run(otlp_receiver, state_dir, lambda t: t.event("e"))
     run(otlp_receiver, state_dir, lambda t: t.event("e"))
-    assert otlp_receiver.wait_until(lambda: len(otlp_receiver.logs) == 2)
-    first, second = (r.resource for r in otlp_receiver.logs)
+    assert otlp_receiver.wait_until(lambda: len(app_logs(otlp_receiver)) == 2)
+    first, second = (r.resource for r in app_logs(otlp_receiver))
     assert first["service.name"] == "democli"
     assert first["service.version"] == "1.4.0"
     assert first["os.type"] == sys.platform.replace("win32", "windows")
@@ -214,8 +216,8 @@ def test_otel_service_name_and_resource_attributes_are_honoured(
     monkeypatch.setenv("OTEL_SERVICE_NAME", "renamed")
     monkeypatch.setenv("OTEL_RESOURCE_ATTRIBUTES", "deployment.environment.name=staging")
     run(otlp_receiver, state_dir, lambda t: t.event("e"))
-    assert otlp_receiver.wait_until(lambda: otlp_receiver.logs)
-    resource = otlp_receiver.logs[0].resource
+    assert otlp_receiver.wait_until(lambda: app_logs(otlp_receiver))
+    resource = app_logs(otlp_receiver)[0].resource
     assert resource["service.name"] == "renamed"
     assert resource["deployment.environment.name"] == "staging"
 
@@ -231,7 +233,7 @@ def test_otel_traces_sampler_is_honoured(
         t.event("still-sent")
 
     run(otlp_receiver, state_dir, body)
-    assert otlp_receiver.wait_until(lambda: otlp_receiver.logs)
+    assert otlp_receiver.wait_until(lambda: app_logs(otlp_receiver))
     assert otlp_receiver.spans == []
 
 
@@ -241,5 +243,5 @@ def test_leaving_twice_is_harmless(otlp_receiver: OTLPReceiver, state_dir: Path)
         telemetry.event("once")
     telemetry.shutdown()
     telemetry.__exit__(None, None, None)
-    assert otlp_receiver.wait_until(lambda: otlp_receiver.logs)
-    assert len(otlp_receiver.logs) == 1
+    assert otlp_receiver.wait_until(lambda: app_logs(otlp_receiver))
+    assert len(app_logs(otlp_receiver)) == 1

@@ -31,6 +31,8 @@ class _Settings:
         "ci_budget",
         "consent",
         "enabled",
+        "ephemeral",
+        "heartbeat",
         "mode",
         "notice_url",
         "prefix",
@@ -66,6 +68,7 @@ class _Settings:
         schema: Schema | str | os.PathLike[str] | None = None,
         automation: str = "tag",
         notice_url: str | None = None,
+        heartbeat: float | None = None,
     ) -> None:
         self.product = product
         self.version = version
@@ -85,6 +88,9 @@ class _Settings:
         self.schema = schema
         self.automation = automation
         self.notice_url = notice_url
+        self.heartbeat = heartbeat
+        self.ephemeral = False
+        """Running under CI or an agent: nothing about the install is kept."""
 
 
 def instrument(
@@ -106,6 +112,7 @@ def instrument(
     schema: Schema | str | os.PathLike[str] | None = None,
     automation: Literal["tag", "collapse", "drop"] = "tag",
     notice_url: str | None = None,
+    heartbeat: str | float | None = None,
 ) -> Telemetry:
     """Start telemetry for ``product``; use the result as a context manager.
 
@@ -133,6 +140,7 @@ def instrument(
             run its own id, nothing kept), ``"collapse"``-d (one id per provider) or
             ``"drop"``-ped (telemetry off).
         notice_url: where the first-run notice sends people to read more.
+        heartbeat: send a ``heartbeat`` event at most once per this interval (``"24h"``).
     """
     try:
         settings = _settings(
@@ -153,6 +161,7 @@ def instrument(
             schema,
             automation,
             notice_url,
+            heartbeat,
         )
     except _SettingError as error:
         warn(f"{error}; telemetry is off")
@@ -238,12 +247,21 @@ def _start_pipeline(settings: _Settings, resolver: Resolver, decision: Decision)
     version = schema.fingerprint()
     if environ.get(env.SCHEMA_CHECK):
         delivery.mode = "check"
+        enforcer.report_fields = True
     elif env.flag(environ.get(env.TELEMETRY_DEBUG.format(prefix=prefix), "")) is True:
         delivery.mode = "debug"
     elif delivery.has_destinations:
         text = _notice.text(settings.product, prefix, schema.summary(), settings.notice_url)
         delivery.hold = _notice.check(state_dir, prefix, version, text, session)
-    return Telemetry(settings, resolver, decision, live, delivery)
+    settings.ephemeral = who is not None
+    telemetry = Telemetry(settings, resolver, decision, live, delivery)
+    if who is None and delivery.has_destinations:
+        from phonehome._usage import lifecycle
+
+        event = lifecycle(state_dir, settings.product, settings.version)
+        if event is not None:
+            telemetry._emit(*event)
+    return telemetry
 
 
 def _purge_held(resolver: Resolver) -> None:
@@ -273,6 +291,17 @@ def _load_schema(value: object) -> Schema:
 
 class _SettingError(ValueError):
     pass
+
+
+def _interval(name: str, value: object) -> float | None:
+    if value is None:
+        return None
+    from phonehome._usage import interval
+
+    try:
+        return interval(value)  # type: ignore[arg-type]
+    except ValueError as error:
+        raise _SettingError(f"instrument({name}={value!r}): {error}") from None
 
 
 def _is_destination(value: object) -> bool:
@@ -315,6 +344,7 @@ def _settings(
     schema: object = None,
     automation: object = "tag",
     notice_url: object = None,
+    heartbeat: object = None,
 ) -> _Settings:
     if not isinstance(product, str) or not product.strip():
         raise _SettingError(
@@ -374,6 +404,7 @@ def _settings(
         schema=schema,  # type: ignore[arg-type]
         automation=automation,
         notice_url=notice_url,
+        heartbeat=_interval("heartbeat", heartbeat),
     )
 
 

@@ -285,6 +285,8 @@ _ALWAYS = (
 )
 
 
+from phonehome._usage import BUILTIN_EVENTS  # noqa: E402 - the toolkit's own events
+
 CRASH_EVENT = "exception.unhandled"
 _BUILTIN_LOG = frozenset(
     (
@@ -314,6 +316,8 @@ class Enforcer:
         self.strict = strict
         self.undeclared = 0
         self.undeclared_fields: list[str] = []
+        self.report_fields = False
+        """Keep a description of each undeclared field (``phonehome schema check``)."""
 
     def exempt(self) -> set[str]:
         """Attribute keys declared ``scrub=False``: sent as given, with the schema's reason."""
@@ -343,6 +347,8 @@ class Enforcer:
 
     def apply(self, record: tuple[Any, ...]) -> tuple[Any, ...]:
         kind = record[0]
+        if kind == "s" and record[10] and not record[11] and record[4] not in self.schema.commands:
+            return record  # a command the schema says nothing of: names, and collect= values
         if kind == "s":
             attributes = (
                 self._command(record[4], record[7])
@@ -359,6 +365,10 @@ class Enforcer:
             attributes, event = record[5], record[6]
             if event == CRASH_EVENT:
                 attributes = {k: v for k, v in attributes.items() if k in _BUILTIN_LOG}
+            elif event in BUILTIN_EVENTS:
+                allowed = BUILTIN_EVENTS[event]
+                attributes = {k: v for k, v in attributes.items() if k in allowed}
+                attributes["event.name"] = event
             elif event:
                 attributes = self._declared(attributes, event, f"event {event!r}")
                 attributes["event.name"] = event
@@ -395,7 +405,8 @@ class Enforcer:
             f = self.schema.event_field(event, key) if event else self.schema.attributes.get(key)
             if f is None:
                 self.undeclared += 1
-                self.undeclared_fields.append(f"{where}: attribute {key!r}")
+                if self.report_fields:
+                    self.undeclared_fields.append(f"{where}: attribute {key!r}")
                 if self.strict:
                     raise UndeclaredError(
                         f"{where}: attribute {key!r} is not declared in the telemetry schema"

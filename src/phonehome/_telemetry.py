@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from phonehome._delivery import PROMOTE_AFTER, Delivery
     from phonehome._instrument import _Settings
     from phonehome._record import MEASURE, LogBridge, Recorder, Span, clean, command_attributes
+    from phonehome._usage import Usage
 
 # Everything below the consent decision (recording, spooling, delivery) is imported only
 # when consent is on: an opted-out run pays for this module and ``_consent`` alone.
@@ -124,6 +125,7 @@ class Telemetry:
         "_recorder",
         "_resolver",
         "_settings",
+        "_usage",
     )
 
     def __init__(
@@ -144,14 +146,20 @@ class Telemetry:
         self._recorder: Recorder | None = None
         self._promote_at = float("inf")
         self._declared_params: dict[str, frozenset[str]] = {}
+        self._usage: Usage | None = None
         if delivery is not None:
+            from phonehome._usage import Usage
+
+            self._usage = Usage(None if settings.ephemeral else delivery.state_dir)
+            if settings.heartbeat is not None:
+                self._usage.heartbeat = settings.heartbeat
             schema = delivery.enforcer.schema
             self._declared_params = {c: schema.collectable(c, ()) for c in schema.commands}
             self._recorder = Recorder(self._write, MAX_BUFFERED)
             if delivery.mode != "service" and settings.mode == "auto":
                 self._promote_at = time.monotonic() + PROMOTE_AFTER
             elif delivery.mode == "service":
-                delivery.promote(self._recorder.drain)
+                delivery.promote(self._tick)
             if settings.capture_logging:
                 import logging
 
@@ -309,6 +317,7 @@ class Telemetry:
             return
         self._ended = True
         self._unhook_logging()
+        self._run_usage()
         recorder, self._recorder = self._recorder, None
         if recorder is None or self._delivery is None:
             return
@@ -360,7 +369,44 @@ class Telemetry:
     def _promote(self) -> None:
         self._promote_at = float("inf")
         if self._delivery is not None and self._recorder is not None:
-            self._delivery.promote(self._recorder.drain)
+            self._delivery.promote(self._tick)
+
+    def _tick(self) -> None:
+        """A service's periodic work: due collectors and heartbeat, then spool."""
+        self._run_usage()
+        if self._recorder is not None:
+            self._recorder.drain()
+
+    @contained(None)
+    def _run_usage(self) -> None:
+        if self._usage is not None and self._recorder is not None:
+            self._usage.run(self._emit)
+
+    def _emit(self, name: str, attributes: dict[str, Any]) -> None:
+        if self._recorder is not None:
+            values = clean(attributes)
+            values["event.name"] = name
+            self._recorder.log(9, "INFO", name, values, name)
+
+    def collector(self, name: str, every: str | float = "24h") -> Any:
+        """Register a usage collector: a function returning a snapshot (a mapping).
+
+        It runs at most once per ``every`` per install (``"24h"``, ``"30m"``, seconds),
+        across runs; its result is the event ``name``, checked against the schema. A
+        collector that raises is reported (``phonehome.collector.failed``), never fatal.
+        """
+
+        def register(function: Any) -> Any:
+            if self._usage is not None:
+                try:
+                    from phonehome._usage import interval
+
+                    self._usage.collectors[str(name)] = (function, interval(every))
+                except ValueError as error:
+                    warn(f"collector {name!r}: every={every!r}: {error}; it is not run")
+            return function
+
+        return register
 
 
 def _load_recording() -> None:

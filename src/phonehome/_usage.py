@@ -1,0 +1,141 @@
+"""Usage collectors, the heartbeat and lifecycle events, emitted by the toolkit itself.
+
+A collector is a function returning a snapshot (counts of what the product holds); it runs
+at most once per interval per install, also across many short CLI runs (the last run time is
+kept in the state directory), and its output is an event checked against the schema. A
+failing collector is reported as an event, never raised. ``install`` and ``upgrade`` events
+are sent when a new install or a version change is seen, with the acquisition channel.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sys
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from phonehome import _state
+
+USAGE_FILE = "usage.json"
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+BUILTIN_EVENTS: dict[str, frozenset[str]] = {
+    "heartbeat": frozenset(),
+    "install": frozenset(("version", "channel")),
+    "upgrade": frozenset(("from", "to", "channel")),
+    "phonehome.collector.failed": frozenset(("collector", "error.type")),
+}
+"""Events the toolkit sends, with the attributes each may carry (always declared)."""
+
+
+def interval(value: str | float) -> float:
+    """Seconds from ``"24h"``, ``"30m"``, ``"7d"``, ``"10s"`` or a number of seconds."""
+    if isinstance(value, int | float) and not isinstance(value, bool) and value > 0:
+        return float(value)
+    text = str(value).strip().lower()
+    if text and text[-1] in _UNITS and text[:-1].replace(".", "", 1).isdigit():
+        seconds = float(text[:-1]) * _UNITS[text[-1]]
+        if seconds > 0:
+            return seconds
+    raise ValueError(f"{value!r} is not an interval like '24h', '30m' or a number of seconds")
+
+
+class Usage:
+    """The due-times of collectors and the heartbeat, kept in ``usage.json``."""
+
+    def __init__(self, state_dir: Path | None) -> None:
+        self.state_dir = state_dir  # None: an ephemeral environment, nothing is kept
+        self.collectors: dict[str, tuple[Callable[[], Mapping[str, Any]], float]] = {}
+        self.heartbeat: float | None = None
+
+    def due(self, now: float | None = None) -> list[str]:
+        """The names (``heartbeat`` included) whose interval has passed."""
+        now = time.time() if now is None else now
+        last = self._read()
+        every = {name: seconds for name, (_, seconds) in self.collectors.items()}
+        if self.heartbeat is not None:
+            every["heartbeat"] = self.heartbeat
+        return [name for name, seconds in every.items() if now - last.get(name, 0.0) >= seconds]
+
+    def run(self, emit: Callable[[str, dict[str, Any]], None]) -> None:
+        """Run what is due and remember when; a failing collector becomes an event."""
+        names = self.due()
+        if not names:
+            return
+        for name in names:
+            if name == "heartbeat" and name not in self.collectors:
+                emit("heartbeat", {})
+                continue
+            function, _ = self.collectors[name]
+            try:
+                snapshot = dict(function())
+            except Exception as error:
+                emit(
+                    "phonehome.collector.failed",
+                    {"collector": name, "error.type": type(error).__qualname__},
+                )
+                continue
+            emit(name, snapshot)
+        last = self._read()
+        last.update(dict.fromkeys(names, time.time()))
+        self._write(last)
+
+    def _read(self) -> dict[str, float]:
+        if self.state_dir is None:
+            return {}
+        try:
+            data = json.loads(_state.read_text(self.state_dir / USAGE_FILE) or "{}")
+        except (OSError, ValueError):
+            return {}
+        return (
+            {k: float(v) for k, v in data.items() if isinstance(v, int | float)}
+            if isinstance(data, dict)
+            else {}
+        )
+
+    def _write(self, data: dict[str, float]) -> None:
+        if self.state_dir is None:
+            return
+        with contextlib.suppress(OSError):  # not kept: it runs again next time, the lesser harm
+            _state.write_text(self.state_dir / USAGE_FILE, json.dumps(data) + "\n")
+
+
+def lifecycle(state_dir: Path, product: str, version: str) -> tuple[str, dict[str, Any]] | None:
+    """``install`` or ``upgrade`` when this install is new or its version changed."""
+    path = state_dir / "lifecycle.json"
+    try:
+        seen = json.loads(_state.read_text(path) or "{}")
+    except (OSError, ValueError):
+        seen = {}
+    previous = seen.get("version") if isinstance(seen, dict) else None
+    if previous == version:
+        return None
+    try:
+        _state.write_text(path, json.dumps({"version": version}) + "\n")
+    except OSError:
+        return None  # it could not be remembered: better no event than one every run
+    if previous is None:
+        return "install", {"version": version, "channel": channel(product)}
+    return "upgrade", {"from": str(previous), "to": version, "channel": channel(product)}
+
+
+def channel(product: str) -> str:
+    """How the product was installed: pipx, conda, or the installer its metadata names."""
+    prefix = sys.prefix.replace("\\", "/")
+    if "/pipx/venvs/" in prefix:
+        return "pipx"
+    if "/uv/tools/" in prefix:
+        return "uv-tool"
+    if os.path.isdir(os.path.join(sys.prefix, "conda-meta")):
+        return "conda"
+    try:
+        from importlib.metadata import PackageNotFoundError, distribution
+
+        installer = (distribution(product).read_text("INSTALLER") or "").strip().lower()
+    except (PackageNotFoundError, OSError, ValueError):
+        return "unknown"
+    return installer or "unknown"

@@ -1,0 +1,46 @@
+"""What the framework integrations share: the ``telemetry`` commands' texts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from phonehome import _admin
+
+
+def state_dir(product: str, instrument_kwargs: dict[str, Any]) -> Path:
+    return _admin.state_dir(product, instrument_kwargs.get("state_dir"))
+
+
+def status_text(product: str, instrument_kwargs: dict[str, Any]) -> str:
+    rows = _admin.status(product, state_dir(product, instrument_kwargs))
+    width = max(len(key) for key, _ in rows)
+    return "\n".join(f"{key.ljust(width)}  {value}" for key, value in rows)
+
+
+def set_consent(product: str, instrument_kwargs: dict[str, Any], enabled: bool) -> str:
+    _admin.set_consent(product, state_dir(product, instrument_kwargs), enabled)
+    if enabled:
+        return f"telemetry for {product} is on (stored choice)"
+    return f"telemetry for {product} is off (stored choice); nothing waiting will be sent"
+
+
+def given(values: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:
+    """The parameters the user gave: those not left at their default."""
+    return {k: v for k, v in values.items() if k not in defaults or v != defaults[k]}
+
+
+def _enable(product: str, instrument_kwargs: dict[str, Any]) -> str:
+    return set_consent(product, instrument_kwargs, True)
+
+
+def _disable(product: str, instrument_kwargs: dict[str, Any]) -> str:
+    return set_consent(product, instrument_kwargs, False)
+
+
+ACTIONS = (
+    ("status", "Show whether telemetry is on, who decided, and where data goes.", status_text),
+    ("enable", "Opt in to telemetry.", _enable),
+    ("disable", "Opt out of telemetry (what is waiting is deleted).", _disable),
+)
+"""The ``telemetry`` subcommands every integration adds: (name, help, run(product, kwargs))."""

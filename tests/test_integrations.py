@@ -1,0 +1,120 @@
+"""click, typer and argparse integrations, run as users run those CLIs."""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from phonehome.integrations import run_argparse
+from phonehome.testing import OTLPReceiver
+from tests.conftest import ROOT, clean_environ
+
+
+def app(script: str, state: Path, *argv: str, **environ: str) -> subprocess.CompletedProcess[str]:
+    prefix = script.upper().replace(".PY", "")
+    return subprocess.run(
+        [sys.executable, str(ROOT / "examples" / script), *argv],
+        env=clean_environ(
+            **{
+                f"{prefix}_TELEMETRY_DIR": str(state),
+                f"{prefix}_TELEMETRY_NOLOGO": "1",
+                f"{prefix}_TELEMETRY_MODE": "ci",
+                **environ,
+            }
+        ),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+    )
+
+
+def test_click_commands_are_recorded_by_path_with_the_given_parameters(
+    otlp_receiver: OTLPReceiver, tmp_path: Path
+) -> None:
+    ok = app(
+        "clickapp.py",
+        tmp_path,
+        "remote",
+        "add",
+        "origin",
+        "https://u:p@x.example/r",
+        "--force",
+        CLICKAPP_VENDOR=otlp_receiver.url,
+    )
+    failed = app("clickapp.py", tmp_path, "fail", CLICKAPP_VENDOR=otlp_receiver.url)
+    assert (ok.returncode, ok.stdout) == (0, "added origin\n")
+    assert failed.returncode == 1 and "Error: it went wrong" in failed.stderr
+    spans = {s.name: s for s in otlp_receiver.spans}
+    assert spans["remote add"].attributes["command.params"] == ["force", "name", "url"]
+    assert spans["remote add"].attributes["command.param.force"] is True  # declared: raw
+    assert "command.param.url" not in spans["remote add"].attributes  # presence only
+    assert spans["fail"].attributes["command.result"] == "failure"
+    assert b"x.example" not in b"".join(otlp_receiver.bodies)
+
+
+def test_click_gets_a_telemetry_group(tmp_path: Path) -> None:
+    help_text = app("clickapp.py", tmp_path, "telemetry", "--help").stdout
+    for command in ("status", "enable", "disable"):
+        assert command in help_text
+    off = app("clickapp.py", tmp_path, "telemetry", "disable")
+    assert "telemetry for clickapp is off" in off.stdout
+    status = app("clickapp.py", tmp_path, "telemetry", "status")
+    assert "off, decided by the user's stored choice" in status.stdout
+
+
+def test_typer_commands_are_recorded(otlp_receiver: OTLPReceiver, tmp_path: Path) -> None:
+    result = app(
+        "typerapp.py",
+        tmp_path,
+        "build",
+        "--target",
+        "sdist",
+        "--verbose",
+        TYPERAPP_VENDOR=otlp_receiver.url,
+    )
+    assert result.returncode == 0 and result.stdout == "built a sdist\n"
+    (span,) = otlp_receiver.spans
+    assert span.name == "build"
+    assert span.attributes["command.params"] == ["target", "verbose"]
+    assert span.attributes["command.param.target"] == "sdist"
+    assert "telemetry" in app("typerapp.py", tmp_path, "--help").stdout
+
+
+def parser(calls: list[str]) -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(prog="tool")
+    commands = root.add_subparsers(dest="command", required=True)
+    remote = commands.add_parser("remote").add_subparsers(dest="action", required=True)
+    add = remote.add_parser("add")
+    add.add_argument("name")
+    add.add_argument("--force", action="store_true")
+    add.set_defaults(func=lambda args: calls.append(args.name))
+    fail = commands.add_parser("fail")
+    fail.set_defaults(func=lambda args: 3)
+    return root
+
+
+def test_argparse_runs_the_command_inside_a_span(
+    otlp_receiver: OTLPReceiver, state_dir: Path
+) -> None:
+    calls: list[str] = []
+    kwargs = {"vendor": otlp_receiver.url, "state_dir": state_dir, "mode": "ci"}
+    assert run_argparse(parser(calls), "tool", ["remote", "add", "origin"], **kwargs) == 0
+    assert run_argparse(parser(calls), "tool", ["fail"], **kwargs) == 3
+    assert calls == ["origin"]
+    spans = {s.name: s for s in otlp_receiver.spans}
+    assert spans["remote add"].attributes["command.params"] == ["action", "command", "name"]
+    assert spans["fail"].attributes["command.result"] == "failure"
+
+
+def test_argparse_gets_a_telemetry_command(
+    state_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run_argparse(parser([]), "tool", ["telemetry", "disable"], state_dir=state_dir) == 0
+    assert "telemetry for tool is off" in capsys.readouterr().out
+    run_argparse(parser([]), "tool", ["telemetry", "status"], state_dir=state_dir)
+    assert "off, decided by the user's stored choice" in capsys.readouterr().out
