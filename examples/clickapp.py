@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """A click CLI instrumented with one call: every command, plus `clickapp telemetry ...`.
 
-    clickapp remote add origin https://example.com/repo.git --force
-    clickapp telemetry status
+clickapp remote add origin https://example.com/repo.git --force
+clickapp telemetry status
 """
 
 from __future__ import annotations
@@ -42,8 +42,9 @@ def fail() -> None:
     raise click.ClickException("it went wrong")
 
 
-instrument_click(cli, "clickapp", version="2.0.0", vendor=os.environ.get("CLICKAPP_VENDOR"),
-                 schema=SCHEMA)
+instrument_click(
+    cli, "clickapp", version="2.0.0", vendor=os.environ.get("CLICKAPP_VENDOR"), schema=SCHEMA
+)
 
 if __name__ == "__main__":
     cli()

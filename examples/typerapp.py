@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """A typer CLI instrumented with one call.
 
-    typerapp build --target wheel
-    typerapp telemetry disable
+typerapp build --target wheel
+typerapp telemetry disable
 """
 
 from __future__ import annotations
@@ -15,8 +15,13 @@ from phonehome import Schema, field
 from phonehome.integrations import instrument_typer
 
 app = typer.Typer(help="A small build tool.")
-SCHEMA = Schema(commands={"build": {"target": field("string", "What to build", policy="enum",
-                                                    values=["wheel", "sdist"])}})
+SCHEMA = Schema(
+    commands={
+        "build": {
+            "target": field("string", "What to build", policy="enum", values=["wheel", "sdist"])
+        }
+    }
+)
 
 
 @app.command()
@@ -31,8 +36,9 @@ def clean() -> None:
     typer.echo("cleaned")
 
 
-cli = instrument_typer(app, "typerapp", version="0.3.0",
-                       vendor=os.environ.get("TYPERAPP_VENDOR"), schema=SCHEMA)
+cli = instrument_typer(
+    app, "typerapp", version="0.3.0", vendor=os.environ.get("TYPERAPP_VENDOR"), schema=SCHEMA
+)
 
 if __name__ == "__main__":
     cli()
