@@ -181,3 +181,74 @@ def schema_check(command: tuple[str, ...]) -> None:
         click.echo(f"no undeclared fields, but the command exited with {code}", err=True)
         sys.exit(code)
     click.echo("no undeclared fields")
+
+
+@main.command()
+@click.option(
+    "--forward-to",
+    metavar="URL",
+    help="The OTLP/HTTP destination to forward to "
+    "(default: discard what arrives, for a quick local look).",
+)
+@click.option(
+    "--config",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="A Rotel .env file from collector-config/rotel/ instead of --forward-to.",
+)
+@click.option(
+    "--set",
+    "values",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="A value for a ${NAME} placeholder of --config (repeatable).",
+)
+@click.option("--http-port", default=4318, show_default=True, help="OTLP/HTTP port on 127.0.0.1.")
+@click.option("--grpc-port", default=4317, show_default=True, help="OTLP/gRPC port on 127.0.0.1.")
+def collector(
+    forward_to: str | None,
+    config: Path | None,
+    values: tuple[str, ...],
+    http_port: int,
+    grpc_port: int,
+) -> None:
+    """Run Rotel on loopback: the embedded collector for local development.
+
+    Point a product at it with OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4318 (or
+    vendor=...). Stops on Ctrl-C.
+    """
+    import signal
+    import threading
+
+    from phonehome._collector import Rotel
+
+    pairs = dict(v.split("=", 1) for v in values if "=" in v)
+    if forward_to is not None:
+        pairs.setdefault("FORWARD_TO", forward_to)
+    try:
+        rotel = Rotel(
+            forward_to if config is None else None,
+            config=config,
+            values=pairs,
+            http_port=http_port,
+            grpc_port=grpc_port,
+        )
+        rotel.start()
+    except (RuntimeError, ValueError, OSError) as error:
+        raise click.ClickException(str(error).splitlines()[0]) from None
+    target = forward_to or (
+        "the destinations in " + str(config) if config else "nowhere (discarded)"
+    )
+    click.echo(
+        f"collector listening on {rotel.http_endpoint} (HTTP) and {rotel.grpc_endpoint} "
+        f"(gRPC), forwarding to {target}; Ctrl-C stops it"
+    )
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        while not stop.wait(0.5) and rotel.alive():
+            pass
+    except KeyboardInterrupt:
+        pass
+    finally:
+        rotel.stop()
+    click.echo("collector stopped")

@@ -9,9 +9,9 @@
 With pytest, the fixtures ``otlp_receiver`` and ``azure_ingestion`` do the same.
 """
 
+from phonehome._collector import Rotel, free_port
 from phonehome.testing._azure import AzureIngestion
 from phonehome.testing._receiver import LogRecord, Metric, OTLPReceiver, Point, Span
-from phonehome.testing._rotel import Rotel, free_port
 
 __all__ = [
     "AzureIngestion",

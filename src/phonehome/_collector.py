@@ -1,4 +1,8 @@
-"""Rotel, the collector from the ``rotel`` package on PyPI, as a loopback process."""
+"""Rotel, the collector from the ``rotel`` package on PyPI, as a loopback process.
+
+Used by ``phonehome collector`` (the embedded collector for local development), the demo and
+the end-to-end tests.
+"""
 
 from __future__ import annotations
 
@@ -35,11 +39,21 @@ class Rotel:
     """
 
     def __init__(
-        self, forward_to: str | None, *, protocol: str = "http", extra: list[str] | None = None
+        self,
+        forward_to: str | None,
+        *,
+        protocol: str = "http",
+        extra: list[str] | None = None,
+        config: Path | None = None,
+        values: dict[str, str] | None = None,
+        http_port: int | None = None,
+        grpc_port: int | None = None,
     ):
         self.forward_to = forward_to
-        self.http_port = free_port()
-        self.grpc_port = free_port()
+        self.http_port = http_port or free_port()
+        self.grpc_port = grpc_port or free_port()
+        self._config = config
+        self._values = values or {}
         self._protocol = protocol
         self._extra = extra or []
         self._process: subprocess.Popen[bytes] | None = None
@@ -81,7 +95,7 @@ class Rotel:
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
-            env={k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "ROTEL_"))},
+            env=self._environment(),
         )
         deadline = time.monotonic() + timeout
         for port in (self.http_port, self.grpc_port):
@@ -91,7 +105,23 @@ class Rotel:
                     raise RuntimeError(f"Rotel did not start: {self.log[-2000:]}")
                 time.sleep(0.02)
 
+    def alive(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
+    def _environment(self) -> dict[str, str]:
+        environ = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "ROTEL_"))}
+        if self._config is not None:
+            values = {
+                "LISTEN_HTTP": f"127.0.0.1:{self.http_port}",
+                "LISTEN_GRPC": f"127.0.0.1:{self.grpc_port}",
+                **self._values,
+            }
+            environ.update(read_config(self._config, values))
+        return environ
+
     def _exporter_flags(self) -> list[str]:
+        if self._config is not None:
+            return []  # the configuration file says where to export
         if self.forward_to is None:
             return ["--exporter", "blackhole"]
         return [
@@ -133,3 +163,29 @@ def _accepts(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.settimeout(0.2)
         return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def read_config(path: Path, values: dict[str, str]) -> dict[str, str]:
+    """A Rotel ``.env`` file (KEY=VALUE lines, ``#`` comments), ``${NAME}`` substituted.
+
+    Raises ``ValueError`` naming a placeholder that has no value.
+    """
+    import re
+
+    found: dict[str, str] = {}
+    for number, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        key, sep, value = line.partition("=")
+        if not sep:
+            raise ValueError(f"{path}:{number}: not KEY=VALUE")
+
+        def substitute(match: re.Match[str], number: int = number) -> str:
+            name = match.group(1)
+            if name not in values:
+                raise ValueError(f"{path}:{number}: ${{{name}}} has no value (--set {name}=...)")
+            return values[name]
+
+        found[key.strip()] = re.sub(r"\$\{([A-Z_][A-Z0-9_]*)\}", substitute, value.strip())
+    return found
