@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from pathlib import Path
 
-from phonehome.testing import OTLPReceiver
+from phonehome.testing import AzureIngestion, OTLPReceiver, Rotel
 from tests.conftest import ROOT, clean_environ
 
 DEMOCLI = ROOT / "examples" / "democli.py"
@@ -70,3 +71,71 @@ def test_the_demo_prints_what_each_destination_received() -> None:
     assert out.count("generate/success=3") == 2 and out.count("fail/failure=1") == 2
     assert out.count("language=go") == 2
     assert "petstore" not in out.split("vendor (through Rotel)")[1]
+
+
+def example(name: str, *argv: str, **environ: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(ROOT / "examples" / name), *argv],
+        env=clean_environ(**environ),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def test_the_service_delivers_while_running_with_heartbeat_and_collector(
+    otlp_receiver: OTLPReceiver, tmp_path: Path
+) -> None:
+    started = time.monotonic()
+    result = example(
+        "service.py",
+        "--seconds",
+        "2",
+        SERVICE_VENDOR=otlp_receiver.url,
+        SERVICE_TELEMETRY_DIR=str(tmp_path),
+        SERVICE_TELEMETRY_NOLOGO="1",
+        OTEL_BSP_SCHEDULE_DELAY="300",
+    )
+    elapsed = time.monotonic() - started
+    assert result.returncode == 0 and result.stdout == "service stopped\n", result.stderr
+    assert elapsed < 2 + 3 + 5  # its run, the shutdown bound, interpreter start-up
+    events = {r.event_name for r in otlp_receiver.logs}
+    assert {"heartbeat", "summary", "install"} <= events
+    assert len([s for s in otlp_receiver.spans if s.name == "process"]) >= 10
+    assert sum(p.value for p in otlp_receiver.points("jobs.processed")) >= 10
+    # delivered while it ran, not only at the end: several exports arrived
+    assert len([p for p, _ in otlp_receiver.requests if p == "/v1/traces"]) >= 2
+
+
+def test_the_vendor_on_azure_and_the_users_copy_on_otlp(
+    otlp_receiver: OTLPReceiver, azure_ingestion: AzureIngestion, tmp_path: Path
+) -> None:
+    result = example(
+        "azure_vendor.py",
+        AZURE_VENDOR=azure_ingestion.connection_string,
+        OTEL_EXPORTER_OTLP_ENDPOINT=otlp_receiver.url,
+        OTEL_EXPORTER_OTLP_HEADERS="x-user-key=USERKEY",
+        AZDEMO_TELEMETRY_DIR=str(tmp_path),
+        AZDEMO_TELEMETRY_NOLOGO="1",
+    )
+    assert result.stdout == "deployed\n", result.stderr
+    (dependency,) = azure_ingestion.of_type("RemoteDependencyData")
+    assert dependency["name"] == "deploy"
+    assert dependency["properties"]["command.param.region"] == "westeurope"
+    assert [s.name for s in otlp_receiver.spans] == ["deploy"]
+    assert "USERKEY" not in str(azure_ingestion.requests) + str(azure_ingestion.bodies)
+    assert azure_ingestion.instrumentation_key.encode() not in b"".join(otlp_receiver.bodies)
+
+
+def test_everything_only_to_my_own_collector(otlp_receiver: OTLPReceiver, tmp_path: Path) -> None:
+    with Rotel(otlp_receiver.url) as rotel:
+        result = example(
+            "own_collector.py",
+            OTEL_EXPORTER_OTLP_ENDPOINT=rotel.http_endpoint,
+            MYTOOL_TELEMETRY_DIR=str(tmp_path),
+            MYTOOL_TELEMETRY_NOLOGO="1",
+        )
+        assert result.stdout == "synced\n", result.stderr
+        assert otlp_receiver.wait_until(lambda: otlp_receiver.spans, timeout=20)
+    assert [s.name for s in otlp_receiver.spans] == ["sync"]
