@@ -5,7 +5,8 @@
 
 Consent changes are picked up while it runs (set SERVICE_TELEMETRY_OPTOUT=1 in its
 environment, or run `phonehome -p service disable`), and it shuts down within
-shutdown_timeout whatever the network does.
+shutdown_timeout whatever the network does. Its users can refuse the infrastructure
+metrics alone with SERVICE_TELEMETRY_SYSTEM_METRICS=0.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ def main() -> int:
         version="3.1.0",
         vendor=os.environ.get("SERVICE_VENDOR"),
         mode="service",
+        system_metrics=True,  # CPU, memory, disk and network: its own consent category
         heartbeat="1h",
         schema=SCHEMA,
         shutdown_timeout=3.0,

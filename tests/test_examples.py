@@ -106,6 +106,26 @@ def test_the_service_delivers_while_running_with_heartbeat_and_collector(
     assert sum(p.value for p in otlp_receiver.points("jobs.processed")) >= 10
     # delivered while it ran, not only at the end: several exports arrived
     assert len([p for p, _ in otlp_receiver.requests if p == "/v1/traces"]) >= 2
+    assert otlp_receiver.points("system.cpu.utilization")
+    assert otlp_receiver.points("process.memory.usage")
+
+
+def test_the_service_users_can_refuse_infrastructure_metrics_alone(
+    otlp_receiver: OTLPReceiver, tmp_path: Path
+) -> None:
+    result = example(
+        "service.py",
+        "--seconds",
+        "1",
+        SERVICE_VENDOR=otlp_receiver.url,
+        SERVICE_TELEMETRY_DIR=str(tmp_path),
+        SERVICE_TELEMETRY_NOLOGO="1",
+        OTEL_BSP_SCHEDULE_DELAY="300",
+        SERVICE_TELEMETRY_SYSTEM_METRICS="0",
+    )
+    assert result.returncode == 0, result.stderr
+    assert [s for s in otlp_receiver.spans if s.name == "process"]
+    assert not [m for m in otlp_receiver.metrics if m.name.startswith(("system.", "process."))]
 
 
 def test_the_vendor_on_azure_and_the_users_copy_on_otlp(

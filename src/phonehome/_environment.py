@@ -24,6 +24,9 @@ TELEMETRY_VENDOR_OPTOUT = "{prefix}_TELEMETRY_VENDOR_OPTOUT"
 TELEMETRY_DEBUG = "{prefix}_TELEMETRY_DEBUG"
 """True: print the exact payload per destination to stderr and send nothing."""
 
+TELEMETRY_SYSTEM_METRICS = "{prefix}_TELEMETRY_SYSTEM_METRICS"
+"""False: no infrastructure metrics (CPU, memory, disk, network), the rest unchanged."""
+
 TELEMETRY_NOLOGO = "{prefix}_TELEMETRY_NOLOGO"
 """True: do not print the first-run notice (consent is unchanged), like ``DOTNET_NOLOGO``."""
 

@@ -43,6 +43,7 @@ class _Settings:
         "spool_max_age",
         "spool_max_bytes",
         "state_dir",
+        "system_metrics",
         "user",
         "vendor",
         "version",
@@ -69,6 +70,7 @@ class _Settings:
         automation: str = "tag",
         notice_url: str | None = None,
         heartbeat: float | None = None,
+        system_metrics: bool = False,
     ) -> None:
         self.product = product
         self.version = version
@@ -89,6 +91,7 @@ class _Settings:
         self.automation = automation
         self.notice_url = notice_url
         self.heartbeat = heartbeat
+        self.system_metrics = system_metrics
         self.ephemeral = False
         """Running under CI or an agent: nothing about the install is kept."""
 
@@ -113,6 +116,7 @@ def instrument(
     automation: Literal["tag", "collapse", "drop"] = "tag",
     notice_url: str | None = None,
     heartbeat: str | float | None = None,
+    system_metrics: bool = False,
 ) -> Telemetry:
     """Start telemetry for ``product``; use the result as a context manager.
 
@@ -141,6 +145,8 @@ def instrument(
             ``"drop"``-ped (telemetry off).
         notice_url: where the first-run notice sends people to read more.
         heartbeat: send a ``heartbeat`` event at most once per this interval (``"24h"``).
+        system_metrics: in ``service`` mode, also send process and host CPU, memory, disk
+            and network metrics (its own consent category; ``phonehome[system]``).
     """
     try:
         settings = _settings(
@@ -162,6 +168,7 @@ def instrument(
             automation,
             notice_url,
             heartbeat,
+            system_metrics,
         )
     except _SettingError as error:
         warn(f"{error}; telemetry is off")
@@ -254,6 +261,9 @@ def _start_pipeline(settings: _Settings, resolver: Resolver, decision: Decision)
         text = _notice.text(settings.product, prefix, schema.summary(), settings.notice_url)
         delivery.hold = _notice.check(state_dir, prefix, version, text, session)
     settings.ephemeral = who is not None
+    refused = env.flag(environ.get(env.TELEMETRY_SYSTEM_METRICS.format(prefix=prefix), ""))
+    if refused is False:  # its own consent category: the user said no to this part only
+        settings.system_metrics = False
     telemetry = Telemetry(settings, resolver, decision, live, delivery)
     if who is None and delivery.has_destinations:
         from phonehome._usage import lifecycle
@@ -345,6 +355,7 @@ def _settings(
     automation: object = "tag",
     notice_url: object = None,
     heartbeat: object = None,
+    system_metrics: object = False,
 ) -> _Settings:
     if not isinstance(product, str) or not product.strip():
         raise _SettingError(
@@ -405,6 +416,7 @@ def _settings(
         automation=automation,
         notice_url=notice_url,
         heartbeat=_interval("heartbeat", heartbeat),
+        system_metrics=system_metrics is True,
     )
 
 

@@ -285,6 +285,7 @@ _ALWAYS = (
 )
 
 
+from phonehome._system import NAMES as SYSTEM_METRICS  # noqa: E402 - the toolkit's own
 from phonehome._usage import BUILTIN_EVENTS  # noqa: E402 - the toolkit's own events
 
 CRASH_EVENT = "exception.unhandled"
@@ -376,6 +377,8 @@ class Enforcer:
                 attributes = {k: v for k, v in attributes.items() if k in _BUILTIN_LOG}
             return (*record[:5], attributes, *record[6:])
         if kind == "m":
+            if record[2] in SYSTEM_METRICS:  # the toolkit's own infrastructure metrics
+                return record
             attributes = self._declared(record[6], None, f"metric {record[2]!r}")
             return (*record[:6], attributes)
         return record

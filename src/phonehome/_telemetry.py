@@ -125,6 +125,7 @@ class Telemetry:
         "_recorder",
         "_resolver",
         "_settings",
+        "_system",
         "_usage",
     )
 
@@ -147,6 +148,7 @@ class Telemetry:
         self._promote_at = float("inf")
         self._declared_params: dict[str, frozenset[str]] = {}
         self._usage: Usage | None = None
+        self._system: Any = settings.system_metrics if delivery is not None else False
         if delivery is not None:
             from phonehome._usage import Usage
 
@@ -318,6 +320,11 @@ class Telemetry:
         self._ended = True
         self._unhook_logging()
         self._run_usage()
+        if self._system not in (True, False, None):
+            try:
+                self._system.close()
+            except Exception as error:
+                record_error("system metrics", error)
         recorder, self._recorder = self._recorder, None
         if recorder is None or self._delivery is None:
             return
@@ -372,10 +379,26 @@ class Telemetry:
             self._delivery.promote(self._tick)
 
     def _tick(self) -> None:
-        """A service's periodic work: due collectors and heartbeat, then spool."""
+        """A service's periodic work: due collectors, heartbeat, system metrics, then spool."""
         self._run_usage()
+        self._sample_system()
         if self._recorder is not None:
             self._recorder.drain()
+
+    @contained(None)
+    def _sample_system(self) -> None:
+        if self._system is True:  # first tick: start the instrumentation in this thread
+            from phonehome._system import SystemMetrics
+
+            try:
+                self._system = SystemMetrics()
+            except ImportError:
+                self._system = False
+                warn("system_metrics=True needs its extra: pip install 'phonehome[system]'")
+                return
+        if self._system and self._recorder is not None:
+            for record in self._system.sample():
+                self._recorder.add(record)
 
     @contained(None)
     def _run_usage(self) -> None:
