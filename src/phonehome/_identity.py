@@ -1,7 +1,8 @@
 """Anonymous identity: a random install id per product and a session id per run.
 
 Never derived from the machine (no host name, user name, MAC or hardware id): the install id
-is random, minted only when consent is on, and kept in the state directory.
+is random, minted only when consent is on, and kept in the state directory, as is the salt
+for hashed fields (never sent).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from phonehome import _state
 from phonehome._diagnostics import warn
 
 INSTALL_ID_FILE = "install-id"
+SALT_FILE = "salt"
 
 
 def install_id(state_dir: Path, automation: str | None = None, policy: str = "tag") -> str:
@@ -23,32 +25,16 @@ def install_id(state_dir: Path, automation: str | None = None, policy: str = "ta
     """
     if automation is not None:
         return f"automation-{automation}" if policy == "collapse" else os.urandom(16).hex()
-    path = state_dir / INSTALL_ID_FILE
-    try:
-        existing = (_state.read_text(path) or "").strip()
-    except OSError:
-        existing = ""
-    if _is_id(existing):
-        return existing
-    fresh = os.urandom(16).hex()
-    try:
-        _state.write_text(path, fresh + "\n")
-    except OSError as error:
-        warn(
-            f"cannot store the install id in {state_dir} ({error.strerror}); using one for this run"
-        )
-    return fresh
+    return _kept(state_dir / INSTALL_ID_FILE, "using a new install id for this run")
+
+
+def salt(state_dir: Path) -> bytes:
+    """The install's salt for hashed fields: random, kept in the state directory, never sent."""
+    return bytes.fromhex(_kept(state_dir / SALT_FILE, "hashed values will not match between runs"))
 
 
 def session_id() -> str:
     return os.urandom(16).hex()
-
-
-def _is_id(text: str) -> bool:
-    return len(text) == 32 and all(c in "0123456789abcdef" for c in text)
-
-
-SALT_FILE = "salt"
 
 
 def forget(state_dir: Path) -> None:
@@ -57,21 +43,17 @@ def forget(state_dir: Path) -> None:
         (state_dir / name).unlink(missing_ok=True)
 
 
-def salt(state_dir: Path) -> bytes:
-    """The install's salt for hashed fields: random, kept in the state directory, never sent."""
-    path = state_dir / SALT_FILE
+def _kept(path: Path, consequence: str) -> str:
+    """A random 128-bit hex value kept in ``path``: read it, or mint and store one."""
     try:
         existing = (_state.read_text(path) or "").strip()
     except OSError:
         existing = ""
-    if _is_id(existing):
-        return bytes.fromhex(existing)
+    if len(existing) == 32 and all(c in "0123456789abcdef" for c in existing):
+        return existing
     fresh = os.urandom(16).hex()
     try:
         _state.write_text(path, fresh + "\n")
     except OSError as error:
-        warn(
-            f"cannot store the hashing salt in {state_dir} ({error.strerror}); hashed values "
-            "will not match between runs"
-        )
-    return bytes.fromhex(fresh)
+        warn(f"cannot store {path.name} in {path.parent} ({error.strerror}); {consequence}")
+    return fresh

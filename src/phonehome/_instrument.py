@@ -275,11 +275,12 @@ def _start_pipeline(settings: _Settings, resolver: Resolver, decision: Decision)
 
 
 def _purge_held(resolver: Resolver) -> None:
-    """Consent is off: data held from earlier runs must never be sent. One ``stat`` when
-    there is none (the usual case), so an opted-out run still writes nothing."""
+    """Consent is off: data held from earlier runs must never be sent. A ``stat`` (and a
+    directory listing if a spool exists) when there is none, so an opted-out run still
+    writes nothing and imports nothing more."""
     try:
         spool = resolver.state_dir / "spool"
-        if os.path.isdir(spool):
+        if os.path.isdir(spool) and any(n.endswith(".seg") for n in os.listdir(spool)):
             from phonehome._spool import Spool
 
             Spool(spool).purge()

@@ -76,17 +76,9 @@ class Field:
         }[self.policy]
 
 
-def field(
-    type: str = "string",
-    description: str = "",
-    *,
-    policy: str = "raw",
-    values: Iterable[str] | None = None,
-    scrub: bool = True,
-    reason: str = "",
-) -> Field:
-    """Declare a field. ``scrub=False`` (with a ``reason``) exempts it from scrubbing."""
-    return Field(type, description, policy=policy, values=values, scrub=scrub, reason=reason)
+field = Field
+"""Declare a field: ``field("string", "what it is", policy="enum", values=[...])``;
+``scrub=False`` (with a ``reason``) exempts it from scrubbing."""
 
 
 _PRESENCE = Field("string", "", policy="presence")
