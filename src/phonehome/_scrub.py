@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 _REDACTED = "<redacted>"
+_CACHE_SIZE = 4096
 
 # (name, pattern, replacement): order matters (specific before general).
 _RULES: tuple[tuple[str, str, str], ...] = (
@@ -105,10 +106,20 @@ class Scrubber:
                 (re.compile(rf"(?i)(?<![A-Za-z0-9]){re.escape(user)}(?![A-Za-z0-9])"), "<user>")
             )
         self._rules = rules
+        self._cache: dict[str, str] = {}
+        """Telemetry repeats itself (command names, results, enum values): each distinct
+        text is scrubbed once per sender."""
 
     def __call__(self, text: str) -> str:
+        cached = self._cache.get(text)
+        if cached is not None:
+            return cached
+        original = text
         for pattern, replacement in self._rules:
             text = pattern.sub(replacement, text)
+        if len(self._cache) >= _CACHE_SIZE:
+            self._cache.clear()
+        self._cache[original] = text
         return text
 
     def value(self, value: Any) -> Any:
