@@ -206,3 +206,24 @@ with phonehome.instrument("democli", user=sys.argv[1], state_dir=sys.argv[2]) as
     assert result.stderr.strip().endswith(
         "pip install 'phonehome[azure]'; that destination is skipped"
     )
+
+
+def test_a_plain_http_vendor_that_is_not_loopback_is_refused_unless_allowed(
+    state_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with phonehome.instrument(
+        "democli", vendor="http://telemetry.example.com:4318", state_dir=state_dir, mode="ci"
+    ) as t:
+        assert t.destinations == ()
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith("phonehome: vendor= 'http://telemetry.example.com:4318': plain http")
+    allowed = phonehome.otlp("http://telemetry.example.com:4318", allow_insecure=True)
+    from phonehome._destinations import resolve  # checked without running: no network here
+
+    assert resolve(allowed, None, {}) == [("vendor", allowed)]
+    for loopback in ("http://127.0.0.1:9", "http://localhost:9", "http://[::1]:9"):
+        with phonehome.instrument(
+            "democli", vendor=loopback, state_dir=state_dir, mode="ci", ci_budget=0.1
+        ) as t:
+            assert len(t.destinations) == 1, loopback
+    assert capsys.readouterr().err == ""

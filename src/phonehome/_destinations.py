@@ -47,6 +47,7 @@ class Destination(NamedTuple):
     connection_string: str = ""
     from_environment: bool = False
     environment: tuple[tuple[str, str], ...] = ()
+    allow_insecure: bool = False
     """For ``from_environment``: the ``OTEL_EXPORTER_OTLP_*`` variables as they were when the
     data was recorded (a sender may run later, from another shell)."""
 
@@ -77,8 +78,13 @@ def otlp(
     timeout: float = 10.0,
     compression: Literal["gzip", "none"] | None = None,
     certificate_file: str | None = None,
+    allow_insecure: bool = False,
 ) -> Destination:
-    """An OTLP destination. ``endpoint`` is the base URL (``https://host:4318``)."""
+    """An OTLP destination. ``endpoint`` is the base URL (``https://host:4318``).
+
+    ``allow_insecure=True`` lets a vendor destination use plain ``http://`` to a host that
+    is not loopback (refused otherwise: the data would cross the network unencrypted).
+    """
     _check_url(endpoint)
     if protocol not in ("http/protobuf", "grpc"):
         raise DestinationError(f"protocol {protocol!r} is not 'http/protobuf' or 'grpc'")
@@ -92,6 +98,7 @@ def otlp(
         float(timeout),
         compression,
         certificate_file,
+        allow_insecure=allow_insecure,
     )
 
 
@@ -150,6 +157,8 @@ def resolve(
             destination = parse(value)
             if origin == env.APPLICATIONINSIGHTS_CONNECTION_STRING and destination.kind != "azure":
                 raise DestinationError("it is not an Azure Monitor connection string")
+            if role == "vendor":
+                _check_encrypted(destination)
             _check_extra(destination)
         except DestinationError as error:
             warn(f"{origin} {_preview(value)}: {error}; that destination is skipped")
@@ -163,6 +172,22 @@ def resolve(
         except DestinationError as error:
             warn(f"{env.OTEL_EXPORTER_OTLP_PROTOCOL}=grpc: {error}; that destination is skipped")
     return found
+
+
+def _check_encrypted(destination: Destination) -> None:
+    """A vendor's plain-http endpoint is refused unless it is loopback or explicitly allowed:
+    the end user's data would cross the network unencrypted."""
+    scheme, _, rest = destination.endpoint.partition("://")
+    if scheme.lower() != "http" or destination.allow_insecure:
+        return
+    host = rest.split("/", 1)[0].rpartition("@")[2]
+    host = host[1:].split("]", 1)[0] if host.startswith("[") else host.split(":", 1)[0]
+    if host.lower() in ("localhost", "::1") or host.startswith("127."):
+        return
+    raise DestinationError(
+        "plain http to a host that is not loopback would send telemetry unencrypted; use "
+        "https://, or phonehome.otlp(url, allow_insecure=True) if that is really meant"
+    )
 
 
 _EXTRAS = {
