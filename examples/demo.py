@@ -65,6 +65,12 @@ def table(title: str, receiver: OTLPReceiver) -> str:
     return "\n".join(lines)
 
 
+def arrived(receiver: OTLPReceiver) -> int:
+    """Commands whose span and whose execution count have both arrived."""
+    counted = sum(p.value for p in receiver.points("democli.command.executions"))
+    return min(len(receiver.spans), int(counted))
+
+
 def main() -> int:
     started = time.monotonic()
     with (
@@ -98,7 +104,7 @@ def main() -> int:
             print(f"$ democli {' '.join(argv)}\n  {output}  [exit {result.returncode}]")
         expected = len(RUNS)
         for receiver in (vendor, user):
-            if not receiver.wait_until(lambda r=receiver: len(r.spans) >= expected, timeout=20):
+            if not receiver.wait_until(lambda r=receiver: arrived(r) >= expected, timeout=20):
                 print(f"only {len(receiver.spans)} of {expected} commands arrived", file=sys.stderr)
                 return 1
         print()

@@ -13,15 +13,20 @@ from tests.conftest import ROOT, clean_environ
 DEMOCLI = ROOT / "examples" / "democli.py"
 
 
-def democli(*argv: str, **environ: str) -> subprocess.CompletedProcess[str]:
+def example(name: str, *argv: str, **environ: str) -> subprocess.CompletedProcess[str]:
+    """Run an example as its users would."""
     return subprocess.run(
-        [sys.executable, str(DEMOCLI), *argv],
+        [sys.executable, str(ROOT / "examples" / name), *argv],
         env=clean_environ(**environ),
         capture_output=True,
         text=True,
         timeout=60,
         stdin=subprocess.DEVNULL,
     )
+
+
+def democli(*argv: str, **environ: str) -> subprocess.CompletedProcess[str]:
+    return example(DEMOCLI.name, *argv, **environ)
 
 
 def test_democli_reports_its_commands_to_the_vendor(
@@ -71,17 +76,6 @@ def test_the_demo_prints_what_each_destination_received() -> None:
     assert out.count("generate/success=3") == 2 and out.count("fail/failure=1") == 2
     assert out.count("language=go") == 2
     assert "petstore" not in out.split("vendor (through Rotel)")[1]
-
-
-def example(name: str, *argv: str, **environ: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, str(ROOT / "examples" / name), *argv],
-        env=clean_environ(**environ),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        stdin=subprocess.DEVNULL,
-    )
 
 
 def test_the_service_delivers_while_running_with_heartbeat_and_collector(
