@@ -183,7 +183,7 @@ class Spool:
     def delivered(self, destination: str) -> set[str]:
         """The segments ``destination`` already has."""
         try:
-            text = (self.directory / "progress" / destination).read_text()
+            text = (self.directory / "progress" / destination).read_text(errors="replace")
         except FileNotFoundError:
             return set()
         return set(text.split())
@@ -227,7 +227,8 @@ class Spool:
     def dropped(self, destination: str) -> int:
         """Records dropped by the caps that ``destination`` has not been told about yet."""
         try:
-            text = (self.directory / "progress" / f"{destination}.dropped").read_text()
+            path = self.directory / "progress" / f"{destination}.dropped"
+            text = path.read_text(errors="replace")
         except FileNotFoundError:
             return 0
         return sum(int(n) for n in text.split() if n.lstrip("-").isdigit())

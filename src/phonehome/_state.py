@@ -44,9 +44,10 @@ def _user_state_dir() -> Path:
 
 
 def read_text(path: Path) -> str | None:
-    """The file's text, or ``None`` when it does not exist."""
+    """The file's text, or ``None`` when it does not exist. Bytes that are not UTF-8 (a
+    corrupt file) become U+FFFD, so callers see invalid content, not an exception."""
     try:
-        return path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8", errors="replace")
     except FileNotFoundError:
         return None
 
