@@ -74,3 +74,17 @@ def test_a_garbage_state_file_is_recovered_from(
     assert len(result.stderr.splitlines()) <= 1, result.stderr
     assert all(line.startswith("phonehome: ") for line in result.stderr.splitlines())
     assert otlp_receiver.wait_until(lambda: len(otlp_receiver.spans) == 2)
+
+
+def test_every_state_file_is_private(tmp_path: Path) -> None:
+    """0600 files in 0700 directories, whatever the run wrote (a Retry-After hold included)."""
+    with OTLPReceiver() as vendor:
+        run(vendor.url, tmp_path)
+        vendor.status, vendor.retry_after = 429, "120"
+        run(vendor.url, tmp_path)
+    written = list(tmp_path.rglob("*"))
+    assert any(p.name.endswith(".hold") for p in written)
+    assert any(p.name.endswith(".seg") for p in written)
+    for path in [tmp_path, *written]:
+        mode = path.stat().st_mode & 0o777
+        assert mode == (0o700 if path.is_dir() else 0o600), f"{path}: {oct(mode)}"

@@ -289,8 +289,9 @@ class _Worker:
             return False
 
     def _hold(self, seconds: float) -> None:
-        self._hold_file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        self._hold_file.write_text(str(time.time() + seconds))
+        from phonehome import _state
+
+        _state.write_text(self._hold_file, str(time.time() + seconds))
 
     def run(self, names: list[str], source: Any, consent: Any, deadline: float) -> None:
         """Export ``names`` in groups of about ``CHUNK`` items, marking each group on success.
