@@ -151,3 +151,10 @@ def test_no_personal_data_reaches_the_wire_from_any_position(
     for other in SECRETS:
         assert other.encode() not in wire
     assert b"/home/alice" not in wire
+
+
+def test_long_texts_are_cut_so_the_work_per_value_is_bounded() -> None:
+    from phonehome._scrub import MAX_TEXT
+
+    scrubbed = Scrubber(home=HOME, user=USER)("x" * 1_000_000 + " alice@example.com")
+    assert scrubbed == "x" * MAX_TEXT + "…"

@@ -220,13 +220,21 @@ class Span:
 
     def set_attribute(self, key: str, value: Any) -> None:
         """Add an attribute to the span."""
-        self._attributes[str(key)] = attribute(value)
+        try:
+            self._attributes[text(key)] = attribute(value)
+        except Exception as error:
+            record_error("set_attribute", error)
 
     def add_event(self, name: str, attributes: Mapping[str, Any] | None = None) -> None:
         """A point-in-time event inside the span (an OpenTelemetry span event)."""
+        try:
+            event = (text(name), time.time_ns(), clean(attributes))
+        except Exception as error:
+            record_error("add_event", error)
+            return
         if self._events is None:
             self._events = []
-        self._events.append((str(name), time.time_ns(), clean(attributes)))
+        self._events.append(event)
 
     @property
     def traceparent(self) -> str:
@@ -309,7 +317,17 @@ def attribute(value: Any) -> Any:
 def clean(attributes: Mapping[str, Any] | None) -> dict[str, Any]:
     if not attributes:
         return {}
-    return {str(k): attribute(v) for k, v in attributes.items()}
+    return {text(k): attribute(v) for k, v in attributes.items()}
+
+
+def text(value: Any) -> str:
+    """``str(value)``, which never raises: a name or key that cannot be printed is marked."""
+    if type(value) is str:
+        return value
+    try:
+        return str(value)
+    except Exception:
+        return f"<unprintable {type(value).__name__}>"
 
 
 _OWN_LOGGERS = ("opentelemetry", "azure", "phonehome", "urllib3", "requests", "grpc")

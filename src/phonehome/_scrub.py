@@ -18,6 +18,9 @@ from typing import Any
 
 _REDACTED = "<redacted>"
 _CACHE_SIZE = 4096
+MAX_TEXT = 8192
+"""Longer texts are cut (with "…") before scrubbing: telemetry needs no more, and the
+scrubber's work per value stays bounded."""
 
 # (name, pattern, replacement): order matters (specific before general).
 _RULES: tuple[tuple[str, str, str], ...] = (
@@ -56,7 +59,7 @@ _RULES: tuple[tuple[str, str, str], ...] = (
         r"\1" + _REDACTED,
     ),
     ("bearer", r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]{8,}", r"\1 " + _REDACTED),
-    ("email", r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}", "<email>"),
+    ("email", r"[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9.-]{1,255}\.[A-Za-z]{2,24}", "<email>"),
     (
         "ipv6",
         r"(?<![\w:.])(?:(?:[0-9A-Fa-f]{1,4}:){7}[0-9A-Fa-f]{1,4}"
@@ -115,6 +118,8 @@ class Scrubber:
         if cached is not None:
             return cached
         original = text
+        if len(text) > MAX_TEXT:  # bounded work per value, whatever a program logs
+            text = text[:MAX_TEXT] + "…"
         for pattern, replacement in self._rules:
             text = pattern.sub(replacement, text)
         if len(self._cache) >= _CACHE_SIZE:

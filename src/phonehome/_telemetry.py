@@ -22,7 +22,15 @@ if TYPE_CHECKING:
 
     from phonehome._delivery import PROMOTE_AFTER, Delivery
     from phonehome._instrument import _Settings
-    from phonehome._record import MEASURE, LogBridge, Recorder, Span, clean, command_attributes
+    from phonehome._record import (
+        MEASURE,
+        LogBridge,
+        Recorder,
+        Span,
+        clean,
+        command_attributes,
+        text,
+    )
     from phonehome._usage import Usage
 
 # Everything below the consent decision (recording, spooling, delivery) is imported only
@@ -246,7 +254,7 @@ class Telemetry:
             if time.monotonic() > self._promote_at:
                 self._promote()
             if type(name) is not str:
-                name = str(name)
+                name = text(name)
             declared = self._declared_params.get(name, ())
             return Span(recorder, name, command_attributes(name, params, collect, declared), True)
         except Exception as error:
@@ -259,7 +267,7 @@ class Telemetry:
         if recorder is None:
             return _NOOP_SPAN
         try:
-            return Span(recorder, str(name), clean(attributes), False)
+            return Span(recorder, text(name), clean(attributes), False)
         except Exception as error:
             record_error("span", error)
             return _NOOP_SPAN
@@ -271,7 +279,7 @@ class Telemetry:
         if recorder is None:
             return
         values = clean(attributes)
-        values["event.name"] = name = str(name)
+        values["event.name"] = name = text(name)
         recorder.log(9, "INFO", name, values, name)
 
     def counter(self, name: str, unit: str = "", description: str = "") -> Any:
@@ -291,7 +299,7 @@ class Telemetry:
         if self._recorder is None:
             return _NOOP_INSTRUMENT
         return _Instrument(
-            self._recorder, kind, env.instrument_name(str(name)), str(unit), str(description)
+            self._recorder, kind, env.instrument_name(text(name)), text(unit), text(description)
         )
 
     @contained(None)
@@ -449,5 +457,6 @@ def _load_recording() -> None:
         MEASURE=_record.MEASURE,
         clean=_record.clean,
         command_attributes=_record.command_attributes,
+        text=_record.text,
         PROMOTE_AFTER=_delivery.PROMOTE_AFTER,
     )
