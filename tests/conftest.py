@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -63,6 +64,14 @@ def lenient() -> None:
 @pytest.fixture
 def state_dir(tmp_path: Path) -> Path:
     return tmp_path / "state"
+
+
+def silent_server() -> tuple[socket.socket, int]:
+    """A loopback port that accepts connections and never answers (close it when done)."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(64)
+    return server, int(server.getsockname()[1])
 
 
 def app_logs(receiver: Any) -> list[Any]:

@@ -12,7 +12,7 @@ import pytest
 import phonehome
 from phonehome import _diagnostics
 from phonehome.testing import OTLPReceiver
-from tests.conftest import TEST_SCHEMA, app_logs, clean_environ, run_python
+from tests.conftest import TEST_SCHEMA, app_logs, clean_environ, run_python, silent_server
 
 HOST = """
 import sys, phonehome
@@ -29,14 +29,6 @@ def closed_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-def silent_server() -> tuple[socket.socket, int]:
-    """A port that accepts connections and never answers."""
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen(64)
-    return server, int(server.getsockname()[1])
 
 
 @pytest.mark.parametrize("mode", ["cli", "ci"])

@@ -16,7 +16,7 @@ import pytest
 
 from phonehome import _sender
 from phonehome.testing import OTLPReceiver, free_port
-from tests.conftest import ROOT, clean_environ, run_python
+from tests.conftest import ROOT, clean_environ, run_python, silent_server
 
 HOST = """
 import sys, phonehome
@@ -144,13 +144,11 @@ def test_offline_for_many_runs_then_online_every_record_reaches_both_exactly_onc
 
 def test_a_destination_that_never_answers_does_not_delay_the_other(tmp_path: Path) -> None:
     state = tmp_path / "state"
-    silent = __import__("socket").socket()
-    silent.bind(("127.0.0.1", 0))
-    silent.listen(16)
+    silent, silent_port = silent_server()
     try:
         with OTLPReceiver() as user:
             process = host(
-                f"http://127.0.0.1:{silent.getsockname()[1]}",
+                f"http://127.0.0.1:{silent_port}",
                 state,
                 mode="ci",
                 budget=3.0,
@@ -289,14 +287,12 @@ def test_in_ci_the_host_delivers_itself_within_its_budget(tmp_path: Path) -> Non
         code, _, _ = finished(host(vendor.url, state, mode="auto", CI="true"))
         assert code == 0 and len(vendor.spans) == 1  # delivered before the host exited
     assert senders(state) == []
-    silent = __import__("socket").socket()
-    silent.bind(("127.0.0.1", 0))
-    silent.listen(16)
+    silent, silent_port = silent_server()
     try:
         started = time.monotonic()
         code, _, err = finished(
             host(
-                f"http://127.0.0.1:{silent.getsockname()[1]}",
+                f"http://127.0.0.1:{silent_port}",
                 state,
                 mode="auto",
                 budget=1.0,

@@ -174,11 +174,7 @@ def level(environ: Mapping[str, str], prefix: str) -> str:
 
 def automation(environ: Mapping[str, str]) -> str | None:
     """The CI provider or AI coding agent running this program, if any."""
-    for name, who in (*env.AGENT_VARIABLES, *env.CI_VARIABLES):
-        value = environ.get(name, "").strip()
-        if value and env.flag(value) is not False:
-            return who
-    return None
+    return env.detected(environ, (*env.AGENT_VARIABLES, *env.CI_VARIABLES))
 
 
 class LiveConsent:

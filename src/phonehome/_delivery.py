@@ -32,11 +32,7 @@ SERVICE_INTERVAL = 5.0
 
 def detect_ci(environ: Mapping[str, str] = os.environ) -> str | None:
     """The CI provider this runs under, if any."""
-    for name, provider in env.CI_VARIABLES:
-        value = environ.get(name, "").strip()
-        if value and env.flag(value) is not False:
-            return provider
-    return None
+    return env.detected(environ, env.CI_VARIABLES)
 
 
 def _resolve_mode(mode: Mode, prefix: str) -> Mode:

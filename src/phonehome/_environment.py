@@ -6,6 +6,8 @@ every non-alphanumeric character replaced by ``_`` (``democli`` -> ``DEMOCLI``).
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
+
 DO_NOT_TRACK = "DO_NOT_TRACK"
 """The cross-tool opt-out (https://consoledonottrack.com): a true value turns telemetry off."""
 
@@ -51,8 +53,6 @@ OTEL_EXPORTER_OTLP_PROTOCOL = "OTEL_EXPORTER_OTLP_PROTOCOL"
 SIGNALS = ("traces", "metrics", "logs")
 """The user's own OTLP destination is configured by the standard ``OTEL_EXPORTER_OTLP_*``
 variables, read by the OpenTelemetry exporters themselves."""
-
-OTEL_TRACES_SAMPLER = "OTEL_TRACES_SAMPLER"
 
 USER_DESTINATION_PREFIXES = (
     "OTEL_EXPORTER_OTLP_",
@@ -108,6 +108,15 @@ def instrument_name(product: str) -> str:
     """A product name made valid as an OpenTelemetry instrument name prefix."""
     name = "".join(c if c.isascii() and (c.isalnum() or c in "_.-/") else "_" for c in product)
     return name if name[:1].isalpha() else "p" + name
+
+
+def detected(environ: Mapping[str, str], table: Iterable[tuple[str, str]]) -> str | None:
+    """The name in ``table`` whose variable is set (and not to a false value), if any."""
+    for variable, who in table:
+        value = environ.get(variable, "").strip()
+        if value and flag(value) is not False:
+            return who
+    return None
 
 
 def flag(value: str) -> bool | None:

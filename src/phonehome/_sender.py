@@ -41,7 +41,6 @@ class Report:
     pending_segments: int = 0
     corrupt: int = 0
     purged: int = 0
-    removed_segments: int = 0
     held: bool = False
     """A destination asked to wait (``Retry-After``) beyond this delivery."""
 
@@ -180,7 +179,7 @@ def _deliver_locked(state_dir: Path, deadline: float) -> Report:
             thread.join(max(0.0, deadline - time.monotonic()))
         if any(thread.is_alive() for thread in threads):
             break
-        _remove_delivered(spool, segments, workers, report)
+        _remove_delivered(spool, segments, workers)
         if all(not w.progressed for w in workers.values() if w.key in jobs):
             break  # every destination with work failed this round: back off until next run
     for worker in workers.values():
@@ -232,14 +231,12 @@ class _Mapped:
             return self._items[name]
 
 
-def _remove_delivered(
-    spool: Spool, segments: dict[str, Any], workers: dict[str, _Worker], report: Report
-) -> None:
+def _remove_delivered(spool: Spool, segments: dict[str, Any], workers: dict[str, _Worker]) -> None:
+    """Delete the segments every destination named in them has; forget their progress."""
     for name, segment in segments.items():
         wanted = [k for k in segment.destinations if k in workers]
         if all(name in workers[k].done for k in wanted):
             spool.remove(name)
-            report.removed_segments += 1
     spool.compact(set(spool.names()))
 
 

@@ -52,10 +52,9 @@ class Usage:
         self.collectors: dict[str, tuple[Callable[[], Mapping[str, Any]], float]] = {}
         self.heartbeat: float | None = None
 
-    def due(self, now: float | None = None) -> list[str]:
-        """The names (``heartbeat`` included) whose interval has passed."""
+    def due(self, last: dict[str, float], now: float | None = None) -> list[str]:
+        """The names (``heartbeat`` included) whose interval has passed since ``last``."""
         now = time.time() if now is None else now
-        last = self._read()
         every = {name: seconds for name, (_, seconds) in self.collectors.items()}
         if self.heartbeat is not None:
             every["heartbeat"] = self.heartbeat
@@ -63,7 +62,10 @@ class Usage:
 
     def run(self, emit: Callable[[str, dict[str, Any]], None]) -> None:
         """Run what is due and remember when; a failing collector becomes an event."""
-        names = self.due()
+        if not self.collectors and self.heartbeat is None:
+            return  # the usual CLI run: no file to read
+        last = self._read()
+        names = self.due(last)
         if not names:
             return
         for name in names:
@@ -80,7 +82,6 @@ class Usage:
                 )
                 continue
             emit(name, snapshot)
-        last = self._read()
         last.update(dict.fromkeys(names, time.time()))
         self._write(last)
 
