@@ -92,3 +92,12 @@ def run_python(
         stdin=subprocess.DEVNULL,
         cwd=ROOT,
     )
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Write the reliability figures where ``make reliability`` asks for them."""
+    target = os.environ.get("PHONEHOME_RELIABILITY_REPORT")
+    if target:
+        from tests import figures
+
+        figures.dump(Path(target))

@@ -59,9 +59,9 @@ def test_the_size_cap_drops_the_oldest_and_counts_them(tmp_path: Path) -> None:
     assert dropped == 6
     assert not set(first_two) & set(spool.names())
     assert len(spool.names()) == 3
-    assert (spool.dropped("vendor-1"), spool.dropped("user-1")) == (6, 3)
-    spool.reported_dropped("vendor-1", 6)
-    assert spool.dropped("vendor-1") == 0
+    assert (spool.dropped("vendor-1"), spool.dropped("user-1")) == ({"size": 6}, {"size": 3})
+    spool.reported_dropped("vendor-1", {"size": 6})
+    assert spool.dropped("vendor-1") == {}
 
 
 def test_the_age_cap_drops_old_segments(tmp_path: Path) -> None:
@@ -71,6 +71,7 @@ def test_the_age_cap_drops_old_segments(tmp_path: Path) -> None:
     assert spool.enforce_caps(now=time.time() + 30) == 0
     assert spool.enforce_caps(now=time.time() + 120) == 3
     assert spool.names() == []
+    assert spool.dropped("vendor-1") == {"age": 3}
 
 
 def test_progress_is_kept_per_destination_and_compacted(tmp_path: Path) -> None:
@@ -91,10 +92,10 @@ def test_purge_removes_segments_progress_and_counts(tmp_path: Path) -> None:
     spool = Spool(tmp_path)
     name = spool.append(HEADER, records(1)).name
     spool.mark_delivered("vendor-1", [name])
-    spool._owe("user-1", 3)
+    spool.owe("user-1", 3, "rejected")
     assert spool.purge() == 1
     assert spool.names() == [] and spool.delivered("vendor-1") == set()
-    assert spool.dropped("user-1") == 0
+    assert spool.dropped("user-1") == {}
 
 
 def test_the_header_is_json_on_the_first_line(tmp_path: Path) -> None:

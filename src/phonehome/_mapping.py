@@ -277,19 +277,21 @@ def _labels(key: tuple[Any, Any, Any]) -> dict[str, Any]:
     return {k: v for k, v in zip(_LABELS, key, strict=True) if v is not None}
 
 
-def dropped_report(resource: dict[str, Any], count: int) -> Mapped:
-    """The ``phonehome.spool.dropped`` counter: records the spool's caps dropped unsent."""
+def dropped_report(resource: dict[str, Any], dropped: dict[str, int]) -> Mapped:
+    """The ``phonehome.spool.dropped`` counter: records dropped unsent, by ``reason``."""
     reader = InMemoryMetricReader(preferred_temporality=dict(DELTA))
     provider = MeterProvider(
         resource=Resource({**_SDK_ATTRIBUTES, **resource}),
         metric_readers=[reader],
         shutdown_on_exit=False,
     )
-    provider.get_meter("phonehome").create_counter(
+    counter = provider.get_meter("phonehome").create_counter(
         "phonehome.spool.dropped",
         unit="{record}",
-        description="Records dropped from the local spool by its size or age cap, unsent",
-    ).add(count)
+        description="Records dropped unsent: by the spool's size or age cap, or refused",
+    )
+    for reason, count in sorted(dropped.items()):
+        counter.add(count, {"reason": reason})
     mapped = Mapped(metrics=reader.get_metrics_data())
     provider.shutdown()
     return mapped

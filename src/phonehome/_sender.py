@@ -318,13 +318,18 @@ class _Worker:
             if not group:
                 return
             owed = self.spool.dropped(self.key)
-            extra = [self._dropped_report(owed)] if owed > 0 else []
-            ok, retry_after = self._export(exporters, items + extra)
-            if ok:
-                self.spool.reported_dropped(self.key, max(owed, 0))
+            extra = [self._dropped_report(owed)] if owed else []
+            result, retry_after, rejected = self._export(exporters, items + extra)
+            if result is not _FAILED:
+                if result is _REFUSED:  # sending it again cannot succeed: dropped, counted
+                    rejected = sum(item.count for item in items)
+                else:
+                    self.spool.reported_dropped(self.key, owed)
+                    self.records += sum(len(i.spans) + len(i.logs) for i in items)
+                if rejected:
+                    self.spool.owe(self.key, rejected, "rejected")
                 self.spool.mark_delivered(self.key, group)
                 self.done.update(group)
-                self.records += sum(len(i.spans) + len(i.logs) for i in items)
                 self.progressed = True
                 group, items = [], []
                 attempt = 0
@@ -337,10 +342,10 @@ class _Worker:
                 return
             time.sleep(wait)
 
-    def _dropped_report(self, count: int) -> Any:
+    def _dropped_report(self, owed: dict[str, int]) -> Any:
         from phonehome._mapping import dropped_report
 
-        return dropped_report(self.config.get("resource", {}), count)
+        return dropped_report(self.config.get("resource", {}), owed)
 
     def _build(self, deadline: float) -> dict[str, Any]:
         """The destination's exporters, each request bounded by what is left of the budget."""
@@ -354,12 +359,15 @@ class _Worker:
             }
         return self._exporters
 
-    def _export(self, exporters: dict[str, Any], group: list[Any]) -> tuple[bool, float | None]:
+    def _export(self, exporters: dict[str, Any], group: list[Any]) -> tuple[str, float | None, int]:
+        """Export one group: delivered, failed (try again) or refused (never again); the
+        ``Retry-After`` asked for, and the items the destination refused inside a success.
+        """
         from opentelemetry.sdk._logs.export import LogRecordExportResult
         from opentelemetry.sdk.metrics.export import MetricExportResult, MetricsData
         from opentelemetry.sdk.trace.export import SpanExportResult
 
-        from phonehome._exporters import last_retry_after
+        from phonehome._exporters import outcome
 
         spans = [s for m in group for s in m.spans]
         logs = [r for m in group for r in m.logs]
@@ -373,18 +381,26 @@ class _Worker:
                 MetricExportResult.SUCCESS,
             ),
         )
+        rejected = 0
         try:
             for signal, batch, success in batches:
                 exporter = exporters[signal]
                 if exporter is None or not batch:
                     continue
-                if exporter.export(batch) is not success:
-                    self.error = f"{signal} export failed"
-                    return False, last_retry_after(exporter)
+                result = exporter.export(batch)
+                seen = outcome(exporter)
+                if result is not success:
+                    self.error = f"{signal} export failed" + (
+                        f" (HTTP {seen.status})" if seen.status else ""
+                    )
+                    if seen.refused:
+                        return _REFUSED, None, 0
+                    return _FAILED, seen.retry_after, 0
+                rejected += seen.rejected
         except Exception as error:
             record_error(f"export to {self.key}", error)
             self.error = f"export raised {type(error).__name__}"
-            return False, None
+            return _FAILED, None, 0
         self.error = ""
         try:
             from phonehome import _ledger
@@ -398,7 +414,10 @@ class _Worker:
             )
         except Exception:  # the ledger is a courtesy; the delivery itself succeeded
             errors["ledger"] += 1
-        return True, None
+        return _DELIVERED, None, rejected
+
+
+_DELIVERED, _FAILED, _REFUSED = "delivered", "failed", "refused"
 
 
 # -- the detached process ---------------------------------------------------------------------

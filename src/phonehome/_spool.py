@@ -166,7 +166,7 @@ class Spool:
             count, destinations = self._census(name)
             for destination in destinations:
                 if name not in self.delivered(destination):
-                    self._owe(destination, count)
+                    self.owe(destination, count, "age" if too_old else "size")
             dropped += count
             self.remove(name)
             total -= size
@@ -213,30 +213,39 @@ class Spool:
                 path.unlink(missing_ok=True)
 
     # -- dropped-record accounting -----------------------------------------------------------
-    def _owe(self, destination: str, count: int) -> None:
+    def owe(self, destination: str, count: int, reason: str) -> None:
+        """``destination`` is owed a report of ``count`` records dropped for ``reason``."""
         directory = self.directory / "progress"
         directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         fd = os.open(
             directory / f"{destination}.dropped", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600
         )
         try:
-            os.write(fd, f"{count}\n".encode())
+            os.write(fd, f"{count} {reason}\n".encode())
         finally:
             os.close(fd)
 
-    def dropped(self, destination: str) -> int:
-        """Records dropped by the caps that ``destination`` has not been told about yet."""
+    def dropped(self, destination: str) -> dict[str, int]:
+        """Records dropped unsent that ``destination`` has not been told about, by reason:
+        ``size`` or ``age`` (the caps), ``rejected`` (the destination refused them).
+        """
         try:
             path = self.directory / "progress" / f"{destination}.dropped"
             text = path.read_text(errors="replace")
         except FileNotFoundError:
-            return 0
-        return sum(int(n) for n in text.split() if n.lstrip("-").isdigit())
+            return {}
+        owed: dict[str, int] = {}
+        for line in text.splitlines():
+            count, _, reason = line.partition(" ")
+            if count.lstrip("-").isdigit():
+                reason = reason.strip() or "size"
+                owed[reason] = owed.get(reason, 0) + int(count)
+        return {reason: count for reason, count in owed.items() if count > 0}
 
-    def reported_dropped(self, destination: str, count: int) -> None:
-        """``destination`` now knows about ``count`` dropped records."""
-        if count:
-            self._owe(destination, -count)
+    def reported_dropped(self, destination: str, reported: dict[str, int]) -> None:
+        """``destination`` now knows about the ``reported`` dropped records."""
+        for reason, count in reported.items():
+            self.owe(destination, -count, reason)
 
     def purge(self) -> int:
         """Delete every segment and all progress (consent was revoked)."""

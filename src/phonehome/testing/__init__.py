@@ -7,19 +7,38 @@
         assert receiver.wait_until(lambda: receiver.spans)
 
 With pytest, the fixtures ``otlp_receiver`` and ``azure_ingestion`` do the same.
+``OTLPGrpcReceiver`` is the OTLP/gRPC counterpart; it needs grpcio (``phonehome[grpc]``)
+and is imported on first access.
 """
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
 
 from phonehome._collector import Rotel, free_port
 from phonehome.testing._azure import AzureIngestion
 from phonehome.testing._receiver import LogRecord, Metric, OTLPReceiver, Point, Span
 
+if TYPE_CHECKING:
+    from phonehome.testing._grpc import OTLPGrpcReceiver
+
 __all__ = [
     "AzureIngestion",
     "LogRecord",
     "Metric",
+    "OTLPGrpcReceiver",
     "OTLPReceiver",
     "Point",
     "Rotel",
     "Span",
     "free_port",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name != "OTLPGrpcReceiver":
+        raise AttributeError(f"module 'phonehome.testing' has no attribute {name!r}")
+    from phonehome.testing._grpc import OTLPGrpcReceiver
+
+    globals()[name] = OTLPGrpcReceiver
+    return OTLPGrpcReceiver

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import ssl
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from phonehome.testing._server import LoopbackServer
@@ -13,13 +15,22 @@ class AzureIngestion(LoopbackServer):
     """An ingestion endpoint on 127.0.0.1 that accepts and keeps every envelope.
 
     Point the real exporter at it with :attr:`connection_string`. ``envelopes`` holds what
-    arrived (the JSON the exporter sent, one dict per telemetry item).
+    arrived (the JSON the exporter sent, one dict per telemetry item). ``refuse`` makes a
+    partial acceptance (206): called with each item, it returns the status code to refuse
+    that item with (retryable: 408, 429, 500, 503; anything else for good) or ``None`` to
+    accept it. Only accepted items are kept.
     """
 
-    def __init__(self, instrumentation_key: str | None = None, port: int = 0) -> None:
-        super().__init__(port)
+    def __init__(
+        self,
+        instrumentation_key: str | None = None,
+        port: int = 0,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
+        super().__init__(port, ssl_context)
         self.instrumentation_key = instrumentation_key or str(uuid.uuid4())
         self.envelopes: list[dict[str, Any]] = []
+        self.refuse: Callable[[dict[str, Any]], int | None] | None = None
 
     @property
     def connection_string(self) -> str:
@@ -35,10 +46,23 @@ class AzureIngestion(LoopbackServer):
         items = json.loads(body)
         if isinstance(items, dict):
             items = [items]
+        refuse = self.refuse
+        refused = [(i, refuse(item)) for i, item in enumerate(items)] if refuse else []
+        errors = [
+            {"index": i, "statusCode": code, "message": f"refused with {code} by the test"}
+            for i, code in refused
+            if code is not None
+        ]
+        failed = {e["index"] for e in errors}
         with self._cond:
-            self.envelopes.extend(items)
-        reply = {"itemsReceived": len(items), "itemsAccepted": len(items), "errors": []}
-        return 200, {"Content-Type": "application/json"}, json.dumps(reply).encode()
+            self.envelopes.extend(item for i, item in enumerate(items) if i not in failed)
+        reply = {
+            "itemsReceived": len(items),
+            "itemsAccepted": len(items) - len(errors),
+            "errors": errors,
+        }
+        body = json.dumps(reply).encode()
+        return (206 if errors else 200), {"Content-Type": "application/json"}, body
 
     def of_type(self, base_type: str) -> list[dict[str, Any]]:
         """The ``baseData`` of every envelope of one type (``RemoteDependencyData``, ...)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import ssl
 from base64 import b64encode
 from dataclasses import dataclass, field
 from typing import Any
@@ -61,8 +62,8 @@ class OTLPReceiver(LoopbackServer):
     headers. Set ``status`` to answer with an error.
     """
 
-    def __init__(self, port: int = 0) -> None:
-        super().__init__(port)
+    def __init__(self, port: int = 0, ssl_context: ssl.SSLContext | None = None) -> None:
+        super().__init__(port, ssl_context)
         self.spans: list[Span] = []
         self.metrics: list[Metric] = []
         self.logs: list[LogRecord] = []

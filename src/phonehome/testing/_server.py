@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import ssl
 import threading
 import time
 import zlib
@@ -16,10 +17,11 @@ class LoopbackServer:
     """Base for the capture servers: ``with Server() as s: s.url``.
 
     Subclasses implement :meth:`handle`, which gets the path, the request headers and the
-    decoded body, and returns the status code, the response headers and the body.
+    decoded body, and returns the status code, the response headers and the body. With
+    ``ssl_context`` (a server-side ``ssl.SSLContext``) it serves HTTPS.
     """
 
-    def __init__(self, port: int = 0) -> None:
+    def __init__(self, port: int = 0, ssl_context: ssl.SSLContext | None = None) -> None:
         self._cond = threading.Condition()
         self.status = 200
         """The status code to answer with (for fault tests)."""
@@ -69,6 +71,10 @@ class LoopbackServer:
 
         self._httpd = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self._httpd.daemon_threads = True
+        self._scheme = "http"
+        if ssl_context is not None:
+            self._scheme = "https"
+            self._httpd.socket = ssl_context.wrap_socket(self._httpd.socket, server_side=True)
         self._thread = threading.Thread(
             target=self._httpd.serve_forever, daemon=True, kwargs={"poll_interval": 0.05}
         )
@@ -79,7 +85,7 @@ class LoopbackServer:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{self._scheme}://127.0.0.1:{self.port}"
 
     def handle(
         self, path: str, headers: dict[str, str], body: bytes

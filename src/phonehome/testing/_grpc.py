@@ -1,0 +1,178 @@
+"""A capture OTLP/gRPC receiver: the three OTLP export services on 127.0.0.1."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from types import TracebackType
+from typing import Any
+
+try:
+    import grpc
+except ImportError:
+    raise ImportError(
+        "OTLPGrpcReceiver needs grpcio, which is not installed: pip install 'phonehome[grpc]'"
+    ) from None
+
+from phonehome.testing._receiver import LogRecord, Metric, Point, Span, _logs, _metrics, _spans
+
+_RETRY_INFO = "google.rpc.retryinfo-bin"
+"""The trailing metadata key the OTel gRPC exporter reads its backoff from."""
+
+
+class OTLPGrpcReceiver:
+    """An OTLP/gRPC endpoint on 127.0.0.1 that keeps what it receives.
+
+    ``url`` is the endpoint (give it to a gRPC exporter with ``insecure=True``); ``spans``,
+    ``metrics`` and ``logs`` hold what arrived, ``requests`` each call's method and metadata,
+    ``times`` its monotonic arrival time. Set ``status`` to answer every call with that
+    ``grpc.StatusCode`` (with ``retry_delay``, also a ``google.rpc.RetryInfo``) and ``delay``
+    to answer late. A call answered with an error is recorded in ``requests`` only.
+    ``tls=(private_key_pem, certificate_chain_pem)`` serves over TLS (``url`` is then https).
+    """
+
+    def __init__(self, port: int = 0, tls: tuple[bytes, bytes] | None = None) -> None:
+        self._cond = threading.Condition()
+        self.status: grpc.StatusCode | None = None
+        """The status code to answer every call with (for fault tests); ``None`` is OK."""
+        self.retry_delay: float | None = None
+        """Seconds to advise in a ``RetryInfo`` with an error status."""
+        self.delay = 0.0
+        """Seconds to wait before answering (a slow destination)."""
+        self.requests: list[tuple[str, dict[str, str | bytes]]] = []
+        self.times: list[float] = []
+        self.spans: list[Span] = []
+        self.metrics: list[Metric] = []
+        self.logs: list[LogRecord] = []
+        self._stopped = False
+        self._executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="otlp-grpc")
+        self._server = grpc.server(self._executor)
+        self._server.add_generic_rpc_handlers(self._handlers())
+        address = f"127.0.0.1:{port}"
+        self._scheme = "https" if tls else "http"
+        if tls:
+            credentials = grpc.ssl_server_credentials([tls])
+            self._port = int(self._server.add_secure_port(address, credentials))
+        else:
+            self._port = int(self._server.add_insecure_port(address))
+
+    @property
+    def port(self) -> int:
+        return self._port
+
+    @property
+    def url(self) -> str:
+        return f"{self._scheme}://127.0.0.1:{self.port}"
+
+    def points(self, metric_name: str) -> list[Point]:
+        """Every data point received for one metric."""
+        return [p for m in self.metrics if m.name == metric_name for p in m.points]
+
+    def wait_until(self, condition: Callable[[], bool], timeout: float = 10.0) -> bool:
+        """Wait until ``condition()`` holds (checked after each call) or the timeout."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while not condition():
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._cond.wait(min(remaining, 0.1))
+            return True
+
+    def start(self) -> None:
+        self._server.start()
+
+    def stop(self) -> None:
+        if self._stopped:
+            return
+        self._stopped = True
+        self._server.stop(None).wait(5)
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+    def __enter__(self) -> OTLPGrpcReceiver:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def _handlers(self) -> tuple[Any, ...]:
+        from opentelemetry.proto.collector.logs.v1 import logs_service_pb2 as logs
+        from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2 as metrics
+        from opentelemetry.proto.collector.trace.v1 import trace_service_pb2 as trace
+
+        services: list[tuple[str, Any, Any, Callable[[Any], list[Any]], list[Any]]] = [
+            (
+                "trace.v1.TraceService",
+                trace.ExportTraceServiceRequest,
+                trace.ExportTraceServiceResponse,
+                _spans,
+                self.spans,
+            ),
+            (
+                "metrics.v1.MetricsService",
+                metrics.ExportMetricsServiceRequest,
+                metrics.ExportMetricsServiceResponse,
+                _metrics,
+                self.metrics,
+            ),
+            (
+                "logs.v1.LogsService",
+                logs.ExportLogsServiceRequest,
+                logs.ExportLogsServiceResponse,
+                _logs,
+                self.logs,
+            ),
+        ]
+        handlers = []
+        for service, request, response, parse, into in services:
+            name = f"opentelemetry.proto.collector.{service}"
+            export = grpc.unary_unary_rpc_method_handler(
+                self._export(f"/{name}/Export", response, parse, into),
+                request_deserializer=request.FromString,
+                response_serializer=response.SerializeToString,
+            )
+            handlers.append(grpc.method_handlers_generic_handler(name, {"Export": export}))
+        return tuple(handlers)
+
+    def _export(
+        self, method: str, response: Any, parse: Callable[[Any], list[Any]], into: list[Any]
+    ) -> Callable[[Any, Any], Any]:
+        def export(request: Any, context: Any) -> Any:
+            with self._cond:
+                # The fault knobs are read as the call arrives, so a test that changes them
+                # once it sees the call changes only the calls after it.
+                status, retry_delay, delay = self.status, self.retry_delay, self.delay
+                self.requests.append((method, dict(context.invocation_metadata())))
+                self.times.append(time.monotonic())
+                self._cond.notify_all()
+            if delay:
+                time.sleep(delay)  # a slow destination, on purpose
+            if status is not None and status != grpc.StatusCode.OK:
+                if retry_delay is not None:
+                    context.set_trailing_metadata(((_RETRY_INFO, _retry_info(retry_delay)),))
+                context.abort(status, f"status {status.name} set by the test")
+            found = parse(request)
+            with self._cond:
+                into.extend(found)
+                self._cond.notify_all()
+            return response()
+
+        return export
+
+
+def _retry_info(seconds: float) -> bytes:
+    from datetime import timedelta
+
+    from google.rpc.error_details_pb2 import RetryInfo  # type: ignore[import-untyped]
+
+    info = RetryInfo()
+    info.retry_delay.FromTimedelta(timedelta(seconds=seconds))
+    return bytes(info.SerializeToString())
