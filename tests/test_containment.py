@@ -146,3 +146,25 @@ def test_an_unusable_state_directory_still_delivers_with_warnings(
     assert "install id" in err and "using " + str(tmp_path / "tmp") in err
     assert all(line.startswith("phonehome: ") for line in err.splitlines())
     assert not _diagnostics.errors
+
+
+LOGGING_HOST = """
+import logging, sys, phonehome
+with phonehome.instrument("democli", vendor=sys.argv[1], state_dir=sys.argv[2], mode="ci",
+                          ci_budget=2) as t:
+    logging.getLogger("democli").warning("disk almost full")  # no handler: Python prints it
+    logging.basicConfig(level=logging.INFO, format="configured: %(message)s")
+    logging.getLogger("democli").info("after basicConfig")
+"""
+
+
+def test_the_hosts_logging_behaves_as_without_telemetry(
+    otlp_receiver: OTLPReceiver, tmp_path: Path
+) -> None:
+    code = LOGGING_HOST.replace("sys.argv[1]", repr(otlp_receiver.url))
+    code = code.replace("sys.argv[2]", repr(str(tmp_path / "state")))
+    on = run_python(code, clean_environ())
+    off = run_python(code, clean_environ(DEMOCLI_TELEMETRY_OPTOUT="1"))
+    assert off.stderr == "disk almost full\nconfigured: after basicConfig\n"
+    assert (on.returncode, on.stdout, on.stderr) == (off.returncode, off.stdout, off.stderr)
+    assert [r.body for r in app_logs(otlp_receiver)] == ["disk almost full"]  # and recorded

@@ -79,7 +79,8 @@ def senders(state: Path) -> list[int]:
         except OSError:
             continue
         alive = stat.rsplit(")", 1)[1].split()[0] != "Z"
-        if alive and b"phonehome._sender" in cmdline and str(state).encode() in cmdline:
+        sender = any(b"phonehome._sender" in part for part in cmdline)
+        if alive and sender and str(state).encode() in cmdline:
             found.append(int(pid))
     return found
 

@@ -96,3 +96,19 @@ def test_a_bad_heartbeat_is_one_line(state_dir: Path, capsys: pytest.CaptureFixt
         assert t.enabled is False
     (line,) = capsys.readouterr().err.splitlines()
     assert line.startswith("phonehome: instrument(heartbeat='often'): ")
+
+
+def test_the_channel_is_one_of_the_known_installers_or_other(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from phonehome import _usage
+
+    site = tmp_path / "site"
+    monkeypatch.syspath_prepend(str(site))
+    info = site / "democli-1.0.dist-info"
+    info.mkdir(parents=True)
+    for written, sent in (("uv\n", "uv"), ("PIP", "pip"), ("my secret path /home/x\n", "other")):
+        (info / "INSTALLER").write_text(written)
+        assert _usage._installer("democli") == sent
+    (info / "INSTALLER").write_bytes(b"\xff\xfe")
+    assert _usage._installer("democli") == "other"

@@ -256,6 +256,14 @@ def _fallback_dir(state_dir: Path) -> Path:
     return Path(tempfile.gettempdir()) / f"phonehome-{uid}" / state_dir.name
 
 
+_SENDER = (
+    "import sys; del sys.path[0]; import runpy; "
+    "runpy.run_module('phonehome._sender', run_name='__main__', alter_sys=True)"
+)
+"""How the sender starts: like ``-m phonehome._sender``, without the working directory on
+``sys.path`` (whatever ``.py`` files lie there are not ours to run)."""
+
+
 def spawn_sender(state_dir: Path, lifetime: float) -> bool:
     """Start a detached sender unless one runs; it holds the lock we take here."""
     from phonehome._lock import try_lock
@@ -269,7 +277,7 @@ def spawn_sender(state_dir: Path, lifetime: float) -> bool:
         environ["PYTHONPATH"] = os.pathsep.join(
             p for p in (package_root, environ.get("PYTHONPATH", "")) if p
         )
-        argv = [sys.executable, "-m", "phonehome._sender", str(state_dir), str(lifetime), str(fd)]
+        argv = [sys.executable, "-c", _SENDER, str(state_dir), str(lifetime), str(fd)]
         os.set_inheritable(fd, True)
         if hasattr(os, "posix_spawn"):
             devnull = os.devnull

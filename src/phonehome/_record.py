@@ -333,15 +333,34 @@ def text(value: Any) -> str:
 _OWN_LOGGERS = ("opentelemetry", "azure", "phonehome", "urllib3", "requests", "grpc")
 
 
-class LogBridge(logging.Handler):
-    """The host's ``logging`` records as log records in the current span.
+class LogBridge:
+    """The host's ``logging`` warnings and errors as log records in the current span.
 
+    It wraps the log record factory instead of adding a handler: a handler on the root logger
+    would turn the host's later ``logging.basicConfig()`` into a no-op and silence Python's
+    last-resort output of warnings to stderr. The host's logging behaves as without us.
     The source file's path is not recorded: it names the user's directories.
     """
 
     def __init__(self, recorder: Recorder, level: int) -> None:
-        super().__init__(level)
         self._recorder = recorder
+        self._level = level
+        self._previous = logging.getLogRecordFactory()
+        self._factory = self._make
+        self._active = True
+        logging.setLogRecordFactory(self._factory)
+
+    def close(self) -> None:
+        """Stop recording; unwrap the factory unless someone wrapped it after us."""
+        self._active = False
+        if logging.getLogRecordFactory() is self._factory:
+            logging.setLogRecordFactory(self._previous)
+
+    def _make(self, *args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = self._previous(*args, **kwargs)
+        if self._active and record.levelno >= self._level:
+            self.emit(record)
+        return record
 
     def emit(self, record: logging.LogRecord) -> None:
         if record.name.startswith(_OWN_LOGGERS):

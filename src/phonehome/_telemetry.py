@@ -18,8 +18,6 @@ from phonehome._consent import Decision, LiveConsent, Resolver
 from phonehome._diagnostics import contained, record_error, warn
 
 if TYPE_CHECKING:
-    import logging
-
     from phonehome._delivery import PROMOTE_AFTER, Delivery
     from phonehome._instrument import _Settings
     from phonehome._record import (
@@ -151,7 +149,7 @@ class Telemetry:
         self._consent = consent
         self._delivery = delivery
         self._ended = False
-        self._handler: logging.Handler | None = None
+        self._handler: LogBridge | None = None
         self._recorder: Recorder | None = None
         self._promote_at = float("inf")
         self._declared_params: dict[str, frozenset[str]] = {}
@@ -174,7 +172,6 @@ class Telemetry:
                 import logging
 
                 self._handler = LogBridge(self._recorder, logging.WARNING)
-                logging.getLogger().addHandler(self._handler)
 
     # -- consent ---------------------------------------------------------------------------
     @property
@@ -376,9 +373,7 @@ class Telemetry:
 
     def _unhook_logging(self) -> None:
         if self._handler is not None:
-            import logging
-
-            logging.getLogger().removeHandler(self._handler)
+            self._handler.close()
             self._handler = None
 
     def _promote(self) -> None:

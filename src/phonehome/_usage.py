@@ -150,8 +150,16 @@ def _installer(product: str) -> str | None:
         for name in names:
             if name.endswith(".dist-info") and name.lower().startswith(wanted):
                 try:
-                    with open(os.path.join(entry, name, "INSTALLER"), encoding="utf-8") as f:
-                        return f.read().strip().lower() or None
+                    path = os.path.join(entry, name, "INSTALLER")
+                    with open(path, encoding="utf-8", errors="replace") as f:
+                        found = f.read(64).strip().lower()
                 except OSError:
                     return None
+                return found if found in _INSTALLERS else "other" if found else None
     return None
+
+
+_INSTALLERS = frozenset(
+    ("pip", "uv", "pipx", "poetry", "pdm", "conda", "mamba", "pixi", "hatch", "rye", "debian")
+)
+"""The channels sent as they are; any other INSTALLER text is sent as ``other``."""
