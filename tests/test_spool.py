@@ -102,3 +102,14 @@ def test_the_header_is_json_on_the_first_line(tmp_path: Path) -> None:
     path = Spool(tmp_path).append(HEADER, records(1))
     header = json.loads(path.read_bytes().split(b"\n", 1)[0])
     assert header == {"format": "phonehome-spool", "version": 1, **HEADER}
+
+
+def test_a_dead_hosts_temporary_file_is_deleted_once_old(tmp_path: Path) -> None:
+    spool = Spool(tmp_path)
+    kept = spool.append(HEADER, records(1))
+    abandoned = tmp_path / ".00000000000000000001-1-abcdef.seg.tmp"
+    abandoned.write_bytes(b"half a segment")
+    spool.enforce_caps()
+    assert abandoned.exists()  # it may still be being written
+    spool.enforce_caps(now=time.time() + 3600)
+    assert not abandoned.exists() and kept.exists()

@@ -27,6 +27,8 @@ _FRAME = struct.Struct("<II")
 SEGMENT_SUFFIX = ".seg"
 DEFAULT_MAX_BYTES = 10 * 1024 * 1024
 DEFAULT_MAX_AGE = 7 * 24 * 3600.0
+ABANDONED = 600.0
+"""Seconds after which a temporary segment file is a dead host's, and deleted."""
 
 
 class Segment:
@@ -151,6 +153,7 @@ class Spool:
         (see :meth:`dropped`).
         """
         now = time.time() if now is None else now
+        self._remove_abandoned(now)
         sizes: list[tuple[str, int]] = []
         for name in self.names():
             try:
@@ -171,6 +174,15 @@ class Spool:
             self.remove(name)
             total -= size
         return dropped
+
+    def _remove_abandoned(self, now: float) -> None:
+        """Delete the temporary files of hosts killed while writing a segment (a host that
+        lives writes one within milliseconds; these are older than ``ABANDONED`` seconds)."""
+        for path in _files(self.directory):
+            if path.name.startswith(".") and path.name.endswith(".tmp"):
+                with contextlib.suppress(OSError):
+                    if now - path.stat().st_mtime > ABANDONED:
+                        path.unlink()
 
     def _census(self, name: str) -> tuple[int, list[str]]:
         """A segment's record count and destinations."""
