@@ -140,13 +140,19 @@ class Delivery:
                 self._write_config()
             self.spool.append(self.header, records)
         except OSError as error:
-            fallback = _fallback_dir(self.state_dir)
+            from phonehome import _state
+
+            _state.cannot_write(self.state_dir, error)
+            try:
+                fallback = _state.fallback_dir(self.state_dir)
+            except OSError as refused:
+                warn(
+                    f"no private temporary directory either ({refused.strerror or refused}); "
+                    "this run's telemetry is dropped"
+                )
+                return
             if self.state_dir == fallback:
                 raise
-            warn(
-                f"cannot write the telemetry spool in {self.state_dir} ({error.strerror}); "
-                f"using {fallback}"
-            )
             self.state_dir = fallback
             self.spool = Spool(fallback / "spool", self.spool.max_bytes, self.spool.max_age)
             self._config_written = False
@@ -247,13 +253,6 @@ def _service_interval() -> float:
             f"using {SERVICE_INTERVAL * 1000:.0f}"
         )
         return SERVICE_INTERVAL
-
-
-def _fallback_dir(state_dir: Path) -> Path:
-    import tempfile
-
-    uid = os.getuid() if hasattr(os, "getuid") else os.getpid()
-    return Path(tempfile.gettempdir()) / f"phonehome-{uid}" / state_dir.name
 
 
 _SENDER = (

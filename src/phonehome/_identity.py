@@ -11,7 +11,6 @@ import os
 from pathlib import Path
 
 from phonehome import _state
-from phonehome._diagnostics import warn
 
 INSTALL_ID_FILE = "install-id"
 SALT_FILE = "salt"
@@ -25,12 +24,12 @@ def install_id(state_dir: Path, automation: str | None = None, policy: str = "ta
     """
     if automation is not None:
         return f"automation-{automation}" if policy == "collapse" else os.urandom(16).hex()
-    return _kept(state_dir / INSTALL_ID_FILE, "using a new install id for this run")
+    return _kept(state_dir / INSTALL_ID_FILE)
 
 
 def salt(state_dir: Path) -> bytes:
     """The install's salt for hashed fields: random, kept in the state directory, never sent."""
-    return bytes.fromhex(_kept(state_dir / SALT_FILE, "hashed values will not match between runs"))
+    return bytes.fromhex(_kept(state_dir / SALT_FILE))
 
 
 def session_id() -> str:
@@ -43,7 +42,7 @@ def forget(state_dir: Path) -> None:
         (state_dir / name).unlink(missing_ok=True)
 
 
-def _kept(path: Path, consequence: str) -> str:
+def _kept(path: Path) -> str:
     """A random 128-bit hex value kept in ``path``: read it, or mint and store one."""
     try:
         existing = (_state.read_text(path) or "").strip()
@@ -55,5 +54,5 @@ def _kept(path: Path, consequence: str) -> str:
     try:
         _state.write_text(path, fresh + "\n")
     except OSError as error:
-        warn(f"cannot store {path.name} in {path.parent} ({error.strerror}); {consequence}")
+        _state.cannot_write(path.parent, error)
     return fresh

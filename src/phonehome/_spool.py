@@ -27,6 +27,8 @@ _FRAME = struct.Struct("<II")
 SEGMENT_SUFFIX = ".seg"
 DEFAULT_MAX_BYTES = 10 * 1024 * 1024
 DEFAULT_MAX_AGE = 7 * 24 * 3600.0
+_APPEND = os.O_WRONLY | os.O_CREAT | os.O_APPEND | getattr(os, "O_NOFOLLOW", 0)
+"""Progress files are appended to, never through a link planted in their place."""
 ABANDONED = 600.0
 """Seconds after which a temporary segment file is a dead host's, and deleted."""
 
@@ -203,7 +205,7 @@ class Spool:
     def mark_delivered(self, destination: str, names: Iterable[str]) -> None:
         directory = self.directory / "progress"
         directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-        fd = os.open(directory / destination, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        fd = os.open(directory / destination, _APPEND, 0o600)
         try:
             os.write(fd, "".join(f"{n}\n" for n in names).encode())
         finally:
@@ -217,10 +219,9 @@ class Spool:
                 continue
             kept = sorted(self.delivered(path.name) & live)
             if kept:
-                temporary = path.with_suffix(".tmp")
-                temporary.write_text("".join(f"{n}\n" for n in kept))
-                os.chmod(temporary, 0o600)
-                os.replace(temporary, path)
+                from phonehome import _state
+
+                _state.write_text(path, "".join(f"{n}\n" for n in kept))
             else:
                 path.unlink(missing_ok=True)
 
@@ -229,9 +230,7 @@ class Spool:
         """``destination`` is owed a report of ``count`` records dropped for ``reason``."""
         directory = self.directory / "progress"
         directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-        fd = os.open(
-            directory / f"{destination}.dropped", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600
-        )
+        fd = os.open(directory / f"{destination}.dropped", _APPEND, 0o600)
         try:
             os.write(fd, f"{count} {reason}\n".encode())
         finally:
