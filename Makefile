@@ -1,11 +1,12 @@
 # Two commands, each doing its own set-up on a fresh clone:
 #   make demo   -- build the venv, start Rotel on loopback, run democli, print what arrived
 #   make test   -- build the venv, run ruff, mypy --strict and the test suite
+#   make reliability -- the reliability suites at full scale; writes docs/reliability.md
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench reliability clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,9 +20,18 @@ demo: $(BIN)/.installed
 bench: $(BIN)/.installed
 	$(BIN)/python benchmarks/run.py $(ARGS)
 
+# The reliability suites at full scale (about ten minutes): writes docs/reliability.md
+RELIABILITY := tests/test_faults.py tests/test_crash.py tests/test_concurrency.py \
+	tests/test_hostile_state.py tests/test_bad_input.py tests/test_fuzz_settings.py \
+	tests/test_security.py tests/test_destinations.py
+reliability: $(BIN)/.installed
+	PHONEHOME_RELIABILITY=full PHONEHOME_RELIABILITY_REPORT=build/reliability.json \
+		$(BIN)/python -m pytest -q -p no:logging $(RELIABILITY)
+	$(BIN)/python reliability/report.py build/reliability.json docs/reliability.md
+
 lint: $(BIN)/.installed
-	$(BIN)/ruff check src tests examples benchmarks
-	$(BIN)/ruff format --check src tests examples benchmarks
+	$(BIN)/ruff check src tests examples benchmarks reliability
+	$(BIN)/ruff format --check src tests examples benchmarks reliability
 	$(BIN)/mypy
 
 test: lint

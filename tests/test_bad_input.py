@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 import phonehome
 from phonehome import Schema, field
 from phonehome.testing import OTLPReceiver
+from tests import figures
 
 
 class Hostile:
@@ -46,13 +47,16 @@ SCHEMA = Schema(
 )
 
 
-@settings(max_examples=15, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(
+    max_examples=figures.scale(15, 200), deadline=None, suppress_health_check=list(HealthCheck)
+)
 @given(value=values, name=st.one_of(st.text(max_size=30), st.builds(Hostile), st.integers()))
 def test_hostile_values_in_every_position_never_reach_the_host(
     tmp_path_factory: pytest.TempPathFactory, value: Any, name: Any
 ) -> None:
     phonehome._diagnostics.set_strict(False)
     phonehome._diagnostics.set_strict_schema(False)
+    figures.row("input").cases += 1
     with OTLPReceiver() as receiver:
         with phonehome.instrument(
             "democli",
@@ -95,7 +99,9 @@ env_text = st.text(
 )
 
 
-@settings(max_examples=15, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(
+    max_examples=figures.scale(15, 200), deadline=None, suppress_health_check=list(HealthCheck)
+)
 @given(environment=st.dictionaries(st.sampled_from(FLAGS), env_text, max_size=len(FLAGS)))
 def test_any_value_of_any_setting_variable_is_contained(
     tmp_path_factory: pytest.TempPathFactory,
@@ -103,6 +109,7 @@ def test_any_value_of_any_setting_variable_is_contained(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     phonehome._diagnostics._warned.clear()
+    figures.row("input").cases += 1
     with pytest.MonkeyPatch.context() as patch, OTLPReceiver() as receiver:
         for key, value in environment.items():
             patch.setenv(key, value)

@@ -12,6 +12,7 @@ import pytest
 import phonehome
 from phonehome._destinations import parse
 from phonehome.testing import AzureIngestion, OTLPReceiver
+from tests import figures
 from tests.conftest import TEST_SCHEMA, app_logs, clean_environ
 
 KEY = "11111111-2222-3333-4444-555555555555"
@@ -88,6 +89,9 @@ def test_the_users_key_never_reaches_the_vendor_nor_the_vendors_the_user(
         for _, headers in user.requests:
             assert headers.get("api-key") == "USER-SECRET"
             assert "VENDOR-SECRET" not in json.dumps(headers)
+        assert b"USER-SECRET" not in b"".join(vendor.bodies)  # nor in what was sent
+        assert b"VENDOR-SECRET" not in b"".join(user.bodies)
+    figures.row("security").cases += 2  # each key, at the other's endpoint
 
 
 def test_vendor_on_otlp_with_the_users_copy_in_azure_monitor(
