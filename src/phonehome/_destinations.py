@@ -291,7 +291,7 @@ def _check_url(url: str) -> None:
         or any(c.isspace() for c in url.strip())
     ):
         raise DestinationError("not an http:// or https:// URL with a host")
-    if port and (not port.isdigit() or not 0 < int(port) < 65536):
+    if port and (not (port.isascii() and port.isdigit()) or not 0 < int(port) < 65536):
         raise DestinationError(f"not a valid URL (port {port!r} is not 1-65535)")
 
 
