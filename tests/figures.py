@@ -54,6 +54,5 @@ def row(suite: str) -> Row:
 
 def dump(path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(
-        json.dumps({"full": FULL, "rows": {k: asdict(v) for k, v in _rows.items()}}, indent=1)
-    )
+    rows = {k: {**asdict(v), "dropped": dict(v.dropped)} for k, v in _rows.items()}
+    path.write_text(json.dumps({"full": FULL, "rows": rows}, indent=1))
