@@ -145,7 +145,8 @@ def test_a_read_only_state_directory(otlp_receiver: OTLPReceiver, tmp_path: Path
 def test_a_full_disk(otlp_receiver: OTLPReceiver, tmp_path: Path) -> None:
     disk = tmp_path / "disk"
     disk.mkdir()
-    fill = f"mount -t tmpfs -o size=64k tmpfs {disk} && (cat /dev/zero > {disk}/fill 2>/dev/null || true)"
+    fill = f"mount -t tmpfs -o size=64k tmpfs {disk} && "
+    fill += f"(cat /dev/zero > {disk}/fill 2>/dev/null || true)"
     result = run(
         otlp_receiver.url, disk / "state", prefix=in_mount_namespace(fill), TMPDIR=str(tmp_path)
     )

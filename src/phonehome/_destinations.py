@@ -56,6 +56,10 @@ class Destination(NamedTuple):
 
     def describe(self) -> str:
         """A one-line description with credentials masked."""
+        text = self._describe()
+        return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+    def _describe(self) -> str:
         if self.kind == "azure":
             return f"azure {self.endpoint} key={_mask(azure_key(self.connection_string))}"
         if self.from_environment:
@@ -106,15 +110,25 @@ def azure(connection_string: str, *, timeout: float = 10.0) -> Destination:
     """An Azure Monitor destination from its connection string."""
     parts = _parse_connection_string(connection_string)
     key = parts.get("instrumentationkey", "")
-    if not _is_guid(key):
+    if not _is_guid(key) or key != key.lower() or len(key) != 36:
         raise DestinationError("the connection string has no valid InstrumentationKey")
-    endpoint = parts.get("ingestionendpoint", "https://dc.services.visualstudio.com")
+    if any("=" in v for v in parts.values()):
+        raise DestinationError("a connection string value may not contain '='")
+    if parts.get("authorization", "ikey").lower() != "ikey":
+        raise DestinationError("only Authorization=ikey is supported")
+    suffix = parts.get("endpointsuffix")
+    default = "https://dc.services.visualstudio.com"
+    if suffix:
+        location = parts.get("location")
+        default = f"https://{location + '.' if location else ''}dc.{suffix}"
+    endpoint = parts.get("ingestionendpoint") or default
     _check_url(endpoint)
+    normalized = ";".join(f"{k}={v}" for k, v in parts.items())
     return Destination(
         "azure",
         endpoint.rstrip("/"),
         timeout=float(timeout),
-        connection_string=connection_string.strip(),
+        connection_string=normalized,
     )
 
 
@@ -177,12 +191,21 @@ def resolve(
 def _check_encrypted(destination: Destination) -> None:
     """A vendor's plain-http endpoint is refused unless it is loopback or explicitly allowed:
     the end user's data would cross the network unencrypted."""
-    scheme, _, rest = destination.endpoint.partition("://")
+    scheme, _, rest = destination.endpoint.strip().partition("://")
     if scheme.lower() != "http" or destination.allow_insecure:
         return
-    host = rest.split("/", 1)[0].rpartition("@")[2]
+    authority = rest
+    for stop in "/?#\\":
+        authority = authority.split(stop, 1)[0]
+    host = authority.rpartition("@")[2]
     host = host[1:].split("]", 1)[0] if host.startswith("[") else host.split(":", 1)[0]
-    if host.lower() in ("localhost", "::1") or host.startswith("127."):
+    import ipaddress
+
+    try:
+        loopback = ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = host.lower() == "localhost"
+    if loopback:
         return
     raise DestinationError(
         "plain http to a host that is not loopback would send telemetry unencrypted; use "

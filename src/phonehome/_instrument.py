@@ -201,11 +201,11 @@ def _start_pipeline(settings: _Settings, resolver: Resolver, decision: Decision)
     from phonehome._consent import level as consent_level
     from phonehome._delivery import Delivery
     from phonehome._diagnostics import strict_schema
-    from phonehome._schema import Enforcer, SchemaError
+    from phonehome._schema import Enforcer
 
     try:
         schema = _load_schema(settings.schema)
-    except (OSError, SchemaError) as error:
+    except (OSError, ValueError) as error:
         warn(f"instrument(schema=...): {error}; telemetry is off")
         return Telemetry(settings, resolver, Decision(False, "invalid", f"bad schema: {error}"))
 

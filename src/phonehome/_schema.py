@@ -51,6 +51,10 @@ class Field:
             raise SchemaError(f"type {type!r} is not one of {', '.join(TYPES)}")
         if policy not in POLICIES:
             raise SchemaError(f"policy {policy!r} is not one of {', '.join(POLICIES)}")
+        if values is not None and (
+            isinstance(values, str) or not all(isinstance(v, str) for v in values)
+        ):
+            raise SchemaError("values must be a list of strings")
         if policy == "enum" and not values:
             raise SchemaError("policy 'enum' needs its list of values")
         if not scrub and not reason:
@@ -125,12 +129,21 @@ class Schema:
         else:
             import tomli as tomllib
         text = str(source)
-        if isinstance(source, os.PathLike) or ("\n" not in text and text.endswith(".toml")):
-            text = Path(source).read_text(encoding="utf-8")
         try:
+            if isinstance(source, os.PathLike) or ("\n" not in text and text.endswith(".toml")):
+                text = Path(source).read_text(encoding="utf-8")
             data = tomllib.loads(text)
-        except tomllib.TOMLDecodeError as error:
+        except UnicodeDecodeError as error:
+            raise SchemaError(f"not UTF-8: {error.reason} at byte {error.start}") from None
+        except ValueError as error:
             raise SchemaError(f"not valid TOML: {error}") from None
+        except RecursionError:
+            raise SchemaError("not valid TOML: nested too deeply") from None
+
+        def table(value: Any, where: str) -> dict[str, Any]:
+            if not isinstance(value, dict):
+                raise SchemaError(f"{where} must be a table")
+            return value
 
         def fields(table: Any, where: str) -> dict[str, Field]:
             if not isinstance(table, dict):
@@ -147,11 +160,13 @@ class Schema:
 
         descriptions: dict[str, str] = {}
         commands = {}
-        for name, spec in data.get("commands", {}).items():
+        for name, raw in table(data.get("commands", {}), "commands").items():
+            spec = table(raw, f"commands.{name}")
             descriptions[name] = str(spec.get("description", ""))
             commands[name] = fields(spec.get("params", {}), f"commands.{name}.params")
         events = {}
-        for name, spec in data.get("events", {}).items():
+        for name, raw in table(data.get("events", {}), "events").items():
+            spec = table(raw, f"events.{name}")
             descriptions[name] = str(spec.get("description", ""))
             events[name] = fields(spec.get("attributes", {}), f"events.{name}.attributes")
         attributes = fields(data.get("attributes", {}), "attributes")
