@@ -293,8 +293,16 @@ class _Worker:
     def run(self, names: list[str], source: Any, consent: Any, deadline: float) -> None:
         """Export ``names`` in groups of about ``CHUNK`` items, marking each group on success.
 
-        ``source(name, deadline)`` gives a segment's mapped data as soon as it is ready.
+        ``source(name, deadline)`` gives a segment's mapped data as soon as it is ready. In a
+        thread of the host (CI, services): whatever fails here is counted, never printed.
         """
+        try:
+            self._run(names, source, consent, deadline)
+        except Exception as error:
+            errors[f"delivery to {self.key}: {type(error).__name__}"] += 1
+            self.error = f"delivery raised {type(error).__name__}"
+
+    def _run(self, names: list[str], source: Any, consent: Any, deadline: float) -> None:
         self.progressed = False
         try:
             exporters = self._build(deadline)
