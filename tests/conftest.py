@@ -6,6 +6,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -64,6 +65,17 @@ def lenient() -> None:
 @pytest.fixture
 def state_dir(tmp_path: Path) -> Path:
     return tmp_path / "state"
+
+
+def poll(condition: Any, timeout: float, interval: float = 0.02) -> bool:
+    """Whether ``condition()`` came true before the deadline, checking every ``interval``
+    (for what announces nothing: processes, files, a consent re-read)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(interval)
+    return True
 
 
 def silent_server() -> tuple[socket.socket, int]:

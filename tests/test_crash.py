@@ -29,7 +29,7 @@ from phonehome import _sender
 from phonehome._spool import Spool
 from phonehome.testing import OTLPReceiver
 from tests import figures
-from tests.conftest import ROOT, clean_environ
+from tests.conftest import ROOT, clean_environ, poll
 from tests.test_delivery import senders, wait_no_sender
 
 COMMANDS = 40
@@ -68,15 +68,6 @@ def kill_senders(state: Path) -> int:
     return killed
 
 
-def wait_for_sender(state: Path, timeout: float = 5.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if senders(state):
-            return True
-        time.sleep(0.005)
-    return False
-
-
 @dataclass
 class Trials:
     state: Path
@@ -91,7 +82,7 @@ class Trials:
         if (host.returncode, out, err) != (0, "done\n", ""):
             self.host_failures.append((name, host.returncode, out, err))
         self.finished.append(name)
-        if wait_for_sender(self.state):
+        if poll(lambda: bool(senders(self.state)), 5.0, interval=0.005):
             time.sleep(self.rng.uniform(0.0, 0.5))  # the fault's moment, not a wait
             self.sender_kills += kill_senders(self.state)
 

@@ -16,7 +16,7 @@ import pytest
 
 from phonehome import _sender
 from phonehome.testing import OTLPReceiver, free_port
-from tests.conftest import ROOT, clean_environ, run_python, silent_server
+from tests.conftest import ROOT, clean_environ, poll, run_python, silent_server
 
 HOST = """
 import sys, phonehome
@@ -86,10 +86,7 @@ def senders(state: Path) -> list[int]:
 
 
 def wait_no_sender(state: Path, timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while senders(state) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert not senders(state)
+    assert poll(lambda: not senders(state), timeout)
 
 
 def span_keys(receiver: OTLPReceiver) -> Counter[tuple[str, int]]:
@@ -354,10 +351,7 @@ def test_a_service_delivers_while_it_runs_and_stops_at_once_when_consent_is_revo
             pass
         assert otlp_receiver.wait_until(lambda: otlp_receiver.spans, timeout=10)
         monkeypatch.setenv("DEMOCLI_TELEMETRY_OPTOUT", "1")  # the user opts out meanwhile
-        deadline = time.monotonic() + 5
-        while t.enabled and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert not t.enabled
+        assert poll(lambda: not t.enabled, 5)
         with t.command("after-opt-out", params={"i": 1}, collect={"i"}):
             pass
         spooled_after_opt_out = list((tmp_path / "spool").glob("*.seg"))

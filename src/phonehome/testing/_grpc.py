@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from types import TracebackType
 from typing import Any
 
 try:
@@ -17,12 +15,13 @@ except ImportError:
     ) from None
 
 from phonehome.testing._receiver import LogRecord, Metric, Point, Span, _logs, _metrics, _spans
+from phonehome.testing._server import Capture
 
 _RETRY_INFO = "google.rpc.retryinfo-bin"
 """The trailing metadata key the OTel gRPC exporter reads its backoff from."""
 
 
-class OTLPGrpcReceiver:
+class OTLPGrpcReceiver(Capture):
     """An OTLP/gRPC endpoint on 127.0.0.1 that keeps what it receives.
 
     ``url`` is the endpoint (give it to a gRPC exporter with ``insecure=True``); ``spans``,
@@ -34,7 +33,7 @@ class OTLPGrpcReceiver:
     """
 
     def __init__(self, port: int = 0, tls: tuple[bytes, bytes] | None = None) -> None:
-        self._cond = threading.Condition()
+        super().__init__()
         self.status: grpc.StatusCode | None = None
         """The status code to answer every call with (for fault tests); ``None`` is OK."""
         self.retry_delay: float | None = None
@@ -70,17 +69,6 @@ class OTLPGrpcReceiver:
         """Every data point received for one metric."""
         return [p for m in self.metrics if m.name == metric_name for p in m.points]
 
-    def wait_until(self, condition: Callable[[], bool], timeout: float = 10.0) -> bool:
-        """Wait until ``condition()`` holds (checked after each call) or the timeout."""
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            while not condition():
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    return False
-                self._cond.wait(min(remaining, 0.1))
-            return True
-
     def start(self) -> None:
         self._server.start()
 
@@ -90,18 +78,6 @@ class OTLPGrpcReceiver:
         self._stopped = True
         self._server.stop(None).wait(5)
         self._executor.shutdown(wait=False, cancel_futures=True)
-
-    def __enter__(self) -> OTLPGrpcReceiver:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def _handlers(self) -> tuple[Any, ...]:
         from opentelemetry.proto.collector.logs.v1 import logs_service_pb2 as logs

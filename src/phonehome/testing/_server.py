@@ -13,8 +13,45 @@ from types import TracebackType
 from typing import Any
 
 
-class LoopbackServer:
-    """Base for the capture servers: ``with Server() as s: s.url``.
+class Capture:
+    """What every capture server shares: a condition notified as requests arrive,
+    :meth:`wait_until`, and ``with server:`` to start and stop it."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+
+    def wait_until(self, condition: Callable[[], bool], timeout: float = 10.0) -> bool:
+        """Wait until ``condition()`` holds (checked after each request) or the timeout."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while not condition():
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._cond.wait(min(remaining, 0.1))
+            return True
+
+    def start(self) -> None:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Any:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+class LoopbackServer(Capture):
+    """Base for the HTTP capture servers: ``with Server() as s: s.url``.
 
     Subclasses implement :meth:`handle`, which gets the path, the request headers and the
     decoded body, and returns the status code, the response headers and the body. With
@@ -22,7 +59,7 @@ class LoopbackServer:
     """
 
     def __init__(self, port: int = 0, ssl_context: ssl.SSLContext | None = None) -> None:
-        self._cond = threading.Condition()
+        super().__init__()
         self.status = 200
         """The status code to answer with (for fault tests)."""
         self.retry_after: str | None = None
@@ -92,17 +129,6 @@ class LoopbackServer:
     ) -> tuple[int, dict[str, str], bytes]:
         raise NotImplementedError
 
-    def wait_until(self, condition: Callable[[], bool], timeout: float = 10.0) -> bool:
-        """Wait until ``condition()`` holds (checked after each request) or the timeout."""
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            while not condition():
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    return False
-                self._cond.wait(min(remaining, 0.1))
-            return True
-
     def start(self) -> None:
         self._thread.start()
 
@@ -110,18 +136,6 @@ class LoopbackServer:
         self._httpd.shutdown()
         self._httpd.server_close()
         self._thread.join(timeout=5)
-
-    def __enter__(self) -> Any:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
 
 class _Quiet(ThreadingHTTPServer):
