@@ -105,7 +105,7 @@ def test_kill_9_of_sender_and_host_at_random_points_loses_nothing(tmp_path: Path
     state = tmp_path / "state"
     trials = Trials(state, random.Random(seed))
     with OTLPReceiver() as vendor:
-        vendor.delay = 0.03  # each export takes a while: room for a kill inside it
+        vendor.delay = 0.08  # each export takes a while: room for a kill inside it
         for trial in range(count):
             host = start_host(vendor.url, state, f"t{trial}")
             if trial % 2 == 0:
@@ -146,4 +146,4 @@ def test_kill_9_of_sender_and_host_at_random_points_loses_nothing(tmp_path: Path
     assert torn == [], context
     assert Spool(state / "spool").names() == [], context
     assert duplicated <= trials.sender_kills * _sender.CHUNK, context
-    assert trials.sender_kills >= count // 4, context  # the kills did land on running senders
+    assert trials.sender_kills >= count // 6, context  # the kills did land on running senders
