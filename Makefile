@@ -33,6 +33,7 @@ lint: $(BIN)/.installed
 	$(BIN)/ruff check src tests examples benchmarks reliability
 	$(BIN)/ruff format --check src tests examples benchmarks reliability
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 test: lint
 	$(BIN)/python -m pytest -q

@@ -219,9 +219,9 @@ with phonehome.instrument("democli", vendor=sys.argv[1], state_dir=sys.argv[2], 
 THROUGHPUT_SEND = """
 import sys, time
 from pathlib import Path
-from phonehome import _sender
+from phonehome._sender import deliver as _sender
 # imported before the clock starts, as the raw program's SDK and exporters are
-import phonehome._mapping, phonehome._exporters
+import phonehome._sender.replay, phonehome._sender.exporters
 import opentelemetry.exporter.otlp.proto.http.trace_exporter
 import opentelemetry.exporter.otlp.proto.http.metric_exporter
 import opentelemetry.exporter.otlp.proto.http._log_exporter

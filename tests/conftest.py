@@ -13,7 +13,8 @@ from typing import Any
 
 import pytest
 
-from phonehome import Schema, _diagnostics, field
+from phonehome import Schema, field
+from phonehome._core import diagnostics as _diagnostics
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -49,8 +50,7 @@ def _isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "xdg-state"))
     monkeypatch.setenv("DEMOCLI_TELEMETRY_NOLOGO", "1")  # the notice has its own tests
     _diagnostics.set_strict(True)
-    _diagnostics._warned.clear()
-    _diagnostics.errors.clear()
+    _diagnostics.reset()
     yield
     _diagnostics.set_strict(False)
 

@@ -54,8 +54,8 @@ SCHEMA = Schema(
 def test_hostile_values_in_every_position_never_reach_the_host(
     tmp_path_factory: pytest.TempPathFactory, value: Any, name: Any
 ) -> None:
-    phonehome._diagnostics.set_strict(False)
-    phonehome._diagnostics.set_strict_schema(False)
+    phonehome._core.diagnostics.set_strict(False)
+    phonehome._core.diagnostics.set_strict_schema(False)
     figures.row("input").cases += 1
     with OTLPReceiver() as receiver:
         with phonehome.instrument(
@@ -108,7 +108,7 @@ def test_any_value_of_any_setting_variable_is_contained(
     environment: dict[str, str],
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    phonehome._diagnostics._warned.clear()
+    phonehome._core.diagnostics.reset()
     figures.row("input").cases += 1
     with pytest.MonkeyPatch.context() as patch, OTLPReceiver() as receiver:
         for key, value in environment.items():

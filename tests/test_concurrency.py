@@ -10,8 +10,8 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from phonehome import _sender
-from phonehome._spool import Spool
+from phonehome._sender import deliver as _sender
+from phonehome._spool.segments import Spool
 from phonehome.testing import OTLPReceiver
 from tests import figures
 from tests.conftest import ROOT, clean_environ

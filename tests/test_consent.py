@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 import phonehome
-from phonehome._consent import Resolver
+from phonehome._core.consent import Resolver
 from phonehome.testing import OTLPReceiver
 
 

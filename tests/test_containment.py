@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 import phonehome
-from phonehome import _diagnostics
+from phonehome._core import diagnostics as _diagnostics
 from phonehome.testing import OTLPReceiver
 from tests.conftest import TEST_SCHEMA, app_logs, clean_environ, run_python, silent_server
 

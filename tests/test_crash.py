@@ -25,8 +25,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from phonehome import _sender
-from phonehome._spool import Spool
+from phonehome._sender import deliver as _sender
+from phonehome._sender.worker import CHUNK
+from phonehome._spool.segments import Spool
 from phonehome.testing import OTLPReceiver
 from tests import figures
 from tests.conftest import ROOT, clean_environ, poll
@@ -145,5 +146,5 @@ def test_kill_9_of_sender_and_host_at_random_points_loses_nothing(tmp_path: Path
     assert lost == 0, context
     assert torn == [], context
     assert Spool(state / "spool").names() == [], context
-    assert duplicated <= trials.sender_kills * _sender.CHUNK, context
+    assert duplicated <= trials.sender_kills * CHUNK, context
     assert trials.sender_kills >= count // 6, context  # the kills did land on running senders

@@ -14,7 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from phonehome import _sender
+from phonehome._sender import deliver as _sender
+from phonehome._spool import manifest
+from phonehome._spool.segments import Spool
 from phonehome.testing import OTLPReceiver, free_port
 from tests.conftest import ROOT, clean_environ, poll, run_python, silent_server
 
@@ -157,12 +159,12 @@ def test_a_destination_that_never_answers_does_not_delay_the_other(tmp_path: Pat
             assert arrived and code == 0 and err == ""
             (vendor_key,) = [
                 k
-                for k in _sender.load_config(state)["destinations"]  # type: ignore[index]
+                for k in manifest.load(state).destination_entries  # type: ignore[union-attr]
                 if k.startswith("vendor")
             ]
             segments = {p.name for p in (state / "spool").glob("*.seg")}
             assert len(segments) == 1  # held for the vendor, already delivered to the user
-            assert not (_sender.Spool(state / "spool").delivered(vendor_key) & segments)
+            assert not (Spool(state / "spool").progress.delivered(vendor_key) & segments)
     finally:
         silent.close()
 
@@ -232,7 +234,7 @@ def test_opting_out_purges_the_spool_before_anything_is_sent(tmp_path: Path) -> 
         # a sender that finds consent revoked purges before it sends anything
         environ = clean_environ(DEMOCLI_TELEMETRY_OPTOUT="1")
         result = run_python(
-            f"from phonehome import _sender; from pathlib import Path; "
+            f"from phonehome._sender import deliver as _sender; from pathlib import Path; "
             f"print(_sender.deliver(Path({str(state)!r}), 5).purged)",
             environ,
         )

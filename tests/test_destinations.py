@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 import phonehome
-from phonehome._destinations import parse
+from phonehome._core.destinations import parse
 from phonehome.testing import AzureIngestion, OTLPReceiver
 from tests import figures
 from tests.conftest import TEST_SCHEMA, app_logs, clean_environ
@@ -222,7 +222,7 @@ def test_a_plain_http_vendor_that_is_not_loopback_is_refused_unless_allowed(
     (line,) = capsys.readouterr().err.splitlines()
     assert line.startswith("phonehome: vendor= 'http://telemetry.example.com:4318': plain http")
     allowed = phonehome.otlp("http://telemetry.example.com:4318", allow_insecure=True)
-    from phonehome._destinations import resolve  # checked without running: no network here
+    from phonehome._core.destinations import resolve  # checked without running: no network here
 
     assert resolve(allowed, None, {}) == [("vendor", allowed)]
     for loopback in ("http://127.0.0.1:9", "http://localhost:9", "http://[::1]:9"):

@@ -29,9 +29,9 @@ import grpc
 import pytest
 import trustme
 
-from phonehome import _sender
-from phonehome._record import LOG, SPAN
-from phonehome._spool import Spool
+from phonehome._sender import deliver as _sender
+from phonehome._spool.records import LogRecord, SpanRecord
+from phonehome._spool.segments import Spool
 from phonehome.testing import AzureIngestion, OTLPReceiver, free_port
 from tests import figures
 from tests.conftest import ROOT, clean_environ, silent_server
@@ -262,7 +262,8 @@ def spooled(state: Path, name: str | None = None) -> int:
     if name is None:
         return len(records)
     return sum(
-        (r[0] == SPAN and r[4] == name) or (r[0] == LOG and r[5].get("run") == name)
+        (isinstance(r, SpanRecord) and r.name == name)
+        or (isinstance(r, LogRecord) and r.attributes.get("run") == name)
         for r in records
     )
 

@@ -49,7 +49,9 @@ from hypothesis import HealthCheck, assume, event, example, given, settings
 from hypothesis import strategies as st
 
 import phonehome
-from phonehome import _destinations, _diagnostics, _exporters
+from phonehome._core import destinations as _destinations
+from phonehome._core import diagnostics as _diagnostics
+from phonehome._sender import exporters as _exporters
 from phonehome.testing import AzureIngestion, OTLPReceiver
 from tests import figures
 from tests.conftest import clean_environ, run_python
@@ -147,7 +149,7 @@ def loopback_environment(environment: dict[str, str]) -> bool:
         if not value.strip() or loopback_url(value):
             continue
         try:
-            _destinations._check_url(value)
+            _destinations.check_url(value)
         except Exception:
             continue
         return False
@@ -455,7 +457,7 @@ def one_command(state_dir: Path, **arguments: Any) -> tuple[bool, Exception | No
     except Exception as error:
         return ran, error, telemetry
     finally:
-        with _exporters._environ_lock:  # an exporter still being built restores the variables
+        with _exporters.ENVIRON_LOCK:  # an exporter still being built restores the variables
             pass
     return ran, None, telemetry
 
@@ -519,7 +521,7 @@ def test_any_vendor_or_user_string_is_one_warning_and_the_host_runs_on(
 ) -> None:
     vendor, user = fill(vendor, receivers), fill(user, receivers)
     assume(loopback_destination(vendor) and loopback_destination(user))
-    _diagnostics._warned.clear()
+    _diagnostics.reset()
     capsys.readouterr()
     ran, escaped, telemetry = one_command(tmp_path_factory.mktemp("s"), vendor=vendor, user=user)
     err = capsys.readouterr().err
@@ -542,7 +544,7 @@ def test_any_destination_variable_is_one_warning_and_never_costs_the_vendor(
     environment = {k: fill(v, receivers) or "" for k, v in environment.items()}
     assume(loopback_environment(environment))
     vendor = f"http://127.0.0.1:{receivers['<otlp-port>']}"
-    _diagnostics._warned.clear()
+    _diagnostics.reset()
     capsys.readouterr()
     with pytest.MonkeyPatch.context() as patch:
         for name, value in environment.items():
@@ -701,7 +703,7 @@ def test_any_schema_file_is_one_warning_and_the_host_runs_on(
 ) -> None:
     path = schema_path(tmp_path_factory.mktemp("schema"), place, content)
     vendor = f"http://127.0.0.1:{receivers['<otlp-port>']}"
-    _diagnostics._warned.clear()
+    _diagnostics.reset()
     capsys.readouterr()
     ran, escaped, telemetry = one_command(tmp_path_factory.mktemp("s"), vendor=vendor, schema=path)
     err = capsys.readouterr().err
@@ -725,7 +727,7 @@ def test_schema_doc_on_any_file_is_a_page_or_an_error_line(
 ) -> None:
     from click.testing import CliRunner
 
-    from phonehome._cli import main
+    from phonehome._tools.cli import main
 
     path = schema_path(tmp_path_factory.mktemp("schema"), "file", content)
     result = CliRunner().invoke(main, ["schema", "doc", str(path)])

@@ -10,7 +10,7 @@ import pytest
 
 import phonehome
 from phonehome import Schema, field
-from phonehome._schema import SchemaError
+from phonehome._core.errors import SchemaError
 from phonehome.testing import OTLPReceiver
 from tests.conftest import app_logs
 

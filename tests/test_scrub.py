@@ -10,7 +10,8 @@ from hypothesis import strategies as st
 
 import phonehome
 from phonehome import Schema, field
-from phonehome._scrub import Scrubber, relative_stack
+from phonehome._host.recorder import relative_stack
+from phonehome._policy.scrub import Scrubber
 from phonehome.testing import OTLPReceiver
 
 HOME, USER = "/home/alice", "alice"
@@ -154,7 +155,7 @@ def test_no_personal_data_reaches_the_wire_from_any_position(
 
 
 def test_long_texts_are_cut_so_the_work_per_value_is_bounded() -> None:
-    from phonehome._scrub import MAX_TEXT
+    from phonehome._policy.scrub import MAX_TEXT
 
     scrubbed = Scrubber(home=HOME, user=USER)("x" * 1_000_000 + " alice@example.com")
     assert scrubbed == "x" * MAX_TEXT + "…"

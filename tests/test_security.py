@@ -425,7 +425,7 @@ def test_an_untrusted_https_vendor_gets_nothing_and_the_records_wait_in_the_spoo
 
         # the same records go out once the CA is trusted (requests' standard variable)
         later = run_python(
-            "from pathlib import Path; from phonehome import _sender; "
+            "from pathlib import Path; from phonehome._sender import deliver as _sender; "
             f"print(_sender.deliver(Path({str(state)!r}), 10).failed)",
             default_trust(REQUESTS_CA_BUNDLE=str(tls.ca_file)),
         )

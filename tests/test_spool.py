@@ -6,13 +6,14 @@ import json
 import time
 from pathlib import Path
 
-from phonehome._spool import Spool
+from phonehome._spool.records import MeasureRecord, measure
+from phonehome._spool.segments import Spool
 
 HEADER = {"destinations": ["vendor-1", "user-1"], "resource": {"service.name": "democli"}}
 
 
-def records(n: int, size: int = 10) -> list[list[object]]:
-    return [["m", "counter", f"c{i}", "", "", i, {"pad": "x" * size}] for i in range(n)]
+def records(n: int, size: int = 10) -> list[MeasureRecord]:
+    return [measure("counter", f"c{i}", "", "", i, {"pad": "x" * size}) for i in range(n)]
 
 
 def test_a_segment_round_trips(tmp_path: Path) -> None:
@@ -38,7 +39,7 @@ def test_torn_and_corrupt_records_are_skipped_and_counted(tmp_path: Path) -> Non
     path.write_bytes(torn)
     segment = spool.read(path.name)
     assert segment is not None
-    assert [r[2] for r in segment.records] == ["c0", "c2"]
+    assert [r.name for r in segment.records] == ["c0", "c2"]  # type: ignore[union-attr]
     assert segment.corrupt == 2
 
 
@@ -54,14 +55,17 @@ def test_the_size_cap_drops_the_oldest_and_counts_them(tmp_path: Path) -> None:
         spool.append(HEADER, records(3, size=250))
     spool.max_bytes = sum((tmp_path / n).stat().st_size for n in spool.names()[2:])
     first_two = spool.names()[:2]
-    spool.mark_delivered("user-1", first_two[:1])  # the user already had the oldest
+    spool.progress.mark_delivered("user-1", first_two[:1])  # the user already had the oldest
     dropped = spool.enforce_caps()
     assert dropped == 6
     assert not set(first_two) & set(spool.names())
     assert len(spool.names()) == 3
-    assert (spool.dropped("vendor-1"), spool.dropped("user-1")) == ({"size": 6}, {"size": 3})
-    spool.reported_dropped("vendor-1", {"size": 6})
-    assert spool.dropped("vendor-1") == {}
+    assert (spool.progress.dropped("vendor-1"), spool.progress.dropped("user-1")) == (
+        {"size": 6},
+        {"size": 3},
+    )
+    spool.progress.reported_dropped("vendor-1", {"size": 6})
+    assert spool.progress.dropped("vendor-1") == {}
 
 
 def test_the_age_cap_drops_old_segments(tmp_path: Path) -> None:
@@ -71,31 +75,31 @@ def test_the_age_cap_drops_old_segments(tmp_path: Path) -> None:
     assert spool.enforce_caps(now=time.time() + 30) == 0
     assert spool.enforce_caps(now=time.time() + 120) == 3
     assert spool.names() == []
-    assert spool.dropped("vendor-1") == {"age": 3}
+    assert spool.progress.dropped("vendor-1") == {"age": 3}
 
 
 def test_progress_is_kept_per_destination_and_compacted(tmp_path: Path) -> None:
     spool = Spool(tmp_path)
     a = spool.append(HEADER, records(1)).name
     b = spool.append(HEADER, records(1)).name
-    spool.mark_delivered("vendor-1", [a])
-    spool.mark_delivered("user-1", [a, b])
-    assert spool.delivered("vendor-1") == {a}
-    assert spool.delivered("user-1") == {a, b}
+    spool.progress.mark_delivered("vendor-1", [a])
+    spool.progress.mark_delivered("user-1", [a, b])
+    assert spool.progress.delivered("vendor-1") == {a}
+    assert spool.progress.delivered("user-1") == {a, b}
     spool.remove(a)
-    spool.compact(set(spool.names()))
-    assert spool.delivered("vendor-1") == set()
-    assert spool.delivered("user-1") == {b}
+    spool.progress.compact(set(spool.names()))
+    assert spool.progress.delivered("vendor-1") == set()
+    assert spool.progress.delivered("user-1") == {b}
 
 
 def test_purge_removes_segments_progress_and_counts(tmp_path: Path) -> None:
     spool = Spool(tmp_path)
     name = spool.append(HEADER, records(1)).name
-    spool.mark_delivered("vendor-1", [name])
-    spool.owe("user-1", 3, "rejected")
+    spool.progress.mark_delivered("vendor-1", [name])
+    spool.progress.owe("user-1", 3, "rejected")
     assert spool.purge() == 1
-    assert spool.names() == [] and spool.delivered("vendor-1") == set()
-    assert spool.dropped("user-1") == {}
+    assert spool.names() == [] and spool.progress.delivered("vendor-1") == set()
+    assert spool.progress.dropped("user-1") == {}
 
 
 def test_the_header_is_json_on_the_first_line(tmp_path: Path) -> None:

@@ -8,7 +8,7 @@ import pytest
 
 import phonehome
 from phonehome import Schema, field
-from phonehome._usage import interval
+from phonehome._core.settings import interval
 from phonehome.testing import OTLPReceiver
 
 SCHEMA = Schema(events={"summary": {"projects": field("int", "Projects held")}})
@@ -101,7 +101,7 @@ def test_a_bad_heartbeat_is_one_line(state_dir: Path, capsys: pytest.CaptureFixt
 def test_the_channel_is_one_of_the_known_installers_or_other(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from phonehome import _usage
+    from phonehome._host import usage as _usage
 
     site = tmp_path / "site"
     monkeypatch.syspath_prepend(str(site))
@@ -109,6 +109,6 @@ def test_the_channel_is_one_of_the_known_installers_or_other(
     info.mkdir(parents=True)
     for written, sent in (("uv\n", "uv"), ("PIP", "pip"), ("my secret path /home/x\n", "other")):
         (info / "INSTALLER").write_text(written)
-        assert _usage._installer("democli") == sent
+        assert _usage.installer("democli") == sent
     (info / "INSTALLER").write_bytes(b"\xff\xfe")
-    assert _usage._installer("democli") == "other"
+    assert _usage.installer("democli") == "other"

@@ -5,38 +5,57 @@
             ...
 
 Importing this package is cheap and does not import OpenTelemetry: everything beyond
-``instrument`` (destinations, the OpenTelemetry components) loads on first access.
+``instrument`` (the schema, destinations, the OpenTelemetry components in
+``phonehome.otel``) loads on first access.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
-from phonehome._consent import Decision
+from phonehome._core.consent import Decision
+from phonehome._host.handles import Counter, Gauge, Histogram, Span
+from phonehome._host.telemetry import Telemetry
 from phonehome._instrument import instrument
-from phonehome._telemetry import Telemetry
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from phonehome._destinations import Destination, DestinationError, azure, otlp
-    from phonehome._fanout import FanOutLogExporter, FanOutMetricExporter, FanOutSpanExporter
-    from phonehome._gates import ConsentLogProcessor, ConsentMetricExporter, ConsentSampler
-    from phonehome._schema import Field, Schema, SchemaError, UndeclaredError, field
+    from typing import Any
 
-__version__ = "0.1.0"
+    from phonehome._core.destinations import Destination, azure, otlp
+    from phonehome._core.errors import (
+        DestinationError,
+        PhonehomeError,
+        SchemaError,
+        UndeclaredError,
+    )
+    from phonehome._policy.schema import Schema, field
+    from phonehome.otel import (
+        ConsentLogProcessor,
+        ConsentMetricExporter,
+        ConsentSampler,
+        FanOutLogExporter,
+        FanOutMetricExporter,
+        FanOutSpanExporter,
+    )
+
+    __version__: str
 
 __all__ = [
     "ConsentLogProcessor",
     "ConsentMetricExporter",
     "ConsentSampler",
+    "Counter",
     "Decision",
     "Destination",
     "DestinationError",
     "FanOutLogExporter",
     "FanOutMetricExporter",
     "FanOutSpanExporter",
-    "Field",
+    "Gauge",
+    "Histogram",
+    "PhonehomeError",
     "Schema",
     "SchemaError",
+    "Span",
     "Telemetry",
     "UndeclaredError",
     "__version__",
@@ -47,25 +66,29 @@ __all__ = [
 ]
 
 _LAZY = {
-    "Field": "phonehome._schema",
-    "Schema": "phonehome._schema",
-    "SchemaError": "phonehome._schema",
-    "UndeclaredError": "phonehome._schema",
-    "field": "phonehome._schema",
-    "Destination": "phonehome._destinations",
-    "DestinationError": "phonehome._destinations",
-    "azure": "phonehome._destinations",
-    "otlp": "phonehome._destinations",
-    "ConsentSampler": "phonehome._gates",
-    "ConsentLogProcessor": "phonehome._gates",
-    "ConsentMetricExporter": "phonehome._gates",
-    "FanOutSpanExporter": "phonehome._fanout",
-    "FanOutLogExporter": "phonehome._fanout",
-    "FanOutMetricExporter": "phonehome._fanout",
+    "Schema": "phonehome._policy.schema",
+    "field": "phonehome._policy.schema",
+    "Destination": "phonehome._core.destinations",
+    "azure": "phonehome._core.destinations",
+    "otlp": "phonehome._core.destinations",
+    "DestinationError": "phonehome._core.errors",
+    "PhonehomeError": "phonehome._core.errors",
+    "SchemaError": "phonehome._core.errors",
+    "UndeclaredError": "phonehome._core.errors",
+    "ConsentSampler": "phonehome.otel",
+    "ConsentLogProcessor": "phonehome.otel",
+    "ConsentMetricExporter": "phonehome.otel",
+    "FanOutSpanExporter": "phonehome.otel",
+    "FanOutLogExporter": "phonehome.otel",
+    "FanOutMetricExporter": "phonehome.otel",
 }
 
 
 def __getattr__(name: str) -> Any:
+    if name == "__version__":
+        from phonehome._core.version import VERSION
+
+        return VERSION
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'phonehome' has no attribute {name!r}")

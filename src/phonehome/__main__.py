@@ -1,5 +1,5 @@
 """``python -m phonehome``: the phonehome command."""
 
-from phonehome._cli import main
+from phonehome._tools.cli import main
 
 main()

@@ -5,21 +5,21 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from phonehome import _admin
+from phonehome._tools import admin
 
 
 def state_dir(product: str, instrument_kwargs: dict[str, Any]) -> Path:
-    return _admin.state_dir(product, instrument_kwargs.get("state_dir"))
+    return admin.state_dir(product, instrument_kwargs.get("state_dir"))
 
 
 def status_text(product: str, instrument_kwargs: dict[str, Any]) -> str:
-    rows = _admin.status(product, state_dir(product, instrument_kwargs))
+    rows = admin.status(product, state_dir(product, instrument_kwargs))
     width = max(len(key) for key, _ in rows)
     return "\n".join(f"{key.ljust(width)}  {value}" for key, value in rows)
 
 
 def set_consent(product: str, instrument_kwargs: dict[str, Any], enabled: bool) -> str:
-    _admin.set_consent(product, state_dir(product, instrument_kwargs), enabled)
+    admin.set_consent(product, state_dir(product, instrument_kwargs), enabled)
     if enabled:
         return f"telemetry for {product} is on (stored choice)"
     return f"telemetry for {product} is off (stored choice); nothing waiting will be sent"

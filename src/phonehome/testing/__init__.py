@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from phonehome._collector import Rotel, free_port
+from phonehome._tools.collector import Rotel, free_port
 from phonehome.testing._azure import AzureIngestion
 from phonehome.testing._receiver import LogRecord, Metric, OTLPReceiver, Point, Span
 

@@ -27,7 +27,7 @@ def azure_ingestion() -> Iterator[AzureIngestion]:
 def _phonehome_undeclared_is_an_error() -> Iterator[None]:
     """In tests, recording a field the telemetry schema does not declare raises
     ``phonehome.UndeclaredError`` (in production it is dropped and counted)."""
-    from phonehome import _diagnostics
+    from phonehome._core import diagnostics as _diagnostics
 
     _diagnostics.set_strict_schema(True)
     yield

@@ -1,0 +1,83 @@
+"""How phonehome talks about its own problems without hurting the host.
+
+Two policies (chosen once, here): configuration problems become one warning line on stderr
+naming the setting and the fix; failures on the hot path are contained and counted, and
+re-raised only in strict mode (phonehome's own test suite turns it on).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import sys
+from collections import Counter
+from collections.abc import Callable
+from typing import Any, ParamSpec, TypeVar
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+errors: Counter[str] = Counter()
+"""Contained internal failures, by the operation that failed."""
+
+_strict = False
+_strict_schema = False
+_warned: set[str] = set()
+
+
+def reset() -> None:
+    """Forget the warnings already shown and the errors counted (for tests)."""
+    _warned.clear()
+    errors.clear()
+
+
+def set_strict(strict: bool) -> None:
+    """Re-raise contained errors instead of counting them (for tests)."""
+    global _strict
+    _strict = strict
+
+
+def set_strict_schema(strict: bool) -> None:
+    """Make recording an undeclared field an error (the pytest plugin does, for every test)."""
+    global _strict_schema
+    _strict_schema = strict
+
+
+def strict_schema() -> bool:
+    return _strict_schema or _strict
+
+
+def warn(message: str) -> None:
+    """Print one line to stderr, once per process per message. Never raises."""
+    if message in _warned:
+        return
+    _warned.add(message)
+    line = "phonehome: " + " ".join(message.split())
+    with contextlib.suppress(Exception):  # a closed stderr is not the host's problem
+        print(line, file=sys.stderr)
+
+
+def record_error(operation: str, error: BaseException) -> None:
+    """Count a contained failure; re-raise it in strict mode."""
+    errors[operation] += 1
+    if _strict:
+        raise error
+
+
+def contained(default: Any) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """Decorate a hot-path function so that no exception escapes into the host."""
+
+    def decorate(function: Callable[P, R]) -> Callable[P, R]:
+        operation = function.__qualname__
+
+        @functools.wraps(function)
+        def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+            try:
+                return function(*args, **kwargs)
+            except Exception as error:
+                record_error(operation, error)
+                return default  # type: ignore[no-any-return]
+
+        return wrapper
+
+    return decorate

@@ -1,0 +1,599 @@
+"""Every setting phonehome reads, its default and which source wins: one table, one object.
+
+A setting comes from the integrator's code (an ``instrument()`` argument), from the end
+user's environment (a variable), or from both; ``TABLE`` says which, and in what order.
+:func:`resolve` checks the arguments and reads the variables once per ``instrument()`` call
+into a frozen :class:`Settings`; nothing changes it afterwards. Each default is defined once,
+here. ``docs/configuration.md`` is generated from ``TABLE`` (``python -m
+phonehome._core.settings``) and a test keeps the two equal.
+
+Consent has its own precedence (any "off" wins), decided by ``phonehome._core.consent``; its
+variables are rows here too, so that every variable is in one table.
+
+Nothing here imports more than ``os``: this runs on the consent-off path of every CLI.
+"""
+
+from __future__ import annotations
+
+import os
+
+from phonehome._core import environment as env
+from phonehome._core.errors import SettingError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from typing import Literal
+
+    from phonehome._core.destinations import Destination
+
+    ConsentDefault = Literal["opt-in", "opt-out"]
+    Mode = Literal["auto", "cli", "ci", "service"]
+    DeliveryMode = Literal["cli", "ci", "service"]
+    Automation = Literal["tag", "collapse", "drop"]
+    Level = Literal["off", "crash", "error", "all"]
+    SchemaSource = object
+    """A ``Schema`` or the path of a TOML file (``None``: none); loaded by the host."""
+    DestinationSource = str | Destination | None
+
+# -- defaults, each defined once -----------------------------------------------------------------
+DEFAULT_VERSION = "0.0.0"
+DEFAULT_CONSENT: ConsentDefault = "opt-out"
+DEFAULT_SHUTDOWN_TIMEOUT = 3.0
+DEFAULT_MODE: Mode = "auto"
+DEFAULT_CI_BUDGET = 2.0
+DEFAULT_SPOOL_MAX_BYTES = 10 * 1024 * 1024
+DEFAULT_SPOOL_MAX_AGE = 7 * 24 * 3600.0
+DEFAULT_SENDER_LIFETIME = 30.0
+DEFAULT_AUTOMATION: Automation = "tag"
+DEFAULT_SERVICE_INTERVAL = 5.0
+"""Seconds between a service's deliveries, unless ``OTEL_BSP_SCHEDULE_DELAY`` says otherwise."""
+PROMOTE_AFTER = 30.0
+"""Seconds after which an ``auto`` block that is still running becomes a service."""
+
+MODES = ("auto", "cli", "ci", "service")
+AUTOMATIONS = ("tag", "collapse", "drop")
+CONSENTS = ("opt-in", "opt-out")
+
+
+class Row:
+    """One setting: the argument and variables that set it, its default, what it does."""
+
+    __slots__ = ("argument", "default", "effect", "meaning", "name", "variables")
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        argument: bool = False,
+        variables: tuple[str, ...] = (),
+        default: str = "",
+        meaning: str = "",
+        effect: str = "",
+    ) -> None:
+        self.name = name
+        self.argument = argument
+        self.variables = variables
+        self.default = default
+        self.meaning = meaning
+        """What the argument does (the arguments table)."""
+        self.effect = effect
+        """What the variables do, and how they rank against the argument (variables table)."""
+
+
+_MIB = 1024 * 1024
+TABLE: tuple[Row, ...] = (
+    Row(
+        "product",
+        argument=True,
+        default="required",
+        meaning="The product's name: `service.name`, and the variable prefix "
+        "(`my-cli` -> `MY_CLI`).",
+    ),
+    Row("version", argument=True, default=repr(DEFAULT_VERSION), meaning="`service.version`."),
+    Row(
+        "vendor",
+        argument=True,
+        variables=(env.TELEMETRY_VENDOR_OPTOUT,),
+        default="`None`",
+        meaning="The vendor's destination: an OTLP/HTTP base URL, an Azure Monitor connection "
+        "string, or a `Destination` (`phonehome.otlp(...)`, `phonehome.azure(...)`).",
+        effect="true: the vendor's copy stops, the user's own destinations still receive",
+    ),
+    Row(
+        "consent",
+        argument=True,
+        default=repr(DEFAULT_CONSENT),
+        meaning='`"opt-out"`: on unless refused (.NET, Kiota). `"opt-in"`: off until enabled '
+        "(AKS Engine).",
+    ),
+    Row(
+        "enabled",
+        argument=True,
+        default="`None`",
+        meaning="The product's own configuration flag (AKS `enableTelemetry`). `False` turns "
+        'everything off; `True` turns it on unless an "off" source above it says otherwise.',
+    ),
+    Row(
+        "do_not_track",
+        variables=(env.DO_NOT_TRACK,),
+        effect="true: telemetry off (before every other source)",
+    ),
+    Row("optout", variables=(env.TELEMETRY_OPTOUT,), effect="true: telemetry off"),
+    Row("otel_sdk_disabled", variables=(env.OTEL_SDK_DISABLED,), effect="true: telemetry off"),
+    Row(
+        "level",
+        variables=(env.TELEMETRY_LEVEL,),
+        default="`all`",
+        effect="`off`, `crash`, `error` or `all` (default); any other value is `off`, with "
+        "one warning",
+    ),
+    Row(
+        "user",
+        argument=True,
+        variables=(
+            env.OTEL_EXPORTER_OTLP_ENDPOINT,
+            "OTEL_EXPORTER_OTLP_{TRACES,METRICS,LOGS}_ENDPOINT",
+            env.APPLICATIONINSIGHTS_CONNECTION_STRING,
+        ),
+        default="`None`",
+        meaning="The product's configuration value for the user's own destination (AKS "
+        "`applicationInsightsKey`), same forms as `vendor`.",
+        effect="the user's own destinations, beside `user=`: OTLP (with per-signal endpoints "
+        "only, only those signals go there) and Azure Monitor",
+    ),
+    Row(
+        "user_settings",
+        variables=(
+            "OTEL_EXPORTER_OTLP_[{SIGNAL}_]HEADERS, _PROTOCOL, _TIMEOUT, _COMPRESSION, "
+            "_CERTIFICATE, _INSECURE",
+        ),
+        effect="the user's OTLP destination's settings, read by the OpenTelemetry exporters "
+        "as usual; never applied to the vendor",
+    ),
+    Row(
+        "state_dir",
+        argument=True,
+        variables=(env.TELEMETRY_DIR, "XDG_STATE_HOME"),
+        default="platform state dir",
+        meaning="Where the stored consent, the install id and the spool live.",
+        effect="the state directory when `state_dir=` is not given; else `$XDG_STATE_HOME` "
+        "(or `~/.local/state`) `/phonehome/<product>` on Linux",
+    ),
+    Row(
+        "shutdown_timeout",
+        argument=True,
+        default=repr(DEFAULT_SHUTDOWN_TIMEOUT),
+        meaning="In `service` mode: seconds the end of the block may spend delivering what is "
+        "left.",
+    ),
+    Row(
+        "capture_logging",
+        argument=True,
+        default="`True`",
+        meaning="Send the host's `logging` records at WARNING and above.",
+    ),
+    Row(
+        "mode",
+        argument=True,
+        variables=(env.TELEMETRY_MODE,),
+        default=repr(DEFAULT_MODE),
+        meaning='`"cli"`, `"ci"`, `"service"` or `"auto"` (CI detected: `ci`, else `cli`, '
+        f"becoming `service` after {PROMOTE_AFTER:.0f} s); see [delivery.md](delivery.md).",
+        effect='`cli`, `ci` or `service`, when the code leaves `mode="auto"` (e.g. `ci` in '
+        "a container that lives for one command)",
+    ),
+    Row(
+        "ci",
+        variables=("CI", "GITHUB_ACTIONS", "GITLAB_CI", "TF_BUILD", "..."),
+        effect="CI detected: `auto` means `ci`; the run is an automation run (`automation=`)",
+    ),
+    Row(
+        "ci_budget",
+        argument=True,
+        default=repr(DEFAULT_CI_BUDGET),
+        meaning="In `ci` mode: seconds the end of the block may spend delivering.",
+    ),
+    Row(
+        "spool_max_bytes",
+        argument=True,
+        default=f"{DEFAULT_SPOOL_MAX_BYTES // _MIB} MiB",
+        meaning="The spool's size cap; the oldest records go first, counted.",
+    ),
+    Row(
+        "spool_max_age",
+        argument=True,
+        default=f"{DEFAULT_SPOOL_MAX_AGE / 86400:.0f} days",
+        meaning="Seconds a record may wait in the spool.",
+    ),
+    Row(
+        "sender_lifetime",
+        argument=True,
+        default=repr(DEFAULT_SENDER_LIFETIME),
+        meaning="The detached sender's hard lifetime cap, in seconds.",
+    ),
+    Row(
+        "service_interval",
+        variables=("OTEL_BSP_SCHEDULE_DELAY",),
+        default=f"{DEFAULT_SERVICE_INTERVAL * 1000:.0f} ms",
+        effect="milliseconds between a service's deliveries",
+    ),
+    Row(
+        "schema",
+        argument=True,
+        variables=(env.SCHEMA_CHECK,),
+        default="`None`",
+        meaning="A `phonehome.Schema` or the path of a TOML file: what may be sent "
+        "([privacy.md](privacy.md)).",
+        effect="set by `phonehome schema check`: runs report undeclared fields there and send "
+        "nothing",
+    ),
+    Row(
+        "automation",
+        argument=True,
+        variables=("CLAUDECODE", "CURSOR_AGENT", "GEMINI_CLI", "..."),
+        default=repr(DEFAULT_AUTOMATION),
+        meaning='Under CI or an AI coding agent: `"tag"`, `"collapse"` or `"drop"`.',
+        effect="an AI coding agent detected: the run is an automation run (`automation=`)",
+    ),
+    Row(
+        "notice_url",
+        argument=True,
+        variables=(env.TELEMETRY_NOLOGO,),
+        default="`None`",
+        meaning="Where the first-run notice sends people to read more.",
+        effect="true: do not print the first-run notice (consent unchanged)",
+    ),
+    Row(
+        "heartbeat",
+        argument=True,
+        default="`None`",
+        meaning='Send a `heartbeat` event at most once per this interval (`"24h"`).',
+    ),
+    Row(
+        "system_metrics",
+        argument=True,
+        variables=(env.TELEMETRY_SYSTEM_METRICS,),
+        default="`False`",
+        meaning="In `service` mode: process and host CPU, memory, disk, network metrics "
+        "(`phonehome[system]`).",
+        effect="false: no infrastructure metrics, the rest unchanged (wins over the argument)",
+    ),
+    Row(
+        "debug",
+        variables=(env.TELEMETRY_DEBUG,),
+        effect="true: print the exact payload per destination to stderr, send nothing",
+    ),
+    Row(
+        "resource",
+        variables=("OTEL_SERVICE_NAME", "OTEL_RESOURCE_ATTRIBUTES"),
+        effect="override resource attributes",
+    ),
+    Row(
+        "sampler",
+        variables=("OTEL_TRACES_SAMPLER", "OTEL_TRACES_SAMPLER_ARG"),
+        effect="the sampler used while consent is on",
+    ),
+)
+
+
+class Settings:
+    """What one ``instrument()`` call runs with, arguments checked and variables read.
+
+    Frozen: assigning to a field raises ``AttributeError``. (A plain class: a frozen
+    dataclass would cost every opted-out CLI the import of ``dataclasses``.)
+    """
+
+    __slots__ = (
+        "automation",
+        "capture_logging",
+        "ci_budget",
+        "consent",
+        "debug",
+        "delivery_mode",
+        "detected",
+        "enabled",
+        "heartbeat",
+        "mode",
+        "nologo",
+        "notice_url",
+        "prefix",
+        "problems",
+        "product",
+        "schema",
+        "schema_check",
+        "sender_lifetime",
+        "service_interval",
+        "shutdown_timeout",
+        "spool_max_age",
+        "spool_max_bytes",
+        "state_dir",
+        "system_metrics",
+        "user",
+        "vendor",
+        "vendor_optout",
+        "version",
+    )
+
+    product: str
+    version: str
+    prefix: str
+    """The variable prefix: the product name upper-cased, non-alphanumerics as ``_``."""
+    vendor: DestinationSource
+    vendor_optout: bool
+    user: DestinationSource
+    consent: ConsentDefault
+    enabled: bool | None
+    state_dir: str | None
+    """``state_dir=`` or ``<PREFIX>_TELEMETRY_DIR``; ``None``: the platform's, located lazily."""
+    shutdown_timeout: float
+    capture_logging: bool
+    mode: Mode
+    """The ``mode=`` argument."""
+    delivery_mode: DeliveryMode
+    """The mode a run starts in: ``mode=``, else ``<PREFIX>_TELEMETRY_MODE``, else ``ci``
+    where a CI provider is detected, else ``cli``."""
+    ci_budget: float
+    spool_max_bytes: int
+    spool_max_age: float
+    sender_lifetime: float
+    service_interval: float
+    schema: SchemaSource
+    schema_check: str
+    """The report file of ``phonehome schema check``; empty when not checking."""
+    automation: Automation
+    detected: str | None
+    """The CI provider or AI coding agent running the program, if any."""
+    notice_url: str | None
+    nologo: bool
+    heartbeat: float | None
+    system_metrics: bool
+    debug: bool
+    problems: tuple[str, ...]
+    """Variables that could not be used, one line each; shown only if telemetry is on."""
+
+    def __init__(self, **values: object) -> None:
+        missing = set(self.__slots__) - set(values)
+        if missing:
+            raise TypeError(f"Settings without {', '.join(sorted(missing))}")
+        for name, value in values.items():
+            object.__setattr__(self, name, value)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"Settings are frozen: {name} cannot be changed")
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.__slots__)
+        return f"Settings({fields})"
+
+    @property
+    def ephemeral(self) -> bool:
+        """Running under CI or an agent: nothing about the install is kept."""
+        return self.detected is not None
+
+
+def resolve(
+    product: object,
+    *,
+    version: object = DEFAULT_VERSION,
+    vendor: object = None,
+    consent: object = DEFAULT_CONSENT,
+    enabled: object = None,
+    user: object = None,
+    state_dir: object = None,
+    shutdown_timeout: object = DEFAULT_SHUTDOWN_TIMEOUT,
+    capture_logging: object = True,
+    mode: object = DEFAULT_MODE,
+    ci_budget: object = DEFAULT_CI_BUDGET,
+    spool_max_bytes: object = DEFAULT_SPOOL_MAX_BYTES,
+    spool_max_age: object = DEFAULT_SPOOL_MAX_AGE,
+    sender_lifetime: object = DEFAULT_SENDER_LIFETIME,
+    schema: object = None,
+    automation: object = DEFAULT_AUTOMATION,
+    notice_url: object = None,
+    heartbeat: object = None,
+    system_metrics: object = False,
+    environ: Mapping[str, str] | None = None,
+) -> Settings:
+    """Check the arguments and read the variables, once.
+
+    Raises :class:`SettingError` naming the first argument that cannot be used. A variable
+    that cannot be used is not an error: it is ignored and named in ``problems``.
+    """
+    environ = os.environ if environ is None else environ
+    _check_arguments(
+        product, consent, enabled, vendor, user, shutdown_timeout, automation, notice_url, mode
+    )
+    for name, value, upper in (
+        ("ci_budget", ci_budget, 600),
+        ("spool_max_age", spool_max_age, 10 * 365 * 86400),
+        ("spool_max_bytes", spool_max_bytes, 1 << 40),
+        ("sender_lifetime", sender_lifetime, 3600),
+    ):
+        if not isinstance(value, int | float) or isinstance(value, bool) or not 0 < value <= upper:
+            raise SettingError(f"instrument({name}={value!r}): use a positive number up to {upper}")
+    if state_dir is not None and not isinstance(state_dir, str | os.PathLike):
+        raise SettingError(f"instrument(state_dir={state_dir!r}): expected a path")
+    name = product.strip()  # type: ignore[attr-defined]
+    prefix = env.prefix_for(name)
+    problems: list[str] = []
+    detected = env.detected(environ, (*env.AGENT_VARIABLES, *env.CI_VARIABLES))
+    return Settings(
+        product=name,
+        version=str(version),
+        prefix=prefix,
+        vendor=vendor,
+        vendor_optout=_flag(environ, env.TELEMETRY_VENDOR_OPTOUT, prefix) is True,
+        user=user,
+        consent=consent,
+        enabled=enabled,
+        state_dir=_state_dir(state_dir, environ, prefix),
+        shutdown_timeout=float(shutdown_timeout),  # type: ignore[arg-type]
+        capture_logging=bool(capture_logging),
+        mode=mode,
+        delivery_mode=_delivery_mode(mode, environ, prefix, problems),
+        ci_budget=float(ci_budget),  # type: ignore[arg-type]
+        spool_max_bytes=int(spool_max_bytes),  # type: ignore[call-overload]
+        spool_max_age=float(spool_max_age),  # type: ignore[arg-type]
+        sender_lifetime=float(sender_lifetime),  # type: ignore[arg-type]
+        service_interval=_service_interval(environ, problems),
+        schema=schema,
+        schema_check=environ.get(env.SCHEMA_CHECK, ""),
+        automation=automation,
+        detected=detected,
+        notice_url=notice_url,
+        nologo=_flag(environ, env.TELEMETRY_NOLOGO, prefix) is True,
+        heartbeat=_interval("heartbeat", heartbeat),
+        # its own consent category: the user may refuse this part only
+        system_metrics=system_metrics is True
+        and _flag(environ, env.TELEMETRY_SYSTEM_METRICS, prefix) is not False,
+        debug=_flag(environ, env.TELEMETRY_DEBUG, prefix) is True,
+        problems=tuple(problems),
+    )
+
+
+def _check_arguments(
+    product: object,
+    consent: object,
+    enabled: object,
+    vendor: object,
+    user: object,
+    shutdown_timeout: object,
+    automation: object,
+    notice_url: object,
+    mode: object,
+) -> None:
+    if not isinstance(product, str) or not product.strip():
+        raise SettingError(
+            f"instrument(product={product!r}): the product name must be a non-empty string"
+        )
+    if consent not in CONSENTS:
+        raise SettingError(f"instrument(consent={consent!r}): use 'opt-in' or 'opt-out'")
+    if enabled is not None and not isinstance(enabled, bool):
+        raise SettingError(f"instrument(enabled={enabled!r}): use True, False or None")
+    for name, value in (("vendor", vendor), ("user", user)):
+        if value is not None and not isinstance(value, str) and not _is_destination(value):
+            raise SettingError(
+                f"instrument({name}=...): expected a URL, a connection string "
+                f"or a Destination, got {type(value).__name__}"
+            )
+    if (
+        not isinstance(shutdown_timeout, int | float)
+        or isinstance(shutdown_timeout, bool)
+        or not 0 <= shutdown_timeout < 3600
+    ):
+        raise SettingError(
+            f"instrument(shutdown_timeout={shutdown_timeout!r}): "
+            "use a number of seconds between 0 and 3600"
+        )
+    if automation not in AUTOMATIONS:
+        raise SettingError(
+            f"instrument(automation={automation!r}): use 'tag', 'collapse' or 'drop'"
+        )
+    if notice_url is not None and not isinstance(notice_url, str):
+        raise SettingError(f"instrument(notice_url={notice_url!r}): expected a URL")
+    if mode not in MODES:
+        raise SettingError(f"instrument(mode={mode!r}): use 'auto', 'cli', 'ci' or 'service'")
+
+
+def _is_destination(value: object) -> bool:
+    from phonehome._core.destinations import Destination
+
+    return isinstance(value, Destination)
+
+
+def _flag(environ: Mapping[str, str], template: str, prefix: str) -> bool | None:
+    return env.flag(environ.get(template.format(prefix=prefix), ""))
+
+
+def _state_dir(argument: object, environ: Mapping[str, str], prefix: str) -> str | None:
+    """``state_dir=``, then ``<PREFIX>_TELEMETRY_DIR``; ``None`` for the platform's."""
+    if argument is not None:
+        return os.fspath(argument)  # type: ignore[call-overload, no-any-return]
+    return environ.get(env.TELEMETRY_DIR.format(prefix=prefix)) or None
+
+
+def _delivery_mode(
+    mode: object, environ: Mapping[str, str], prefix: str, problems: list[str]
+) -> str:
+    """The code's mode; if ``auto``: ``<PREFIX>_TELEMETRY_MODE``, else CI detection."""
+    if mode != "auto":
+        return str(mode)
+    name = env.TELEMETRY_MODE.format(prefix=prefix)
+    forced = environ.get(name, "").strip().lower()
+    if forced in ("cli", "ci", "service"):
+        return forced
+    if forced and forced != "auto":
+        problems.append(f"{name}={forced!r} is not one of cli, ci, service, auto; using auto")
+    return "ci" if env.detected(environ, env.CI_VARIABLES) else "cli"
+
+
+def _service_interval(environ: Mapping[str, str], problems: list[str]) -> float:
+    """``OTEL_BSP_SCHEDULE_DELAY`` (ms), as the SDK's batch processor reads it."""
+    raw = environ.get("OTEL_BSP_SCHEDULE_DELAY", "").strip()
+    if not raw:
+        return DEFAULT_SERVICE_INTERVAL
+    try:
+        return max(0.05, float(raw) / 1000)
+    except ValueError:
+        problems.append(
+            f"OTEL_BSP_SCHEDULE_DELAY={raw!r} is not a number of milliseconds; "
+            f"using {DEFAULT_SERVICE_INTERVAL * 1000:.0f}"
+        )
+        return DEFAULT_SERVICE_INTERVAL
+
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def interval(value: object) -> float:
+    """Seconds from ``"24h"``, ``"30m"``, ``"7d"``, ``"10s"`` or a number of seconds."""
+    if isinstance(value, int | float) and not isinstance(value, bool) and value > 0:
+        return float(value)
+    text = str(value).strip().lower()
+    if text and text[-1] in _UNITS and text[:-1].replace(".", "", 1).isdigit():
+        seconds = float(text[:-1]) * _UNITS[text[-1]]
+        if seconds > 0:
+            return seconds
+    raise ValueError(f"{value!r} is not an interval like '24h', '30m' or a number of seconds")
+
+
+def _interval(name: str, value: object) -> float | None:
+    if value is None:
+        return None
+    try:
+        return interval(value)
+    except ValueError as error:
+        raise SettingError(f"instrument({name}={value!r}): {error}") from None
+
+
+# -- docs/configuration.md -----------------------------------------------------------------------
+def arguments_table() -> str:
+    """The ``instrument()`` arguments, as the markdown table in ``docs/configuration.md``."""
+    lines = ["| argument | default | meaning |", "| --- | --- | --- |"]
+    for row in TABLE:
+        if row.argument:
+            default = row.default if row.default.startswith("`") else _code(row.default)
+            lines.append(f"| `{row.name}` | {default} | {row.meaning} |")
+    return "\n".join(lines)
+
+
+def variables_table() -> str:
+    """Every variable phonehome reads, as the markdown table in ``docs/configuration.md``."""
+    lines = ["| variable | setting | effect |", "| --- | --- | --- |"]
+    for row in TABLE:
+        if row.variables:
+            names = ", ".join(f"`{v.replace('{prefix}', '<PREFIX>')}`" for v in row.variables)
+            setting = f"`{row.name}=`" if row.argument else row.name.replace("_", " ")
+            lines.append(f"| {names} | {setting} | {row.effect} |")
+    return "\n".join(lines)
+
+
+def _code(text: str) -> str:
+    if text.startswith("'") and text.endswith("'"):
+        return f'`"{text[1:-1]}"`'
+    return f"`{text}`" if text.replace(".", "", 1).isdigit() else text
+
+
+if __name__ == "__main__":
+    print(arguments_table(), variables_table(), sep="\n\n")

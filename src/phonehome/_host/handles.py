@@ -1,0 +1,75 @@
+"""What ``Telemetry``'s methods return: spans and instruments, typed.
+
+These base classes record nothing: they are what the methods return while telemetry is off
+(one shared instance each), so calling code never branches. With consent on, the recording
+versions (``phonehome._host.recorder``) subclass them.
+"""
+
+from __future__ import annotations
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from types import TracebackType
+    from typing import Any
+
+
+class Span:
+    """A command or a span: a context manager that makes it current for its body."""
+
+    __slots__ = ()
+
+    @property
+    def traceparent(self) -> str | None:
+        """The W3C ``traceparent`` of this span (``None`` while telemetry is off)."""
+        return None
+
+    def set_attribute(self, key: str, value: Any) -> None:
+        """Add an attribute (sent only if the schema declares it)."""
+
+    def add_event(self, name: str, attributes: Mapping[str, Any] | None = None) -> None:
+        """A point-in-time event inside the span (an OpenTelemetry span event)."""
+
+    def __enter__(self) -> Span:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool | None:
+        return None
+
+
+class Counter:
+    """A custom counter."""
+
+    __slots__ = ()
+
+    def add(self, amount: float, attributes: Mapping[str, Any] | None = None) -> None:
+        """Add ``amount`` (attributes as the schema declares them)."""
+
+
+class Histogram:
+    """A custom histogram."""
+
+    __slots__ = ()
+
+    def record(self, amount: float, attributes: Mapping[str, Any] | None = None) -> None:
+        """Record one value."""
+
+
+class Gauge:
+    """A custom gauge."""
+
+    __slots__ = ()
+
+    def set(self, amount: float, attributes: Mapping[str, Any] | None = None) -> None:
+        """Set the current value."""
+
+
+NOOP_SPAN = Span()
+NOOP_COUNTER = Counter()
+NOOP_HISTOGRAM = Histogram()
+NOOP_GAUGE = Gauge()

@@ -1,0 +1,407 @@
+"""Recording in the host: commands, spans, events, measurements and log lines, in memory.
+
+Nothing here imports OpenTelemetry, opens a file or starts a thread. Records are the named
+tuples of ``phonehome._spool.records`` (small, and cheap to make); the hand-off writes them
+to the spool, the sender turns them into OpenTelemetry data. Ids are W3C-sized and random
+per process.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Collection, Iterable, Mapping
+from contextvars import ContextVar
+from time import time_ns
+from types import TracebackType
+from typing import Any, Literal
+
+from phonehome._core.diagnostics import record_error
+from phonehome._host import handles
+from phonehome._spool.records import (
+    LOG,
+    SPAN,
+    Attributes,
+    ExceptionInfo,
+    LogRecord,
+    Record,
+    SpanEvent,
+    SpanRecord,
+    measure,
+    new,
+)
+
+_MASK64 = (1 << 64) - 1
+_MASK128 = (1 << 128) - 1
+_current: ContextVar[tuple[int, int] | None] = ContextVar("phonehome_span", default=None)
+
+INFO = 9
+"""OpenTelemetry's severity number of INFO, which events carry."""
+
+
+class Ids:
+    """Random-looking W3C ids from one ``os.urandom`` call per process."""
+
+    __slots__ = ("_next", "_seed")
+
+    def __init__(self, seed: int | None = None) -> None:
+        self._seed = (int.from_bytes(os.urandom(16), "big") if seed is None else seed) | 1
+        self._next = 0
+
+    def span_id(self) -> int:
+        self._next += 1
+        return ((self._seed * (self._next * 0x9E3779B97F4A7C15 + 1)) >> 32) & _MASK64 or 1
+
+    def trace_id(self) -> int:
+        self._next += 1
+        value = self._seed * (self._next * 0x9E3779B97F4A7C15 + 7)
+        return (value ^ (value >> 61)) & _MASK128 or 1
+
+
+class Recorder:
+    """The in-memory buffer of one ``instrument()`` block.
+
+    ``flush`` is called with the buffered records when ``max_buffered`` is reached (so a
+    chatty program holds little), and once more at the end. ``ids`` and ``clock`` (in
+    nanoseconds) can be given, for tests that compare exported data whole.
+    """
+
+    __slots__ = ("_flush", "clock", "ids", "max_buffered", "records")
+
+    def __init__(
+        self,
+        flush: Callable[[list[Record]], None],
+        max_buffered: int,
+        ids: Ids | None = None,
+        clock: Callable[[], int] = time_ns,
+    ) -> None:
+        self.records: list[Record] = []
+        self.ids = ids if ids is not None else Ids()
+        self.clock = clock
+        self._flush = flush
+        self.max_buffered = max_buffered
+
+    def add(self, record: Record) -> None:
+        records = self.records
+        records.append(record)
+        if len(records) >= self.max_buffered:
+            self.drain()
+
+    def drain(self) -> None:
+        """Hand the buffered records to ``flush``."""
+        if self.records:
+            records, self.records = self.records, []
+            try:
+                self._flush(records)
+            except Exception as error:
+                record_error("spool", error)
+
+    def current(self) -> tuple[int, int] | None:
+        return _current.get()
+
+    def log(
+        self,
+        severity: int,
+        level: str,
+        body: str,
+        attributes: Attributes,
+        event_name: str = "",
+        exception: ExceptionInfo | None = None,
+    ) -> None:
+        here = _current.get()
+        trace_id, span_id = here if here is not None else (0, 0)
+        self.add(
+            new(
+                LogRecord,
+                (
+                    LOG,
+                    self.clock(),
+                    severity,
+                    level,
+                    body,
+                    attributes,
+                    event_name,
+                    trace_id,
+                    span_id,
+                    exception,
+                ),
+            )
+        )
+
+    def event(self, name: str, attributes: Mapping[str, Any] | None) -> None:
+        """A business or lifecycle event: a log record carrying ``event.name``."""
+        values = clean(attributes)
+        values["event.name"] = name
+        self.log(INFO, "INFO", name, values, name)
+
+
+class RecordingSpan(handles.Span):
+    """A span being recorded; a context manager that makes it current for its body."""
+
+    __slots__ = (
+        "_attributes",
+        "_command",
+        "_events",
+        "_id",
+        "_name",
+        "_parent",
+        "_recorder",
+        "_start",
+        "_token",
+        "_trace",
+    )
+
+    def __init__(
+        self, recorder: Recorder, name: str, attributes: Attributes, command: bool
+    ) -> None:
+        self._recorder = recorder
+        self._name = name
+        self._attributes = attributes
+        self._command = command
+        self._token: Any = None
+        self._events: list[SpanEvent] | None = None
+
+    def __enter__(self) -> RecordingSpan:
+        ids = self._recorder.ids
+        parent = _current.get()
+        if parent is None:
+            self._trace = trace = ids.trace_id()
+            self._parent = 0
+        else:
+            self._trace, self._parent = trace, _ = parent
+        self._id = span_id = ids.span_id()
+        self._token = _current.set((trace, span_id))
+        self._start = self._recorder.clock()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> Literal[False]:
+        recorder = self._recorder
+        end = recorder.clock()
+        token = self._token
+        if token is None:  # exited twice, or entered never
+            return False
+        self._token = None
+        try:
+            _current.reset(token)
+        except ValueError:  # exited in another context than it was entered in
+            _current.set(None if self._parent == 0 else (self._trace, self._parent))
+        attributes = self._attributes
+        if exc is None:
+            error_type = exception = None
+            if self._command:
+                attributes["command.result"] = "success"
+        else:
+            error_type, exception = self._failure(exc, attributes)
+        records = recorder.records
+        records.append(
+            new(
+                SpanRecord,
+                (
+                    SPAN,
+                    self._trace,
+                    self._id,
+                    self._parent,
+                    self._name,
+                    self._start,
+                    end,
+                    attributes,
+                    error_type,
+                    exception,
+                    self._command,
+                    self._events,
+                ),
+            )
+        )
+        if len(records) >= recorder.max_buffered:
+            recorder.drain()
+        return False
+
+    def _failure(
+        self, exc: BaseException, attributes: Attributes
+    ) -> tuple[str | None, ExceptionInfo | None]:
+        try:
+            error_type, exception = describe(exc)
+        except Exception as error:
+            record_error("describe exception", error)
+            error_type, exception = "unknown", None
+        if self._command:
+            attributes["command.result"] = _result(exc, error_type)
+            if error_type is not None:
+                attributes["error.type"] = error_type
+        return error_type, exception
+
+    def set_attribute(self, key: str, value: Any) -> None:
+        try:
+            self._attributes[text(key)] = attribute(value)
+        except Exception as error:
+            record_error("set_attribute", error)
+
+    def add_event(self, name: str, attributes: Mapping[str, Any] | None = None) -> None:
+        try:
+            event = SpanEvent(text(name), self._recorder.clock(), clean(attributes))
+        except Exception as error:
+            record_error("add_event", error)
+            return
+        if self._events is None:
+            self._events = []
+        self._events.append(event)
+
+    @property
+    def traceparent(self) -> str:
+        return f"00-{self._trace:032x}-{self._id:016x}-01"
+
+
+class Instrument:
+    """A custom counter, histogram or gauge's recording: one measurement record per call."""
+
+    __slots__ = ("description", "kind", "name", "recorder", "unit")
+
+    def __init__(self, recorder: Recorder, kind: str, name: str, unit: str, description: str):
+        self.recorder = recorder
+        self.kind = kind
+        self.name = name
+        self.unit = unit
+        self.description = description
+
+    def measure(self, amount: float, attributes: Mapping[str, Any] | None) -> None:
+        try:
+            if not isinstance(amount, int | float) or isinstance(amount, bool):
+                raise TypeError(f"{self.name}: a measurement must be a number, got {amount!r}")
+            self.recorder.add(
+                measure(
+                    self.kind, self.name, self.unit, self.description, amount, clean(attributes)
+                )
+            )
+        except Exception as error:
+            record_error(f"{self.kind} {self.name}", error)
+
+
+class RecordingCounter(handles.Counter):
+    __slots__ = ("_instrument",)
+
+    def __init__(self, instrument: Instrument) -> None:
+        self._instrument = instrument
+
+    def add(self, amount: float, attributes: Mapping[str, Any] | None = None) -> None:
+        self._instrument.measure(amount, attributes)
+
+
+class RecordingHistogram(handles.Histogram):
+    __slots__ = ("_instrument",)
+
+    def __init__(self, instrument: Instrument) -> None:
+        self._instrument = instrument
+
+    def record(self, amount: float, attributes: Mapping[str, Any] | None = None) -> None:
+        self._instrument.measure(amount, attributes)
+
+
+class RecordingGauge(handles.Gauge):
+    __slots__ = ("_instrument",)
+
+    def __init__(self, instrument: Instrument) -> None:
+        self._instrument = instrument
+
+    def set(self, amount: float, attributes: Mapping[str, Any] | None = None) -> None:
+        self._instrument.measure(amount, attributes)
+
+
+# -- attributes and exceptions --------------------------------------------------------------------
+_PRIMITIVE = frozenset((str, int, float, bool))
+
+
+def command_attributes(
+    name: str,
+    params: Mapping[str, Any] | None,
+    collect: Collection[str],
+    declared: Collection[str] = (),
+) -> Attributes:
+    """A command span's attributes: the name, every parameter's name, and the values of
+    the parameters in ``collect`` or ``declared`` (the schema's, whose policy applies later).
+    """
+    if not params:
+        return {"command.name": name}
+    try:
+        names = sorted(params)
+    except TypeError:  # keys of mixed types
+        names = sorted(map(str, params))
+    attributes: Attributes = {"command.name": name, "command.params": names}
+    for keys in (collect, declared):
+        for key in keys:
+            if key in params:
+                value = params[key]
+                attributes["command.param." + key] = (
+                    value if type(value) in _PRIMITIVE else attribute(value)
+                )
+    return attributes
+
+
+def _result(exc: BaseException | None, error_type: str | None) -> str:
+    if error_type is None:
+        return "success"
+    return "cancelled" if isinstance(exc, KeyboardInterrupt) else "failure"
+
+
+def describe(exc: BaseException) -> tuple[str | None, ExceptionInfo | None]:
+    """``error.type`` and the exception to record; a clean ``sys.exit(0)`` is no error."""
+    if isinstance(exc, SystemExit) and exc.code in (None, 0):
+        return None, None
+    cls = type(exc)
+    name = (
+        cls.__qualname__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__qualname__}"
+    )
+    if isinstance(exc, KeyboardInterrupt):
+        return name, None
+    import traceback
+
+    try:
+        message = str(exc)
+    except Exception:
+        message = f"<unprintable {cls.__name__}>"
+    stack = relative_stack(
+        "".join(traceback.format_exception(cls, exc, exc.__traceback__)), sys.path
+    )
+    return name, ExceptionInfo(name, message, stack)
+
+
+def relative_stack(stack: str, roots: Iterable[str]) -> str:
+    """Stack trace paths made relative to the import roots they live under."""
+    for root in sorted({r for r in roots if r and len(r) > 1}, key=len, reverse=True):
+        prefix = root.rstrip("/\\")
+        stack = stack.replace(f'"{prefix}/', '"').replace(f'"{prefix}\\', '"')
+    return stack
+
+
+def attribute(value: Any) -> Any:
+    """An OpenTelemetry attribute value: primitives as they are, anything else as text."""
+    if isinstance(value, str | bool | int | float):
+        return value
+    if isinstance(value, list | tuple) and all(
+        isinstance(v, str | bool | int | float) for v in value
+    ):
+        return list(value)
+    try:
+        return str(value)
+    except Exception:
+        return f"<unprintable {type(value).__name__}>"
+
+
+def clean(attributes: Mapping[str, Any] | None) -> Attributes:
+    if not attributes:
+        return {}
+    return {text(k): attribute(v) for k, v in attributes.items()}
+
+
+def text(value: Any) -> str:
+    """``str(value)``, which never raises: a name or key that cannot be printed is marked."""
+    if type(value) is str:
+        return value
+    try:
+        return str(value)
+    except Exception:
+        return f"<unprintable {type(value).__name__}>"

@@ -1,0 +1,152 @@
+"""Usage collectors, the heartbeat and lifecycle events, emitted by the toolkit itself.
+
+A collector is a function returning a snapshot (counts of what the product holds); it runs
+at most once per interval per install, also across many short CLI runs (the last run time is
+kept in the state directory), and its output is an event checked against the schema. A
+failing collector is reported as an event, never raised. ``install`` and ``upgrade`` events
+are sent when a new install or a version change is seen, with the acquisition channel.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sys
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from phonehome._core import state as statefiles
+
+USAGE_FILE = "usage.json"
+LIFECYCLE_FILE = "lifecycle.json"
+
+
+Collector = Callable[[], Mapping[str, Any]]
+
+
+class Usage:
+    """The due-times of collectors and the heartbeat, kept in ``usage.json``."""
+
+    def __init__(self, state_dir: Path | None, heartbeat: float | None = None) -> None:
+        self.state_dir = state_dir  # None: an ephemeral environment, nothing is kept
+        self.heartbeat = heartbeat
+        self.collectors: dict[str, tuple[Collector, float]] = {}
+
+    def register(self, name: str, function: Collector, every: float) -> None:
+        """Run ``function`` at most once per ``every`` seconds; its snapshot is event ``name``."""
+        self.collectors[name] = (function, every)
+
+    def due(self, last: dict[str, float], now: float | None = None) -> list[str]:
+        """The names (``heartbeat`` included) whose interval has passed since ``last``."""
+        now = time.time() if now is None else now
+        every = {name: seconds for name, (_, seconds) in self.collectors.items()}
+        if self.heartbeat is not None:
+            every["heartbeat"] = self.heartbeat
+        return [name for name, seconds in every.items() if now - last.get(name, 0.0) >= seconds]
+
+    def run(self, emit: Callable[[str, dict[str, Any]], None]) -> None:
+        """Run what is due and remember when; a failing collector becomes an event."""
+        if not self.collectors and self.heartbeat is None:
+            return  # the usual CLI run: no file to read
+        last = self._read()
+        names = self.due(last)
+        if not names:
+            return
+        for name in names:
+            if name == "heartbeat" and name not in self.collectors:
+                emit("heartbeat", {})
+                continue
+            function, _ = self.collectors[name]
+            try:
+                snapshot = dict(function())
+            except Exception as error:
+                emit(
+                    "phonehome.collector.failed",
+                    {"collector": name, "error.type": type(error).__qualname__},
+                )
+                continue
+            emit(name, snapshot)
+        last.update(dict.fromkeys(names, time.time()))
+        self._write(last)
+
+    def _read(self) -> dict[str, float]:
+        if self.state_dir is None:
+            return {}
+        try:
+            data = json.loads(statefiles.read_text(self.state_dir / USAGE_FILE) or "{}")
+        except (OSError, ValueError):
+            return {}
+        return (
+            {k: float(v) for k, v in data.items() if isinstance(v, int | float)}
+            if isinstance(data, dict)
+            else {}
+        )
+
+    def _write(self, data: dict[str, float]) -> None:
+        if self.state_dir is None:
+            return
+        with contextlib.suppress(OSError):  # not kept: it runs again next time, the lesser harm
+            statefiles.write_text(self.state_dir / USAGE_FILE, json.dumps(data) + "\n")
+
+
+def lifecycle(state_dir: Path, product: str, version: str) -> tuple[str, dict[str, Any]] | None:
+    """``install`` or ``upgrade`` when this install is new or its version changed."""
+    path = state_dir / LIFECYCLE_FILE
+    try:
+        seen = json.loads(statefiles.read_text(path) or "{}")
+    except (OSError, ValueError):
+        seen = {}
+    previous = seen.get("version") if isinstance(seen, dict) else None
+    if previous == version:
+        return None
+    try:
+        statefiles.write_text(path, json.dumps({"version": version}) + "\n")
+    except OSError:
+        return None  # it could not be remembered: better no event than one every run
+    if previous is None:
+        return "install", {"version": version, "channel": channel(product)}
+    return "upgrade", {"from": str(previous), "to": version, "channel": channel(product)}
+
+
+def channel(product: str) -> str:
+    """How the product was installed: pipx, conda, or the installer its metadata names."""
+    prefix = sys.prefix.replace("\\", "/")
+    if "/pipx/venvs/" in prefix:
+        return "pipx"
+    if "/uv/tools/" in prefix:
+        return "uv-tool"
+    if os.path.isdir(os.path.join(sys.prefix, "conda-meta")):
+        return "conda"
+    return installer(product) or "unknown"
+
+
+def installer(product: str) -> str | None:
+    """The INSTALLER of the product's ``.dist-info``, found by listing ``sys.path``.
+
+    (Not ``importlib.metadata``: it costs a first run several megabytes and milliseconds.)
+    """
+    wanted = product.lower().replace("-", "_").replace(".", "_") + "-"
+    for entry in sys.path:
+        try:
+            names = os.listdir(entry or ".")
+        except OSError:
+            continue
+        for name in names:
+            if name.endswith(".dist-info") and name.lower().startswith(wanted):
+                try:
+                    path = os.path.join(entry, name, "INSTALLER")
+                    with open(path, encoding="utf-8", errors="replace") as f:
+                        found = f.read(64).strip().lower()
+                except OSError:
+                    return None
+                return found if found in _INSTALLERS else "other" if found else None
+    return None
+
+
+_INSTALLERS = frozenset(
+    ("pip", "uv", "pipx", "poetry", "pdm", "conda", "mamba", "pixi", "hatch", "rye", "debian")
+)
+"""The channels sent as they are; any other INSTALLER text is sent as ``other``."""

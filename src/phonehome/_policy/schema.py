@@ -1,0 +1,286 @@
+"""The telemetry schema: every field that may leave the process, with a value policy.
+
+Declared in code (:class:`Schema`, :func:`field`) or in a TOML file shipped with the
+product. Enforced on every record before it is spooled: an undeclared attribute never
+leaves the process; it is dropped and counted (and raises in tests).
+
+Policies: ``raw`` (as is), ``enum`` (listed values, anything else becomes ``other``),
+``hash`` (salted SHA-256; the salt is per install and never sent), ``presence`` (only that
+it was given: the default for command parameters), ``drop`` (never leaves, not even its
+name).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from phonehome._core.errors import SchemaError
+
+POLICIES = ("raw", "enum", "hash", "presence", "drop")
+TYPES = ("string", "int", "float", "bool", "list")
+VALUE_POLICIES = frozenset(("raw", "enum", "hash"))
+OTHER = "other"
+
+
+class Field:
+    """One declared field: its type, what it means, and how its value may leave."""
+
+    __slots__ = ("description", "policy", "reason", "scrub", "type", "values")
+
+    def __init__(
+        self,
+        type: str = "string",
+        description: str = "",
+        *,
+        policy: str = "raw",
+        values: Iterable[str] | None = None,
+        scrub: bool = True,
+        reason: str = "",
+    ) -> None:
+        if type not in TYPES:
+            raise SchemaError(f"type {type!r} is not one of {', '.join(TYPES)}")
+        if policy not in POLICIES:
+            raise SchemaError(f"policy {policy!r} is not one of {', '.join(POLICIES)}")
+        if values is not None and (
+            isinstance(values, str) or not all(isinstance(v, str) for v in values)
+        ):
+            raise SchemaError("values must be a list of strings")
+        if policy == "enum" and not values:
+            raise SchemaError("policy 'enum' needs its list of values")
+        if not scrub and not reason:
+            raise SchemaError("scrub=False needs a reason: it is the audited escape hatch")
+        self.type = type
+        self.description = description
+        self.policy = policy
+        self.values = frozenset(values) if values else None
+        self.scrub = scrub
+        self.reason = reason
+
+    def __repr__(self) -> str:
+        return f"field({self.type!r}, policy={self.policy!r})"
+
+    def describe(self) -> str:
+        if self.policy == "enum":
+            return "one of " + ", ".join(sorted(self.values or ())) + f", else `{OTHER}`"
+        return {
+            "raw": "as given",
+            "hash": "salted SHA-256",
+            "presence": "whether given",
+            "drop": "never sent",
+        }[self.policy]
+
+
+field = Field
+"""Declare a field: ``field("string", "what it is", policy="enum", values=[...])``;
+``scrub=False`` (with a ``reason``) exempts it from scrubbing."""
+
+
+_PRESENCE = Field("string", "", policy="presence")
+
+
+class Schema:
+    """What a product may send: commands with their parameters, events with their
+    attributes, and attributes for spans and metrics.
+
+    Args:
+        commands: ``{command: {parameter: field}}``; a parameter not listed is recorded by
+            name only (``presence``); ``collect=`` on ``command()`` means ``raw``.
+        events: ``{event: {attribute: field}}``.
+        attributes: fields allowed on spans, metrics and events alike.
+        descriptions: what each command, event or metric is, for the generated page.
+    """
+
+    def __init__(
+        self,
+        *,
+        commands: Mapping[str, Mapping[str, Field]] | None = None,
+        events: Mapping[str, Mapping[str, Field]] | None = None,
+        attributes: Mapping[str, Field] | None = None,
+        descriptions: Mapping[str, str] | None = None,
+    ) -> None:
+        self.commands = {str(c): dict(p) for c, p in (commands or {}).items()}
+        self.events = {str(e): dict(a) for e, a in (events or {}).items()}
+        self.attributes = dict(attributes or {})
+        self.descriptions = dict(descriptions or {})
+        for where, fields in [
+            *((f"command {c}", p) for c, p in self.commands.items()),
+            *((f"event {e}", a) for e, a in self.events.items()),
+            ("attributes", self.attributes),
+        ]:
+            for name, value in fields.items():
+                if not isinstance(value, Field):
+                    raise SchemaError(f"{where}: {name} is not declared with field(...)")
+
+    @classmethod
+    def from_toml(cls, source: str | os.PathLike[str]) -> Schema:
+        """A schema from a TOML file (or TOML text); see ``docs/privacy.md`` for the layout."""
+        if sys.version_info >= (3, 11):
+            import tomllib
+        else:
+            import tomli as tomllib
+        text = str(source)
+        try:
+            if isinstance(source, os.PathLike) or ("\n" not in text and text.endswith(".toml")):
+                text = Path(source).read_text(encoding="utf-8")
+            data = tomllib.loads(text)
+        except UnicodeDecodeError as error:
+            raise SchemaError(f"not UTF-8: {error.reason} at byte {error.start}") from None
+        except ValueError as error:
+            raise SchemaError(f"not valid TOML: {error}") from None
+        except RecursionError:
+            raise SchemaError("not valid TOML: nested too deeply") from None
+
+        def table(value: Any, where: str) -> dict[str, Any]:
+            if not isinstance(value, dict):
+                raise SchemaError(f"{where} must be a table")
+            return value
+
+        def fields(table: Any, where: str) -> dict[str, Field]:
+            if not isinstance(table, dict):
+                raise SchemaError(f"{where} must be a table")
+            found = {}
+            for name, spec in table.items():
+                if not isinstance(spec, dict):
+                    raise SchemaError(f"{where}.{name} must be a table")
+                try:
+                    found[name] = Field(**spec)
+                except (TypeError, SchemaError) as error:
+                    raise SchemaError(f"{where}.{name}: {error}") from None
+            return found
+
+        descriptions: dict[str, str] = {}
+        commands = {}
+        for name, raw in table(data.get("commands", {}), "commands").items():
+            spec = table(raw, f"commands.{name}")
+            descriptions[name] = str(spec.get("description", ""))
+            commands[name] = fields(spec.get("params", {}), f"commands.{name}.params")
+        events = {}
+        for name, raw in table(data.get("events", {}), "events").items():
+            spec = table(raw, f"events.{name}")
+            descriptions[name] = str(spec.get("description", ""))
+            events[name] = fields(spec.get("attributes", {}), f"events.{name}.attributes")
+        attributes = fields(data.get("attributes", {}), "attributes")
+        return cls(
+            commands=commands, events=events, attributes=attributes, descriptions=descriptions
+        )
+
+    # -- lookups --------------------------------------------------------------------------
+    def param(self, command: str, name: str, collect: Iterable[str] = ()) -> Field:
+        """How a command parameter's value may leave."""
+        declared = self.commands.get(command, {}).get(name)
+        if declared is not None:
+            return declared
+        return Field("string", "", policy="raw") if name in collect else _PRESENCE
+
+    def collectable(self, command: str, collect: Iterable[str]) -> frozenset[str]:
+        """The parameters whose values a command records (policies raw, enum, hash)."""
+        declared = {
+            n for n, f in self.commands.get(command, {}).items() if f.policy in VALUE_POLICIES
+        }
+        return frozenset(declared | set(collect))
+
+    def dropped_params(self, command: str) -> frozenset[str]:
+        return frozenset(n for n, f in self.commands.get(command, {}).items() if f.policy == "drop")
+
+    def event_field(self, event: str, name: str) -> Field | None:
+        declared = self.events.get(event, {}).get(name)
+        return declared if declared is not None else self.attributes.get(name)
+
+    def fingerprint(self) -> str:
+        """Changes whenever what is collected changes: the notice's version."""
+        import zlib
+
+        parts = sorted(
+            [f"c:{c}:{p}:{f.policy}" for c, ps in self.commands.items() for p, f in ps.items()]
+            + [
+                f"e:{e}:{a}:{f.policy}"
+                for e, attrs in self.events.items()
+                for a, f in attrs.items()
+            ]
+            + [f"a:{a}:{f.policy}" for a, f in self.attributes.items()]
+            + [f"e:{e}" for e in self.events]
+        )
+        return f"{zlib.crc32(chr(10).join(parts).encode()):08x}"
+
+    def summary(self) -> list[str]:
+        """What the notice lists: the built-in fields, then each declared field's name."""
+        parts = [
+            "the commands you run, their result and duration, parameter names",
+            "product, OS and Python versions",
+            "a random install id",
+        ]
+        values = sorted(
+            {
+                n
+                for ps in self.commands.values()
+                for n, f in ps.items()
+                if f.policy in VALUE_POLICIES
+            }
+        )
+        if values:
+            parts.append("the values of " + ", ".join(values))
+        if self.events:
+            parts.append("the events " + ", ".join(sorted(self.events)))
+        return parts
+
+    # -- the end users' page -------------------------------------------------------------------
+    def doc(self, product: str) -> str:
+        """The "what we collect" page, as markdown."""
+        rows = [
+            "| where | field | type | sent as | description |",
+            "| --- | --- | --- | --- | --- |",
+        ]
+        for command, params in sorted(self.commands.items()):
+            if not params:
+                rows.append(
+                    f"| command `{command}` | - | - | - | {self.descriptions.get(command, '')} |"
+                )
+            for name, f in sorted(params.items()):
+                rows.append(_row(f"command `{command}`", name, f))
+        for event, attrs in sorted(self.events.items()):
+            if not attrs:
+                rows.append(f"| event `{event}` | - | - | - | {self.descriptions.get(event, '')} |")
+            for name, f in sorted(attrs.items()):
+                rows.append(_row(f"event `{event}`", name, f))
+        for name, f in sorted(self.attributes.items()):
+            rows.append(_row("spans, metrics, events", name, f))
+        exemptions = [
+            f"- `{n}`: {f.reason}"
+            for fs in [*self.commands.values(), *self.events.values(), self.attributes]
+            for n, f in fs.items()
+            if not f.scrub
+        ]
+        text = [
+            f"# What {product} collects",
+            "",
+            _PREAMBLE.format(product=product),
+            "",
+            *rows,
+            "",
+            _ALWAYS,
+        ]
+        if exemptions:
+            text += ["", "Fields sent without scrubbing, and why:", "", *exemptions]
+        return "\n".join(text) + "\n"
+
+
+def _row(where: str, name: str, f: Field) -> str:
+    return f"| {where} | `{name}` | {f.type} | {f.describe()} | {f.description} |"
+
+
+_PREAMBLE = (
+    "Generated from {product}'s telemetry schema: nothing else leaves your machine. Every "
+    "text value is scrubbed of paths in your home directory, user names, e-mail and IP "
+    "addresses, credentials and card-like numbers before it is sent."
+)
+_ALWAYS = (
+    "Always sent: each command's name, its result (`success`, `failure`, `cancelled`), its "
+    "duration, the names (not the values) of the parameters given and, on failure, the "
+    "error's type; the product's name and version; the operating system's type and "
+    "version, the processor architecture and the Python version; a random install id and "
+    "a random session id."
+)

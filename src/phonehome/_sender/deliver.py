@@ -1,0 +1,247 @@
+"""Delivery rounds: every spooled segment to every destination named in it, within a budget.
+
+Runs in the detached sender (``python -m phonehome._sender``), in a service's background
+thread, or synchronously in CI and ``flush()``. At most one delivery per state directory at a
+time (the sender lock). Before anything is sent, consent is decided again from the
+manifest (``phonehome._spool.manifest``) and the spool is purged if it is off. Each round
+reads up to ``ROUND_SEGMENTS`` segments, replays them through the SDK (``replay``) while one
+worker per destination (``worker``) exports what is ready, then deletes what every
+destination has.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from phonehome._core import state as statefiles
+from phonehome._core.consent import LiveConsent, Resolver
+from phonehome._core.diagnostics import errors
+from phonehome._core.settings import DEFAULT_SENDER_LIFETIME
+from phonehome._sender.worker import Worker
+from phonehome._spool import manifest as manifests
+from phonehome._spool.lock import try_lock, unlock
+from phonehome._spool.manifest import Manifest
+from phonehome._spool.segments import Segment, Spool
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from phonehome._sender.replay import Mapped
+
+REPORT_FILE = "last-delivery.json"
+DEFAULT_LIFETIME = DEFAULT_SENDER_LIFETIME
+ROUND_SEGMENTS = 256
+
+
+@dataclass(slots=True)
+class Report:
+    """What one delivery did, per destination key."""
+
+    delivered: dict[str, int] = field(default_factory=dict)
+    failed: dict[str, str] = field(default_factory=dict)
+    pending_segments: int = 0
+    corrupt: int = 0
+    purged: int = 0
+    held: bool = False
+    """A destination asked to wait (``Retry-After``) beyond this delivery."""
+
+
+_QUIET_LOGGERS = ("opentelemetry", "azure.monitor.opentelemetry.exporter", "azure.core.pipeline")
+
+
+class _Counted(logging.Handler):
+    """Counts the exporters' warnings and errors instead of letting them reach a terminal."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.levelno >= logging.WARNING:
+            errors[f"{record.name}: {record.levelname.lower()}"] += 1
+
+
+def quiet_exporter_logs() -> None:
+    """Keep the exporters' own messages (a dead collector, a retry) off the user's terminal.
+
+    For in-process delivery (CI, services). Not undone afterwards: an export abandoned at the
+    deadline may still log later.
+    """
+    for name in _QUIET_LOGGERS:
+        logger = logging.getLogger(name)
+        if not any(isinstance(h, _Counted) for h in logger.handlers):
+            logger.addHandler(_Counted())
+            logger.propagate = False
+
+
+def deliver(state_dir: Path, budget: float, lock_fd: int | None = None) -> Report | None:
+    """Deliver what is spooled within ``budget`` seconds; ``None`` if another sender runs."""
+    fd = lock_fd if lock_fd is not None else try_lock(state_dir)
+    if fd is None:
+        return None
+    quiet_exporter_logs()
+    try:
+        report = _deliver_locked(state_dir, time.monotonic() + budget)
+    finally:
+        unlock(fd)
+    return report
+
+
+def _ready(state_dir: Path, report: Report) -> tuple[Manifest, Spool, LiveConsent] | None:
+    """The manifest, spool and live consent, or ``None`` when nothing may be sent: no
+    manifest, consent off (the spool is purged first), or the notice not yet confirmed.
+    """
+    found = manifests.load(state_dir)
+    if found is None:
+        return None
+    spool = Spool(state_dir / "spool", found.max_bytes, found.max_age)
+    resolver = Resolver(found.prefix, found.consent, found.enabled, state_dir, found.automation)  # type: ignore[arg-type]
+    decision = resolver.resolve()
+    if not decision.enabled:
+        report.purged = spool.purge()
+        return None
+    if not found.notice_confirmed:
+        return None  # the notice was shown in the last run: what it recorded waits for the next
+    return found, spool, LiveConsent(resolver, decision)
+
+
+def _deliver_locked(state_dir: Path, deadline: float) -> Report:
+    report = Report()
+    ready = _ready(state_dir, report)
+    if ready is None:
+        return report
+    found, spool, consent = ready
+    spool.enforce_caps()
+    workers = {
+        key: Worker(
+            key,
+            destination,
+            spool.progress,
+            f"{found.role(key)}: {destination.describe()}",
+            found.resource,
+            state_dir,
+        )
+        for key, destination in found.destinations().items()
+    }
+    from phonehome._policy.scrub import Scrubber
+
+    scrubber = Scrubber()
+    while time.monotonic() < deadline:
+        names = spool.names()[:ROUND_SEGMENTS]
+        segments = {n: s for n in names if (s := spool.read(n)) is not None}
+        report.corrupt += sum(s.corrupt for s in segments.values())
+        jobs = {
+            key: [
+                n
+                for n in names
+                if n in segments and key in segments[n].destinations and n not in worker.done
+            ]
+            for key, worker in workers.items()
+        }
+        jobs = {
+            key: pending for key, pending in jobs.items() if pending and not workers[key].held()
+        }
+        if not jobs:
+            break
+        # Map segments here while the destinations' threads export what is already mapped.
+        mapped = _Mapped(scrubber, found.scrub_exempt)
+        threads = [
+            threading.Thread(
+                target=workers[key].run, args=(pending, mapped.get, consent, deadline), daemon=True
+            )
+            for key, pending in jobs.items()
+        ]
+        for thread in threads:
+            thread.start()
+        mapped.fill(
+            [n for n in names if any(n in p for p in jobs.values())], segments, consent, deadline
+        )
+        if not consent():
+            for thread in threads:
+                thread.join(max(0.0, deadline - time.monotonic()))
+            report.purged = spool.purge()
+            return report
+        for thread in threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        if any(thread.is_alive() for thread in threads):
+            break
+        _remove_delivered(spool, segments, workers)
+        if all(not w.progressed for w in workers.values() if w.key in jobs):
+            break  # every destination with work failed this round: back off until next run
+    for worker in workers.values():
+        report.delivered[worker.key] = worker.records
+        report.held = report.held or worker.held()
+        if worker.error:
+            report.failed[worker.key] = worker.error
+    report.pending_segments = len(spool.names())
+    _write_report(state_dir, report)
+    return report
+
+
+class _Mapped:
+    """Segments mapped to OpenTelemetry data, handed to the destination threads as they come."""
+
+    def __init__(self, scrubber: Any, exempt: frozenset[str]) -> None:
+        self._items: dict[str, Mapped] = {}
+        self._done = False
+        self.scrubber = scrubber
+        self.exempt = exempt
+        self._cond = threading.Condition()
+
+    def fill(
+        self, names: list[str], segments: dict[str, Segment], consent: Any, deadline: float
+    ) -> None:
+        from phonehome._sender.replay import map_segment
+
+        try:
+            for name in names:
+                if time.monotonic() >= deadline or not consent():
+                    break
+                item = map_segment(segments[name], consent, self.scrubber, self.exempt)
+                with self._cond:
+                    self._items[name] = item
+                    self._cond.notify_all()
+        finally:
+            with self._cond:
+                self._done = True
+                self._cond.notify_all()
+
+    def get(self, name: str, deadline: float) -> Mapped | None:
+        """The mapped segment, waiting for it; ``None`` if it will not come in time."""
+        with self._cond:
+            while name not in self._items:
+                remaining = deadline - time.monotonic()
+                if self._done or remaining <= 0:
+                    return None
+                self._cond.wait(remaining)
+            return self._items[name]
+
+
+def _remove_delivered(
+    spool: Spool, segments: dict[str, Segment], workers: dict[str, Worker]
+) -> None:
+    """Delete the segments every destination named in them has; forget their progress."""
+    for name, segment in segments.items():
+        wanted = [k for k in segment.destinations if k in workers]
+        if all(name in workers[k].done for k in wanted):
+            spool.remove(name)
+    spool.progress.compact(set(spool.names()))
+
+
+def _write_report(state_dir: Path, report: Report) -> None:
+    with contextlib.suppress(OSError):
+        statefiles.write_text(
+            state_dir / REPORT_FILE,
+            json.dumps(
+                {
+                    "at": time.time(),
+                    "delivered": report.delivered,
+                    "failed": report.failed,
+                    "pending_segments": report.pending_segments,
+                    "corrupt": report.corrupt,
+                    "purged": report.purged,
+                }
+            ),
+        )

@@ -1,0 +1,296 @@
+"""Concrete OpenTelemetry exporters for a destination, one per signal.
+
+A destination's credentials go to that destination only. The OTLP exporters merge the
+``OTEL_EXPORTER_OTLP_*`` variables (headers, certificates, credential providers) into every
+exporter they build, so exporters for any destination other than the user's environment one
+are built with those variables hidden.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, Literal
+
+from phonehome._core import environment as env
+from phonehome._core.destinations import Destination, signal_settings
+from phonehome._core.errors import MissingExtra
+
+Signal = Literal["traces", "metrics", "logs"]
+
+ENVIRON_LOCK = threading.Lock()
+
+
+@contextmanager
+def _user_settings(snapshot: tuple[tuple[str, str], ...] = ()) -> Iterator[None]:
+    """While an exporter is built: the user's destination variables are exactly ``snapshot``.
+
+    Empty for every destination other than the user's environment one, so that the
+    OTLP exporters cannot merge the user's headers or certificates into it.
+    """
+    with ENVIRON_LOCK:
+        saved = {k: v for k, v in os.environ.items() if k.startswith(env.USER_DESTINATION_PREFIXES)}
+        for key in saved:
+            del os.environ[key]
+        os.environ.update(snapshot)
+        try:
+            yield
+        finally:
+            for key, _ in snapshot:
+                os.environ.pop(key, None)
+            os.environ.update(saved)
+
+
+def build(destination: Destination, signal: Signal) -> Any | None:
+    """The exporter for one signal, or ``None`` when the destination does not take it."""
+    if destination.protocol == "grpc":
+        _quiet_grpc()
+    if destination.kind == "azure":
+        os.environ.update(env.AZURE_QUIET)
+        with _user_settings():
+            return _azure(destination, signal)
+    if destination.from_environment:
+        snapshot = dict(destination.environment)
+        configured, protocol = signal_settings(snapshot, signal)
+        if not configured:
+            return None
+        with _user_settings(destination.environment):
+            return _otlp(signal, protocol, {})
+    with _user_settings():
+        kwargs: dict[str, Any] = {
+            "endpoint": destination.signal_endpoint(signal),
+            "headers": dict(destination.headers),
+            "timeout": destination.timeout,
+        }
+        if destination.protocol == "grpc":
+            kwargs["insecure"] = destination.endpoint.startswith("http://")
+        if destination.compression is not None:
+            kwargs["compression"] = _compression(destination.compression, destination.protocol)
+        if destination.certificate_file is not None:
+            if destination.protocol == "grpc":
+                kwargs["credentials"] = _grpc_credentials(destination.certificate_file)
+            else:
+                kwargs["certificate_file"] = destination.certificate_file
+        return _otlp(signal, destination.protocol, kwargs)
+
+
+class Outcome:
+    """What a destination said to an exporter's last request."""
+
+    __slots__ = ("rejected", "retry_after", "status")
+
+    def __init__(self) -> None:
+        self.status: int | None = None
+        """The HTTP status of the last response; ``None`` if none came (or gRPC)."""
+        self.retry_after: float | None = None
+        """Seconds the destination asked us to wait (``Retry-After``)."""
+        self.rejected = 0
+        """Items the destination refused for good inside an accepted request (Azure's 206)."""
+
+    def clear(self) -> None:
+        self.status, self.retry_after, self.rejected = None, None, 0
+
+    @property
+    def refused(self) -> bool:
+        """The destination refused the data itself: sending it again cannot succeed.
+
+        Any 4xx but 401/403 (credentials a later version may fix), 408 and 429 (come back
+        later). The OTLP specification also lists 500 as not retryable; a spool that already
+        waits for the next run retries it like any server-side failure.
+        """
+        status = self.status
+        return status is not None and 400 <= status < 500 and status not in (401, 403, 408, 429)
+
+
+def outcome(exporter: Any) -> Outcome:
+    """The outcome of the exporter's last export (an empty one for exporters we cannot see)."""
+    found = getattr(exporter, "_phonehome_outcome", None)
+    return found if isinstance(found, Outcome) else Outcome()
+
+
+def _session_remembering_outcome() -> tuple[Any, Outcome]:
+    import requests
+
+    class Session(requests.Session):
+        def merge_environment_settings(
+            self, url: Any, proxies: Any, stream: Any, verify: Any, cert: Any
+        ) -> Any:
+            # A destination's own CA file must win over REQUESTS_CA_BUNDLE and CURL_CA_BUNDLE,
+            # which requests otherwise lets replace the session's ``verify``.
+            if verify is None and self.verify is not True:
+                verify = self.verify
+            return super().merge_environment_settings(url, proxies, stream, verify, cert)
+
+    seen = Outcome()
+    session = Session()
+
+    def remember(response: Any, *args: Any, **kwargs: Any) -> None:
+        seen.status = response.status_code
+        seen.retry_after = _retry_after(response.headers.get("Retry-After"))
+
+    session.hooks["response"].append(remember)
+    return session, seen
+
+
+def _retry_after(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        from email.utils import parsedate_to_datetime
+
+        try:
+            import time
+
+            return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
+        except (TypeError, ValueError):
+            return None
+
+
+def _quiet_grpc() -> None:
+    """gRPC's C core logs a failed handshake or connection to stderr: in CI and service
+    modes, the host's terminal. Unless the host imported gRPC or chose a level itself."""
+    if "grpc" not in sys.modules:
+        os.environ.setdefault("GRPC_VERBOSITY", "NONE")
+
+
+def _otlp(signal: Signal, protocol: str, kwargs: dict[str, Any]) -> Any:
+    if protocol == "grpc":
+        _quiet_grpc()
+        try:
+            if signal == "traces":
+                from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+
+                return OTLPSpanExporter(**kwargs)
+            if signal == "metrics":
+                from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import (
+                    OTLPMetricExporter,
+                )
+
+                return OTLPMetricExporter(**kwargs)
+            from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter
+
+            return OTLPLogExporter(**kwargs)
+        except ImportError:
+            raise MissingExtra(
+                "the OTLP gRPC exporter is not installed: pip install 'phonehome[grpc]'"
+            ) from None
+    session, seen = _session_remembering_outcome()
+    kwargs["session"] = session
+    exporter = _otlp_http(signal, kwargs)
+    exporter._phonehome_outcome = seen
+    return exporter
+
+
+def _otlp_http(signal: Signal, kwargs: dict[str, Any]) -> Any:
+    if signal == "traces":
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as Span
+
+        return Span(**kwargs)
+    if signal == "metrics":
+        from opentelemetry.exporter.otlp.proto.http.metric_exporter import (
+            OTLPMetricExporter as Metric,
+        )
+
+        return Metric(**kwargs)
+    from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter as Log
+
+    return Log(**kwargs)
+
+
+def _azure(destination: Destination, signal: Signal) -> Any:
+    try:
+        from azure.monitor.opentelemetry.exporter import (
+            AzureMonitorLogExporter,
+            AzureMonitorMetricExporter,
+            AzureMonitorTraceExporter,
+        )
+    except ImportError:
+        raise MissingExtra(
+            "the Azure Monitor exporter is not installed: pip install 'phonehome[azure]'"
+        ) from None
+    kinds = {
+        "traces": AzureMonitorTraceExporter,
+        "metrics": AzureMonitorMetricExporter,
+        "logs": AzureMonitorLogExporter,
+    }
+    exporter = kinds[signal](
+        connection_string=destination.connection_string,
+        disable_offline_storage=True,
+        timeout=destination.timeout,
+        retry_total=0,  # the sender retries, within its own deadline
+    )
+    _resend_partial(exporter)
+    return exporter
+
+
+_AZURE_RETRYABLE = frozenset((401, 403, 408, 429, 500, 502, 503, 504))
+_PARTIAL_ATTEMPTS = 3
+
+
+def _resend_partial(exporter: Any) -> None:
+    """Make Azure's partial acceptance (206) exact instead of all-or-nothing.
+
+    With its offline storage off, the exporter drops the items ingestion asked to be sent
+    again and reports the whole batch as failed, so the sender would send the accepted items
+    again too. Here the exporter's ``client.track`` sends those items again itself (up to
+    three times); items refused for good are counted in the outcome. Only when retryable
+    items stay unaccepted does the batch fail, and the sender retries it whole.
+    """
+    import time
+
+    from azure.core.exceptions import HttpResponseError
+
+    client = exporter.client
+    track = client.track
+    seen = Outcome()
+
+    def tracked(body: list[Any], **kwargs: Any) -> Any:
+        seen.clear()
+        pending, attempt = body, 0
+        while True:
+            try:
+                result = track(pending, **kwargs)
+            except HttpResponseError as error:
+                seen.status = error.status_code
+                headers = getattr(error.response, "headers", None) or {}
+                seen.retry_after = _retry_after(headers.get("Retry-After"))
+                raise
+            response = result[0] if isinstance(result, tuple) else result
+            seen.status = 206 if response.errors else 200
+            if not response.errors:
+                return result
+            again = [e for e in response.errors if e.status_code in _AZURE_RETRYABLE]
+            seen.rejected += len(response.errors) - len(again)
+            attempt += 1
+            if not again:
+                response.errors = []
+                return result
+            if attempt >= _PARTIAL_ATTEMPTS:
+                return result  # the exporter reports failure: the sender retries the batch
+            pending = [pending[e.index] for e in again if e.index is not None]
+            time.sleep(0.1 * attempt)
+
+    client.track = tracked
+    exporter._phonehome_outcome = seen
+
+
+def _compression(name: str, protocol: str) -> Any:
+    if protocol == "grpc":
+        import grpc
+
+        return grpc.Compression.Gzip if name == "gzip" else grpc.Compression.NoCompression
+    from opentelemetry.exporter.otlp.proto.http import Compression
+
+    return Compression.Gzip if name == "gzip" else Compression.NoCompression
+
+
+def _grpc_credentials(certificate_file: str) -> Any:
+    import grpc
+
+    with open(certificate_file, "rb") as handle:
+        return grpc.ssl_channel_credentials(handle.read())

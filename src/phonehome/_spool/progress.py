@@ -1,0 +1,110 @@
+"""Per-destination progress: which segments each destination has, what it is owed, when it
+may be tried again.
+
+Kept beside the segments (``<spool>/progress/``), one set of files per destination key, so
+that a dead destination holds back nobody else:
+
+- ``<key>``: the names of the segments it has, one per line, appended to;
+- ``<key>.dropped``: ``<count> <reason>`` lines, records dropped unsent that it has not
+  been told about yet (negative counts once told);
+- ``<key>.hold``: the time before which it asked (``Retry-After``) not to be tried.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterable
+from pathlib import Path
+
+from phonehome._core import state as statefiles
+
+_APPEND = os.O_WRONLY | os.O_CREAT | os.O_APPEND | getattr(os, "O_NOFOLLOW", 0)
+"""Progress files are appended to, never through a link planted in their place."""
+
+
+class Progress:
+    """The progress directory of one spool."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+
+    def delivered(self, destination: str) -> set[str]:
+        """The segments ``destination`` already has."""
+        try:
+            text = (self.directory / destination).read_text(errors="replace")
+        except FileNotFoundError:
+            return set()
+        return set(text.split())
+
+    def mark_delivered(self, destination: str, names: Iterable[str]) -> None:
+        self._append(destination, "".join(f"{n}\n" for n in names))
+
+    def compact(self, live: set[str]) -> None:
+        """Forget progress about segments that no longer exist."""
+        for path in files(self.directory):
+            if "." in path.name:  # .dropped and .hold files are not segment lists
+                continue
+            kept = sorted(self.delivered(path.name) & live)
+            if kept:
+                statefiles.write_text(path, "".join(f"{n}\n" for n in kept))
+            else:
+                path.unlink(missing_ok=True)
+
+    # -- dropped-record accounting -----------------------------------------------------------
+    def owe(self, destination: str, count: int, reason: str) -> None:
+        """``destination`` is owed a report of ``count`` records dropped for ``reason``."""
+        self._append(f"{destination}.dropped", f"{count} {reason}\n")
+
+    def dropped(self, destination: str) -> dict[str, int]:
+        """Records dropped unsent that ``destination`` has not been told about, by reason:
+        ``size`` or ``age`` (the caps), ``rejected`` (the destination refused them).
+        """
+        try:
+            text = (self.directory / f"{destination}.dropped").read_text(errors="replace")
+        except FileNotFoundError:
+            return {}
+        owed: dict[str, int] = {}
+        for line in text.splitlines():
+            count, _, reason = line.partition(" ")
+            if count.lstrip("-").isdigit():
+                reason = reason.strip() or "size"
+                owed[reason] = owed.get(reason, 0) + int(count)
+        return {reason: count for reason, count in owed.items() if count > 0}
+
+    def reported_dropped(self, destination: str, reported: dict[str, int]) -> None:
+        """``destination`` now knows about the ``reported`` dropped records."""
+        for reason, count in reported.items():
+            self.owe(destination, -count, reason)
+
+    # -- Retry-After ---------------------------------------------------------------------------
+    def held(self, destination: str) -> bool:
+        """Whether ``destination`` asked (``Retry-After``) not to be tried before now."""
+        try:
+            return float((self.directory / f"{destination}.hold").read_text()) > time.time()
+        except (OSError, ValueError):
+            return False
+
+    def hold(self, destination: str, seconds: float) -> None:
+        statefiles.write_text(self.directory / f"{destination}.hold", str(time.time() + seconds))
+
+    def purge(self) -> None:
+        """Forget everything (consent was revoked)."""
+        for path in files(self.directory):
+            path.unlink(missing_ok=True)
+
+    def _append(self, name: str, text: str) -> None:
+        self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd = os.open(self.directory / name, _APPEND, 0o600)
+        try:
+            os.write(fd, text.encode())
+        finally:
+            os.close(fd)
+
+
+def files(directory: Path) -> list[Path]:
+    """The regular files in ``directory`` (none if it does not exist)."""
+    try:
+        return [p for p in directory.iterdir() if p.is_file()]
+    except FileNotFoundError:
+        return []
