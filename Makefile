@@ -6,7 +6,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint bench reliability clean
+.PHONY: demo test lint bench reliability docs clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,10 @@ reliability: $(BIN)/.installed
 	PHONEHOME_RELIABILITY=full PHONEHOME_RELIABILITY_REPORT=build/reliability.json \
 		$(BIN)/python -m pytest -q -p no:logging $(RELIABILITY)
 	$(BIN)/python reliability/report.py build/reliability.json docs/reliability.md
+
+# the generated parts of docs/ (tests fail when they drift)
+docs: $(BIN)/.installed
+	$(BIN)/python -m phonehome._core.table docs/configuration.md
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check src tests examples benchmarks reliability

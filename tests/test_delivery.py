@@ -336,7 +336,7 @@ def test_the_mode_variable_forces_synchronous_delivery_when_the_code_says_auto(
             "ci, service, auto; using auto"
         )
         assert vendor.wait_until(lambda: len(vendor.spans) == 2, timeout=20)
-    wait_no_sender(tmp_path / "s")
+        wait_no_sender(tmp_path / "s")  # before the receiver closes: its metrics went too
 
 
 def test_a_service_delivers_while_it_runs_and_stops_at_once_when_consent_is_revoked(

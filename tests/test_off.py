@@ -123,3 +123,38 @@ def test_importing_phonehome_does_not_import_opentelemetry() -> None:
     code = "import sys, phonehome; print([m for m in sys.modules if m.startswith('opentelemetry')])"
     result = run_python(code, clean_environ())
     assert result.stdout.strip() == "[]", result.stderr
+
+
+OFF_PATH = """
+import sys
+before = set(sys.modules)
+import phonehome
+with phonehome.instrument("democli", version="1.0", consent="opt-in") as t:
+    with t.command("generate", params={"language": "go"}) as span:
+        span.set_attribute("x", 1)
+    t.event("done")
+print(" ".join(sorted(set(sys.modules) - before)))
+"""
+OFF_PATH_MODULES = {
+    "__future__",
+    "phonehome",
+    "phonehome._instrument",
+    "phonehome._core",
+    "phonehome._core.consent",
+    "phonehome._core.diagnostics",
+    "phonehome._core.environment",
+    "phonehome._core.errors",
+    "phonehome._core.settings",
+    "phonehome._host",
+    "phonehome._host.handles",
+    "phonehome._host.telemetry",
+}
+"""What an opted-out run loads: phonehome's off path and nothing of the standard library
+that a bare interpreter has not loaded already (45 modules before the layout by stage)."""
+
+
+@pytest.mark.parametrize("environ", [{"DO_NOT_TRACK": "1"}, {}], ids=["variable", "opt-in"])
+def test_an_opted_out_run_loads_only_the_off_path(environ: dict[str, str], tmp_path: Path) -> None:
+    run = run_python(OFF_PATH, clean_environ(XDG_STATE_HOME=str(tmp_path), **environ))
+    assert run.returncode == 0, run.stderr
+    assert set(run.stdout.split()) == OFF_PATH_MODULES

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 import phonehome
 from phonehome import Schema, field
-from phonehome._host.recorder import relative_stack
+from phonehome._host.attributes import relative_stack
 from phonehome._policy.scrub import Scrubber
 from phonehome.testing import OTLPReceiver
 

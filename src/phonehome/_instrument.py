@@ -86,28 +86,9 @@ def instrument(
 
     Every setting, its variable and its precedence: ``docs/configuration.md``.
     """
+    arguments = dict(locals())  # every argument by name: resolve() checks them all
     try:
-        settings = settings_.resolve(
-            product,
-            version=version,
-            vendor=vendor,
-            consent=consent,
-            enabled=enabled,
-            user=user,
-            state_dir=state_dir,
-            shutdown_timeout=shutdown_timeout,
-            capture_logging=capture_logging,
-            mode=mode,
-            ci_budget=ci_budget,
-            spool_max_bytes=spool_max_bytes,
-            spool_max_age=spool_max_age,
-            sender_lifetime=sender_lifetime,
-            schema=schema,
-            automation=automation,
-            notice_url=notice_url,
-            heartbeat=heartbeat,
-            system_metrics=system_metrics,
-        )
+        settings = settings_.resolve(**arguments)
     except SettingError as error:
         warn(f"{error}; telemetry is off")
         return Telemetry(None, Decision(False, "invalid", str(error)))
@@ -149,19 +130,15 @@ class _InProcess:
         show(records, header, manifest)
 
 
-def _locate(product: str, override: str | None) -> Path | Callable[[], Path]:
+def _locate(product: str, override: str | None) -> str | Callable[[], str]:
     """The state directory, or a callable that locates the platform's on first use."""
     if override is not None:
-        from pathlib import Path
+        return override
+    located: list[str] = []
 
-        return Path(override)
-    located: list[Path] = []
-
-    def locate() -> Path:
+    def locate() -> str:
         if not located:
-            from phonehome._core.state import state_dir
-
-            located.append(state_dir(product))
+            located.append(settings_.platform_state_dir(product))
         return located[0]
 
     return locate
@@ -172,7 +149,7 @@ def _purge_held(resolver: Resolver) -> None:
     directory listing if a spool exists) when there is none, so an opted-out run still
     writes nothing and imports nothing more."""
     try:
-        spool = os.path.join(resolver.state_dir, "spool")
+        spool = os.path.join(resolver.state_path, "spool")
         if os.path.isdir(spool) and any(n.endswith(".seg") for n in os.listdir(spool)):
             from pathlib import Path
 

@@ -7,17 +7,19 @@ Any "off" wins, in this order: ``DO_NOT_TRACK``, ``<PREFIX>_TELEMETRY_OPTOUT``,
 
 from __future__ import annotations
 
-import json
 import os
 import time
-from collections.abc import Callable, Mapping
-from pathlib import Path
-from typing import Literal
 
 from phonehome._core import environment as env
 from phonehome._core.diagnostics import warn
 
-ConsentDefault = Literal["opt-in", "opt-out"]
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+    from pathlib import Path
+    from typing import Literal
+
+    ConsentDefault = Literal["opt-in", "opt-out"]
 
 CONSENT_FILE = "consent.json"
 
@@ -58,8 +60,8 @@ class Decision:
 class Resolver:
     """Everything consent depends on, fixed at ``instrument()`` time.
 
-    ``where`` may be a callable: the platform's state directory is then located only if
-    it is needed.
+    ``where`` is the state directory, or a callable that locates it only if it is needed.
+    Deciding uses plain path strings: an opted-out run must not pay for ``pathlib``.
     """
 
     __slots__ = ("automation", "default", "enabled", "prefix", "where")
@@ -69,7 +71,7 @@ class Resolver:
         prefix: str,
         default: ConsentDefault,
         enabled: bool | None,
-        where: Path | Callable[[], Path],
+        where: str | os.PathLike[str] | Callable[[], str],
         automation: str = "tag",
     ) -> None:
         self.prefix = prefix
@@ -79,12 +81,21 @@ class Resolver:
         self.automation = automation
 
     @property
-    def state_dir(self) -> Path:
-        return self.where if isinstance(self.where, Path) else self.where()
+    def state_path(self) -> str:
+        """The state directory, as a string."""
+        where = self.where
+        return where() if callable(where) else os.fspath(where)
 
     @property
-    def consent_file(self) -> Path:
-        return self.state_dir / CONSENT_FILE
+    def state_dir(self) -> Path:
+        """The state directory, as a ``Path`` (for the consent-on path and the tools)."""
+        from pathlib import Path
+
+        return Path(self.state_path)
+
+    @property
+    def consent_file(self) -> str:
+        return os.path.join(self.state_path, CONSENT_FILE)
 
     def resolve(self, environ: Mapping[str, str] | None = None) -> Decision:
         """Decide now. Invalid values count as "off" and are reported once."""
@@ -130,13 +141,18 @@ class Resolver:
     def stored_choice(self) -> bool | None:
         """The user's stored choice, or ``None`` when there is none (or it is unreadable)."""
         try:
-            from phonehome._core import state as statefiles
+            with open(self.consent_file, encoding="utf-8", errors="replace") as file:
+                text = file.read()
+        except (FileNotFoundError, NotADirectoryError):  # no choice stored: no file
+            return None
+        except OSError as error:
+            warn(f"the stored consent at {self.consent_file} is unreadable ({error}); ignoring it")
+            return None
+        import json
 
-            text = statefiles.read_text(self.consent_file)
-            if text is None:
-                return None
+        try:
             value = json.loads(text).get("enabled")
-        except (OSError, ValueError, AttributeError) as error:
+        except (ValueError, AttributeError) as error:
             warn(f"the stored consent at {self.consent_file} is unreadable ({error}); ignoring it")
             return None
         if isinstance(value, bool):
@@ -150,10 +166,13 @@ class Resolver:
         What else a choice does (forgetting the install id, purging the spool) is the
         caller's: ``phonehome._host.choice``.
         """
+        import json
+        from pathlib import Path
+
         from phonehome._core import state as statefiles
 
         record = {"enabled": enabled, "changed": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-        statefiles.write_text(self.consent_file, json.dumps(record) + "\n")
+        statefiles.write_text(Path(self.consent_file), json.dumps(record) + "\n")
 
 
 def level(environ: Mapping[str, str], prefix: str) -> str:

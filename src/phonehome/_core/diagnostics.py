@@ -3,21 +3,24 @@
 Two policies (chosen once, here): configuration problems become one warning line on stderr
 naming the setting and the fix; failures on the hot path are contained and counted, and
 re-raised only in strict mode (phonehome's own test suite turns it on).
+
+Nothing here imports more than ``sys``: it runs on the consent-off path of every CLI.
 """
 
 from __future__ import annotations
 
-import contextlib
-import functools
 import sys
-from collections import Counter
-from collections.abc import Callable
-from typing import Any, ParamSpec, TypeVar
 
-P = ParamSpec("P")
-R = TypeVar("R")
 
-errors: Counter[str] = Counter()
+class Counts(dict[str, int]):
+    """Counts by name, starting at zero (``collections.Counter``'s use here, without the
+    import)."""
+
+    def __missing__(self, key: str) -> int:
+        return 0
+
+
+errors = Counts()
 """Contained internal failures, by the operation that failed."""
 
 _strict = False
@@ -53,8 +56,10 @@ def warn(message: str) -> None:
         return
     _warned.add(message)
     line = "phonehome: " + " ".join(message.split())
-    with contextlib.suppress(Exception):  # a closed stderr is not the host's problem
+    try:  # noqa: SIM105 - contextlib would cost every opted-out CLI an import
         print(line, file=sys.stderr)
+    except Exception:  # a closed stderr is not the host's problem
+        pass
 
 
 def record_error(operation: str, error: BaseException) -> None:
@@ -62,22 +67,3 @@ def record_error(operation: str, error: BaseException) -> None:
     errors[operation] += 1
     if _strict:
         raise error
-
-
-def contained(default: Any) -> Callable[[Callable[P, R]], Callable[P, R]]:
-    """Decorate a hot-path function so that no exception escapes into the host."""
-
-    def decorate(function: Callable[P, R]) -> Callable[P, R]:
-        operation = function.__qualname__
-
-        @functools.wraps(function)
-        def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-            try:
-                return function(*args, **kwargs)
-            except Exception as error:
-                record_error(operation, error)
-                return default  # type: ignore[no-any-return]
-
-        return wrapper
-
-    return decorate

@@ -6,7 +6,9 @@ every non-alphanumeric character replaced by ``_`` (``democli`` -> ``DEMOCLI``).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping
 
 DO_NOT_TRACK = "DO_NOT_TRACK"
 """The cross-tool opt-out (https://consoledonottrack.com): a true value turns telemetry off."""

@@ -1,14 +1,11 @@
-"""Every setting phonehome reads, its default and which source wins: one table, one object.
+"""The settings of one ``instrument()`` call: every default, defined once, and one object.
 
 A setting comes from the integrator's code (an ``instrument()`` argument), from the end
-user's environment (a variable), or from both; ``TABLE`` says which, and in what order.
-:func:`resolve` checks the arguments and reads the variables once per ``instrument()`` call
-into a frozen :class:`Settings`; nothing changes it afterwards. Each default is defined once,
-here. ``docs/configuration.md`` is generated from ``TABLE`` (``python -m
-phonehome._core.settings``) and a test keeps the two equal.
-
-Consent has its own precedence (any "off" wins), decided by ``phonehome._core.consent``; its
-variables are rows here too, so that every variable is in one table.
+user's environment (a variable), or from both; ``phonehome._core.table`` lists every one
+with its variables and which source wins (``docs/configuration.md`` is generated from it).
+:func:`resolve` checks the arguments and reads the variables once into a frozen
+:class:`Settings`; nothing changes it afterwards. Consent has its own precedence (any "off"
+wins), decided by ``phonehome._core.consent``.
 
 Nothing here imports more than ``os``: this runs on the consent-off path of every CLI.
 """
@@ -16,6 +13,7 @@ Nothing here imports more than ``os``: this runs on the consent-off path of ever
 from __future__ import annotations
 
 import os
+import sys
 
 from phonehome._core import environment as env
 from phonehome._core.errors import SettingError
@@ -54,227 +52,6 @@ PROMOTE_AFTER = 30.0
 MODES = ("auto", "cli", "ci", "service")
 AUTOMATIONS = ("tag", "collapse", "drop")
 CONSENTS = ("opt-in", "opt-out")
-
-
-class Row:
-    """One setting: the argument and variables that set it, its default, what it does."""
-
-    __slots__ = ("argument", "default", "effect", "meaning", "name", "variables")
-
-    def __init__(
-        self,
-        name: str,
-        *,
-        argument: bool = False,
-        variables: tuple[str, ...] = (),
-        default: str = "",
-        meaning: str = "",
-        effect: str = "",
-    ) -> None:
-        self.name = name
-        self.argument = argument
-        self.variables = variables
-        self.default = default
-        self.meaning = meaning
-        """What the argument does (the arguments table)."""
-        self.effect = effect
-        """What the variables do, and how they rank against the argument (variables table)."""
-
-
-_MIB = 1024 * 1024
-TABLE: tuple[Row, ...] = (
-    Row(
-        "product",
-        argument=True,
-        default="required",
-        meaning="The product's name: `service.name`, and the variable prefix "
-        "(`my-cli` -> `MY_CLI`).",
-    ),
-    Row("version", argument=True, default=repr(DEFAULT_VERSION), meaning="`service.version`."),
-    Row(
-        "vendor",
-        argument=True,
-        variables=(env.TELEMETRY_VENDOR_OPTOUT,),
-        default="`None`",
-        meaning="The vendor's destination: an OTLP/HTTP base URL, an Azure Monitor connection "
-        "string, or a `Destination` (`phonehome.otlp(...)`, `phonehome.azure(...)`).",
-        effect="true: the vendor's copy stops, the user's own destinations still receive",
-    ),
-    Row(
-        "consent",
-        argument=True,
-        default=repr(DEFAULT_CONSENT),
-        meaning='`"opt-out"`: on unless refused (.NET, Kiota). `"opt-in"`: off until enabled '
-        "(AKS Engine).",
-    ),
-    Row(
-        "enabled",
-        argument=True,
-        default="`None`",
-        meaning="The product's own configuration flag (AKS `enableTelemetry`). `False` turns "
-        'everything off; `True` turns it on unless an "off" source above it says otherwise.',
-    ),
-    Row(
-        "do_not_track",
-        variables=(env.DO_NOT_TRACK,),
-        effect="true: telemetry off (before every other source)",
-    ),
-    Row("optout", variables=(env.TELEMETRY_OPTOUT,), effect="true: telemetry off"),
-    Row("otel_sdk_disabled", variables=(env.OTEL_SDK_DISABLED,), effect="true: telemetry off"),
-    Row(
-        "level",
-        variables=(env.TELEMETRY_LEVEL,),
-        default="`all`",
-        effect="`off`, `crash`, `error` or `all` (default); any other value is `off`, with "
-        "one warning",
-    ),
-    Row(
-        "user",
-        argument=True,
-        variables=(
-            env.OTEL_EXPORTER_OTLP_ENDPOINT,
-            "OTEL_EXPORTER_OTLP_{TRACES,METRICS,LOGS}_ENDPOINT",
-            env.APPLICATIONINSIGHTS_CONNECTION_STRING,
-        ),
-        default="`None`",
-        meaning="The product's configuration value for the user's own destination (AKS "
-        "`applicationInsightsKey`), same forms as `vendor`.",
-        effect="the user's own destinations, beside `user=`: OTLP (with per-signal endpoints "
-        "only, only those signals go there) and Azure Monitor",
-    ),
-    Row(
-        "user_settings",
-        variables=(
-            "OTEL_EXPORTER_OTLP_[{SIGNAL}_]HEADERS, _PROTOCOL, _TIMEOUT, _COMPRESSION, "
-            "_CERTIFICATE, _INSECURE",
-        ),
-        effect="the user's OTLP destination's settings, read by the OpenTelemetry exporters "
-        "as usual; never applied to the vendor",
-    ),
-    Row(
-        "state_dir",
-        argument=True,
-        variables=(env.TELEMETRY_DIR, "XDG_STATE_HOME"),
-        default="platform state dir",
-        meaning="Where the stored consent, the install id and the spool live.",
-        effect="the state directory when `state_dir=` is not given; else `$XDG_STATE_HOME` "
-        "(or `~/.local/state`) `/phonehome/<product>` on Linux",
-    ),
-    Row(
-        "shutdown_timeout",
-        argument=True,
-        default=repr(DEFAULT_SHUTDOWN_TIMEOUT),
-        meaning="In `service` mode: seconds the end of the block may spend delivering what is "
-        "left.",
-    ),
-    Row(
-        "capture_logging",
-        argument=True,
-        default="`True`",
-        meaning="Send the host's `logging` records at WARNING and above.",
-    ),
-    Row(
-        "mode",
-        argument=True,
-        variables=(env.TELEMETRY_MODE,),
-        default=repr(DEFAULT_MODE),
-        meaning='`"cli"`, `"ci"`, `"service"` or `"auto"` (CI detected: `ci`, else `cli`, '
-        f"becoming `service` after {PROMOTE_AFTER:.0f} s); see [delivery.md](delivery.md).",
-        effect='`cli`, `ci` or `service`, when the code leaves `mode="auto"` (e.g. `ci` in '
-        "a container that lives for one command)",
-    ),
-    Row(
-        "ci",
-        variables=("CI", "GITHUB_ACTIONS", "GITLAB_CI", "TF_BUILD", "..."),
-        effect="CI detected: `auto` means `ci`; the run is an automation run (`automation=`)",
-    ),
-    Row(
-        "ci_budget",
-        argument=True,
-        default=repr(DEFAULT_CI_BUDGET),
-        meaning="In `ci` mode: seconds the end of the block may spend delivering.",
-    ),
-    Row(
-        "spool_max_bytes",
-        argument=True,
-        default=f"{DEFAULT_SPOOL_MAX_BYTES // _MIB} MiB",
-        meaning="The spool's size cap; the oldest records go first, counted.",
-    ),
-    Row(
-        "spool_max_age",
-        argument=True,
-        default=f"{DEFAULT_SPOOL_MAX_AGE / 86400:.0f} days",
-        meaning="Seconds a record may wait in the spool.",
-    ),
-    Row(
-        "sender_lifetime",
-        argument=True,
-        default=repr(DEFAULT_SENDER_LIFETIME),
-        meaning="The detached sender's hard lifetime cap, in seconds.",
-    ),
-    Row(
-        "service_interval",
-        variables=("OTEL_BSP_SCHEDULE_DELAY",),
-        default=f"{DEFAULT_SERVICE_INTERVAL * 1000:.0f} ms",
-        effect="milliseconds between a service's deliveries",
-    ),
-    Row(
-        "schema",
-        argument=True,
-        variables=(env.SCHEMA_CHECK,),
-        default="`None`",
-        meaning="A `phonehome.Schema` or the path of a TOML file: what may be sent "
-        "([privacy.md](privacy.md)).",
-        effect="set by `phonehome schema check`: runs report undeclared fields there and send "
-        "nothing",
-    ),
-    Row(
-        "automation",
-        argument=True,
-        variables=("CLAUDECODE", "CURSOR_AGENT", "GEMINI_CLI", "..."),
-        default=repr(DEFAULT_AUTOMATION),
-        meaning='Under CI or an AI coding agent: `"tag"`, `"collapse"` or `"drop"`.',
-        effect="an AI coding agent detected: the run is an automation run (`automation=`)",
-    ),
-    Row(
-        "notice_url",
-        argument=True,
-        variables=(env.TELEMETRY_NOLOGO,),
-        default="`None`",
-        meaning="Where the first-run notice sends people to read more.",
-        effect="true: do not print the first-run notice (consent unchanged)",
-    ),
-    Row(
-        "heartbeat",
-        argument=True,
-        default="`None`",
-        meaning='Send a `heartbeat` event at most once per this interval (`"24h"`).',
-    ),
-    Row(
-        "system_metrics",
-        argument=True,
-        variables=(env.TELEMETRY_SYSTEM_METRICS,),
-        default="`False`",
-        meaning="In `service` mode: process and host CPU, memory, disk, network metrics "
-        "(`phonehome[system]`).",
-        effect="false: no infrastructure metrics, the rest unchanged (wins over the argument)",
-    ),
-    Row(
-        "debug",
-        variables=(env.TELEMETRY_DEBUG,),
-        effect="true: print the exact payload per destination to stderr, send nothing",
-    ),
-    Row(
-        "resource",
-        variables=("OTEL_SERVICE_NAME", "OTEL_RESOURCE_ATTRIBUTES"),
-        effect="override resource attributes",
-    ),
-    Row(
-        "sampler",
-        variables=("OTEL_TRACES_SAMPLER", "OTEL_TRACES_SAMPLER_ARG"),
-        effect="the sampler used while consent is on",
-    ),
-)
 
 
 class Settings:
@@ -404,26 +181,17 @@ def resolve(
     _check_arguments(
         product, consent, enabled, vendor, user, shutdown_timeout, automation, notice_url, mode
     )
-    for name, value, upper in (
-        ("ci_budget", ci_budget, 600),
-        ("spool_max_age", spool_max_age, 10 * 365 * 86400),
-        ("spool_max_bytes", spool_max_bytes, 1 << 40),
-        ("sender_lifetime", sender_lifetime, 3600),
-    ):
-        if not isinstance(value, int | float) or isinstance(value, bool) or not 0 < value <= upper:
-            raise SettingError(f"instrument({name}={value!r}): use a positive number up to {upper}")
+    _check_limits(ci_budget, spool_max_age, spool_max_bytes, sender_lifetime)
     if state_dir is not None and not isinstance(state_dir, str | os.PathLike):
         raise SettingError(f"instrument(state_dir={state_dir!r}): expected a path")
     name = product.strip()  # type: ignore[attr-defined]
     prefix = env.prefix_for(name)
     problems: list[str] = []
-    detected = env.detected(environ, (*env.AGENT_VARIABLES, *env.CI_VARIABLES))
     return Settings(
         product=name,
         version=str(version),
         prefix=prefix,
         vendor=vendor,
-        vendor_optout=_flag(environ, env.TELEMETRY_VENDOR_OPTOUT, prefix) is True,
         user=user,
         consent=consent,
         enabled=enabled,
@@ -438,18 +206,34 @@ def resolve(
         sender_lifetime=float(sender_lifetime),  # type: ignore[arg-type]
         service_interval=_service_interval(environ, problems),
         schema=schema,
-        schema_check=environ.get(env.SCHEMA_CHECK, ""),
         automation=automation,
-        detected=detected,
         notice_url=notice_url,
-        nologo=_flag(environ, env.TELEMETRY_NOLOGO, prefix) is True,
         heartbeat=_interval("heartbeat", heartbeat),
         # its own consent category: the user may refuse this part only
         system_metrics=system_metrics is True
         and _flag(environ, env.TELEMETRY_SYSTEM_METRICS, prefix) is not False,
-        debug=_flag(environ, env.TELEMETRY_DEBUG, prefix) is True,
+        **_switches(environ, prefix),
         problems=tuple(problems),
     )
+
+
+def _switches(environ: Mapping[str, str], prefix: str) -> dict[str, object]:
+    """The settings only the end user's environment sets."""
+    return {
+        "vendor_optout": _flag(environ, env.TELEMETRY_VENDOR_OPTOUT, prefix) is True,
+        "schema_check": environ.get(env.SCHEMA_CHECK, ""),
+        "detected": env.detected(environ, (*env.AGENT_VARIABLES, *env.CI_VARIABLES)),
+        "nologo": _flag(environ, env.TELEMETRY_NOLOGO, prefix) is True,
+        "debug": _flag(environ, env.TELEMETRY_DEBUG, prefix) is True,
+    }
+
+
+def _check_limits(*values: object) -> None:
+    names = ("ci_budget", "spool_max_age", "spool_max_bytes", "sender_lifetime")
+    uppers = (600, 10 * 365 * 86400, 1 << 40, 3600)
+    for name, value, upper in zip(names, values, uppers, strict=True):
+        if not isinstance(value, int | float) or isinstance(value, bool) or not 0 < value <= upper:
+            raise SettingError(f"instrument({name}={value!r}): use a positive number up to {upper}")
 
 
 def _check_arguments(
@@ -513,6 +297,26 @@ def _state_dir(argument: object, environ: Mapping[str, str], prefix: str) -> str
     return environ.get(env.TELEMETRY_DIR.format(prefix=prefix)) or None
 
 
+def platform_state_dir(product: str, environ: Mapping[str, str] | None = None) -> str:
+    """The default state directory: the platform's per-user state directory, as
+    platformdirs defines it, ``/phonehome/<product>``.
+
+    Written out here because an opted-out run must be able to find (and purge) held data
+    without paying for an import: ``$XDG_STATE_HOME`` or ``~/.local/state`` on Linux and the
+    BSDs, ``~/Library/Application Support`` on macOS, ``%LOCALAPPDATA%`` on Windows.
+    """
+    environ = os.environ if environ is None else environ
+    home = os.path.expanduser("~")
+    if sys.platform == "win32":
+        root = environ.get("LOCALAPPDATA") or os.path.join(home, "AppData", "Local")
+    elif sys.platform == "darwin":
+        root = os.path.join(home, "Library", "Application Support")
+    else:
+        xdg = environ.get("XDG_STATE_HOME", "").strip()
+        root = xdg if xdg and os.path.isabs(xdg) else os.path.join(home, ".local", "state")
+    return os.path.join(root, "phonehome", product)
+
+
 def _delivery_mode(
     mode: object, environ: Mapping[str, str], prefix: str, problems: list[str]
 ) -> str:
@@ -565,35 +369,3 @@ def _interval(name: str, value: object) -> float | None:
         return interval(value)
     except ValueError as error:
         raise SettingError(f"instrument({name}={value!r}): {error}") from None
-
-
-# -- docs/configuration.md -----------------------------------------------------------------------
-def arguments_table() -> str:
-    """The ``instrument()`` arguments, as the markdown table in ``docs/configuration.md``."""
-    lines = ["| argument | default | meaning |", "| --- | --- | --- |"]
-    for row in TABLE:
-        if row.argument:
-            default = row.default if row.default.startswith("`") else _code(row.default)
-            lines.append(f"| `{row.name}` | {default} | {row.meaning} |")
-    return "\n".join(lines)
-
-
-def variables_table() -> str:
-    """Every variable phonehome reads, as the markdown table in ``docs/configuration.md``."""
-    lines = ["| variable | setting | effect |", "| --- | --- | --- |"]
-    for row in TABLE:
-        if row.variables:
-            names = ", ".join(f"`{v.replace('{prefix}', '<PREFIX>')}`" for v in row.variables)
-            setting = f"`{row.name}=`" if row.argument else row.name.replace("_", " ")
-            lines.append(f"| {names} | {setting} | {row.effect} |")
-    return "\n".join(lines)
-
-
-def _code(text: str) -> str:
-    if text.startswith("'") and text.endswith("'"):
-        return f'`"{text[1:-1]}"`'
-    return f"`{text}`" if text.replace(".", "", 1).isdigit() else text
-
-
-if __name__ == "__main__":
-    print(arguments_table(), variables_table(), sep="\n\n")

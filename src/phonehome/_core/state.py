@@ -11,11 +11,11 @@ import contextlib
 import errno
 import os
 import stat
-import sys
 from pathlib import Path
 
 from phonehome._core import environment as env
 from phonehome._core.diagnostics import warn
+from phonehome._core.settings import platform_state_dir
 
 
 def state_dir(product: str, override: str | os.PathLike[str] | None = None) -> Path:
@@ -29,22 +29,7 @@ def state_dir(product: str, override: str | os.PathLike[str] | None = None) -> P
     from_env = os.environ.get(env.TELEMETRY_DIR.format(prefix=env.prefix_for(product)))
     if from_env:
         return Path(from_env)
-    return _user_state_dir() / "phonehome" / product
-
-
-def _user_state_dir() -> Path:
-    """The platform's per-user state directory, as platformdirs defines it.
-
-    Written out here because an opted-out run must be able to find (and purge) held data
-    without paying for an import: XDG_STATE_HOME or ~/.local/state on Linux and the BSDs,
-    ~/Library/Application Support on macOS, %LOCALAPPDATA% on Windows.
-    """
-    if sys.platform == "win32":
-        return Path(os.environ.get("LOCALAPPDATA") or Path.home() / "AppData" / "Local")
-    if sys.platform == "darwin":
-        return Path.home() / "Library" / "Application Support"
-    xdg = os.environ.get("XDG_STATE_HOME", "").strip()
-    return Path(xdg) if xdg and os.path.isabs(xdg) else Path.home() / ".local" / "state"
+    return Path(platform_state_dir(product))
 
 
 def read_text(path: Path) -> str | None:

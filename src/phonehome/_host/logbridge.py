@@ -11,7 +11,8 @@ import logging
 from typing import Any
 
 from phonehome._core.diagnostics import record_error
-from phonehome._host.recorder import Recorder, describe
+from phonehome._host.attributes import describe
+from phonehome._host.recorder import Recorder
 
 _SEVERITY = (
     (logging.CRITICAL, 21),

@@ -16,6 +16,7 @@ from phonehome._core.diagnostics import record_error, warn
 from phonehome._core.environment import instrument_name
 from phonehome._core.settings import PROMOTE_AFTER, Settings
 from phonehome._host import handles
+from phonehome._host.attributes import clean, command_attributes, describe, text
 from phonehome._host.handoff import Handoff
 from phonehome._host.recorder import (
     INFO,
@@ -25,10 +26,6 @@ from phonehome._host.recorder import (
     RecordingGauge,
     RecordingHistogram,
     RecordingSpan,
-    clean,
-    command_attributes,
-    describe,
-    text,
 )
 from phonehome._host.usage import Collector, Usage
 from phonehome._policy.enforce import CRASH_EVENT

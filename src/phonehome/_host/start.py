@@ -8,6 +8,7 @@ imported on the consent-off path.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 from phonehome._core import destinations as destinations_
 from phonehome._core.consent import Decision, LiveConsent, Resolver, level
@@ -43,16 +44,7 @@ def start(
     destinations = destinations_.resolve(settings.vendor, settings.user)
     if settings.vendor_optout:
         destinations = [(role, d) for role, d in destinations if role != "vendor"]
-    who = settings.detected
     session = identity.session_id()
-    attributes = resource.attributes(
-        settings.product,
-        settings.version,
-        identity.install_id(state_dir, who, settings.automation),
-        session,
-    )
-    if who is not None and settings.automation == "tag":
-        attributes["phonehome.automation"] = who
     enforcer = Enforcer(
         schema,
         _salt(settings, state_dir),
@@ -68,31 +60,42 @@ def start(
         settings=settings,
         state_dir=state_dir,
         destinations=destinations,
-        resource=resource.with_environment(attributes, os.environ),
+        resource=_resource(settings, state_dir, session),
         enforcer=enforcer,
         courier=courier,
         hold=hold,
     )
     recording = Recording(settings, LiveConsent(resolver, decision), handoff)
-    telemetry = Telemetry(resolver, decision, recording)
-    if who is None and handoff.has_destinations:
+    if settings.detected is None and handoff.has_destinations:
         from phonehome._host.usage import lifecycle
 
         event = lifecycle(state_dir, settings.product, settings.version)
         if event is not None:
             recording.event(*event)
-    return telemetry
+    return Telemetry(resolver, decision, recording)
 
 
-def _salt(settings: Settings, state_dir: os.PathLike[str]) -> Callable[[], bytes]:
+def _resource(settings: Settings, state_dir: Path, session: str) -> dict[str, str]:
+    """The run's resource: who and where, anonymously, then the user's resource variables."""
+    who = settings.detected
+    attributes = resource.attributes(
+        settings.product,
+        settings.version,
+        identity.install_id(state_dir, who, settings.automation),
+        session,
+    )
+    if who is not None and settings.automation == "tag":
+        attributes["phonehome.automation"] = who
+    return resource.with_environment(attributes, os.environ)
+
+
+def _salt(settings: Settings, state_dir: Path) -> Callable[[], bytes]:
     """The salt of hashed fields, read on first use; in an ephemeral environment nothing is
     kept, so hashes do not join across runs."""
     if settings.ephemeral:
         ephemeral = os.urandom(16)
         return lambda: ephemeral
-    from pathlib import Path
-
-    return lambda: identity.salt(Path(state_dir))
+    return lambda: identity.salt(state_dir)
 
 
 def load_schema(value: object) -> Schema:
@@ -101,7 +104,5 @@ def load_schema(value: object) -> Schema:
     if isinstance(value, Schema):
         return value
     if isinstance(value, str | os.PathLike):
-        from pathlib import Path
-
         return Schema.from_toml(Path(value))
     raise SchemaError(f"expected a Schema or the path of a TOML file, got {type(value).__name__}")

@@ -134,36 +134,18 @@ class Schema:
         except RecursionError:
             raise SchemaError("not valid TOML: nested too deeply") from None
 
-        def table(value: Any, where: str) -> dict[str, Any]:
-            if not isinstance(value, dict):
-                raise SchemaError(f"{where} must be a table")
-            return value
-
-        def fields(table: Any, where: str) -> dict[str, Field]:
-            if not isinstance(table, dict):
-                raise SchemaError(f"{where} must be a table")
-            found = {}
-            for name, spec in table.items():
-                if not isinstance(spec, dict):
-                    raise SchemaError(f"{where}.{name} must be a table")
-                try:
-                    found[name] = Field(**spec)
-                except (TypeError, SchemaError) as error:
-                    raise SchemaError(f"{where}.{name}: {error}") from None
-            return found
-
         descriptions: dict[str, str] = {}
         commands = {}
-        for name, raw in table(data.get("commands", {}), "commands").items():
-            spec = table(raw, f"commands.{name}")
+        for name, raw in _table(data.get("commands", {}), "commands").items():
+            spec = _table(raw, f"commands.{name}")
             descriptions[name] = str(spec.get("description", ""))
-            commands[name] = fields(spec.get("params", {}), f"commands.{name}.params")
+            commands[name] = _fields(spec.get("params", {}), f"commands.{name}.params")
         events = {}
-        for name, raw in table(data.get("events", {}), "events").items():
-            spec = table(raw, f"events.{name}")
+        for name, raw in _table(data.get("events", {}), "events").items():
+            spec = _table(raw, f"events.{name}")
             descriptions[name] = str(spec.get("description", ""))
-            events[name] = fields(spec.get("attributes", {}), f"events.{name}.attributes")
-        attributes = fields(data.get("attributes", {}), "attributes")
+            events[name] = _fields(spec.get("attributes", {}), f"events.{name}.attributes")
+        attributes = _fields(data.get("attributes", {}), "attributes")
         return cls(
             commands=commands, events=events, attributes=attributes, descriptions=descriptions
         )
@@ -266,6 +248,24 @@ class Schema:
         if exemptions:
             text += ["", "Fields sent without scrubbing, and why:", "", *exemptions]
         return "\n".join(text) + "\n"
+
+
+def _table(value: Any, where: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise SchemaError(f"{where} must be a table")
+    return value
+
+
+def _fields(table: Any, where: str) -> dict[str, Field]:
+    found = {}
+    for name, spec in _table(table, where).items():
+        if not isinstance(spec, dict):
+            raise SchemaError(f"{where}.{name} must be a table")
+        try:
+            found[name] = Field(**spec)
+        except (TypeError, SchemaError) as error:
+            raise SchemaError(f"{where}.{name}: {error}") from None
+    return found
 
 
 def _row(where: str, name: str, f: Field) -> str:

@@ -129,47 +129,13 @@ def _deliver_locked(state_dir: Path, deadline: float) -> Report:
 
     scrubber = Scrubber()
     while time.monotonic() < deadline:
-        names = spool.names()[:ROUND_SEGMENTS]
-        segments = {n: s for n in names if (s := spool.read(n)) is not None}
-        report.corrupt += sum(s.corrupt for s in segments.values())
-        jobs = {
-            key: [
-                n
-                for n in names
-                if n in segments and key in segments[n].destinations and n not in worker.done
-            ]
-            for key, worker in workers.items()
-        }
-        jobs = {
-            key: pending for key, pending in jobs.items() if pending and not workers[key].held()
-        }
-        if not jobs:
-            break
-        # Map segments here while the destinations' threads export what is already mapped.
         mapped = _Mapped(scrubber, found.scrub_exempt)
-        threads = [
-            threading.Thread(
-                target=workers[key].run, args=(pending, mapped.get, consent, deadline), daemon=True
-            )
-            for key, pending in jobs.items()
-        ]
-        for thread in threads:
-            thread.start()
-        mapped.fill(
-            [n for n in names if any(n in p for p in jobs.values())], segments, consent, deadline
-        )
-        if not consent():
-            for thread in threads:
-                thread.join(max(0.0, deadline - time.monotonic()))
+        go_on = _round(spool, workers, mapped, consent, deadline, report)
+        if go_on is None:  # consent was revoked during the round
             report.purged = spool.purge()
             return report
-        for thread in threads:
-            thread.join(max(0.0, deadline - time.monotonic()))
-        if any(thread.is_alive() for thread in threads):
+        if not go_on:
             break
-        _remove_delivered(spool, segments, workers)
-        if all(not w.progressed for w in workers.values() if w.key in jobs):
-            break  # every destination with work failed this round: back off until next run
     for worker in workers.values():
         report.delivered[worker.key] = worker.records
         report.held = report.held or worker.held()
@@ -178,6 +144,53 @@ def _deliver_locked(state_dir: Path, deadline: float) -> Report:
     report.pending_segments = len(spool.names())
     _write_report(state_dir, report)
     return report
+
+
+def _round(
+    spool: Spool,
+    workers: dict[str, Worker],
+    mapped: _Mapped,
+    consent: LiveConsent,
+    deadline: float,
+    report: Report,
+) -> bool | None:
+    """One round over the oldest ``ROUND_SEGMENTS`` segments: map them here while each
+    destination's thread exports what is already mapped. Whether another round may help
+    (``None``: consent was revoked, nothing more may be sent)."""
+    names = spool.names()[:ROUND_SEGMENTS]
+    segments = {n: s for n in names if (s := spool.read(n)) is not None}
+    report.corrupt += sum(s.corrupt for s in segments.values())
+    jobs = {
+        key: pending
+        for key, worker in workers.items()
+        if (pending := [n for n in names if _wants(worker, n, segments)]) and not worker.held()
+    }
+    if not jobs:
+        return False
+    threads = [
+        threading.Thread(
+            target=workers[key].run, args=(pending, mapped.get, consent, deadline), daemon=True
+        )
+        for key, pending in jobs.items()
+    ]
+    for thread in threads:
+        thread.start()
+    wanted = [n for n in names if any(n in pending for pending in jobs.values())]
+    mapped.fill(wanted, segments, consent, deadline)
+    for thread in threads:
+        thread.join(max(0.0, deadline - time.monotonic()))
+    if not consent():
+        return None
+    if any(thread.is_alive() for thread in threads):
+        return False
+    _remove_delivered(spool, segments, workers)
+    # every destination with work failed this round: back off until the next run
+    return any(workers[key].progressed for key in jobs)
+
+
+def _wants(worker: Worker, name: str, segments: dict[str, Segment]) -> bool:
+    segment = segments.get(name)
+    return segment is not None and worker.key in segment.destinations and name not in worker.done
 
 
 class _Mapped:

@@ -9,7 +9,7 @@ for the others. This is the sender's fan-out: independent workers rather than th
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from phonehome._core.destinations import Destination
@@ -78,45 +78,60 @@ class Worker:
             self.error = f"cannot build exporters: {error}"
             return
         attempt = 0
-        index = 0
-        group: list[str] = []
-        items: list[Mapped] = []
-        while (index < len(names) or group) and time.monotonic() < deadline and consent():
-            size = sum(item.count for item in items)
-            while index < len(names) and size < CHUNK:
-                item = source(names[index], deadline)
-                if item is None:
-                    break
-                group.append(names[index])
-                items.append(item)
-                size += item.count
-                index += 1
+        pending = iter(names)
+        group: list[tuple[str, Mapped]] = []
+        while time.monotonic() < deadline and consent():
+            group = group or self._next_group(pending, source, deadline)
             if not group:
                 return
-            owed = self.progress.dropped(self.key)
-            extra = [self._dropped_report(owed)] if owed else []
-            result, retry_after, rejected = self._export(exporters, items + extra)
-            if result is not _FAILED:
-                if result is _REFUSED:  # sending it again cannot succeed: dropped, counted
-                    rejected = sum(item.count for item in items)
-                else:
-                    self.progress.reported_dropped(self.key, owed)
-                    self.records += sum(len(i.spans) + len(i.logs) for i in items)
-                if rejected:
-                    self.progress.owe(self.key, rejected, "rejected")
-                self.progress.mark_delivered(self.key, group)
-                self.done.update(group)
-                self.progressed = True
-                group, items = [], []
-                attempt = 0
+            retry_after = self._send(exporters, group)
+            if retry_after is None:
+                group, attempt = [], 0
                 continue
             attempt += 1
-            wait = max(min(MAX_BACKOFF, 0.25 * 2**attempt), retry_after or 0.0)
+            wait = max(min(MAX_BACKOFF, 0.25 * 2**attempt), retry_after)
             if time.monotonic() + wait >= deadline:
                 if retry_after:
                     self.progress.hold(self.key, retry_after)
                 return
             time.sleep(wait)
+
+    def _next_group(
+        self, pending: Iterator[str], source: Source, deadline: float
+    ) -> list[tuple[str, Mapped]]:
+        """The next segments, about ``CHUNK`` items in all, as soon as they are mapped."""
+        group: list[tuple[str, Mapped]] = []
+        size = 0
+        while size < CHUNK:
+            name = next(pending, None)
+            item = None if name is None else source(name, deadline)
+            if name is None or item is None:
+                break
+            group.append((name, item))
+            size += item.count
+        return group
+
+    def _send(self, exporters: dict[str, Any], group: list[tuple[str, Mapped]]) -> float | None:
+        """Export one group with the dropped-records report owed; mark it delivered unless
+        it failed. ``None`` when done with it, else the seconds to wait (``Retry-After``)."""
+        items = [item for _, item in group]
+        owed = self.progress.dropped(self.key)
+        extra = [self._dropped_report(owed)] if owed else []
+        result, retry_after, rejected = self._export(exporters, items + extra)
+        if result is _FAILED:
+            return retry_after or 0.0
+        if result is _REFUSED:  # sending it again cannot succeed: dropped, counted
+            rejected = sum(item.count for item in items)
+        else:
+            self.progress.reported_dropped(self.key, owed)
+            self.records += sum(len(i.spans) + len(i.logs) for i in items)
+        if rejected:
+            self.progress.owe(self.key, rejected, "rejected")
+        names = [name for name, _ in group]
+        self.progress.mark_delivered(self.key, names)
+        self.done.update(names)
+        self.progressed = True
+        return None
 
     def _dropped_report(self, owed: dict[str, int]) -> Mapped:
         from phonehome._sender.replay import dropped_report
@@ -141,36 +156,22 @@ class Worker:
         """Export one group: delivered, failed (try again) or refused (never again); the
         ``Retry-After`` asked for, and the items the destination refused inside a success.
         """
-        from opentelemetry.sdk._logs.export import LogRecordExportResult
-        from opentelemetry.sdk.metrics.export import MetricExportResult, MetricsData
-        from opentelemetry.sdk.trace.export import SpanExportResult
-
         from phonehome._sender.exporters import outcome
 
         spans = [s for m in group for s in m.spans]
         logs = [r for m in group for r in m.logs]
         metrics = [rm for m in group if m.metrics for rm in m.metrics.resource_metrics]
-        batches = (
-            ("traces", spans, SpanExportResult.SUCCESS),
-            ("logs", logs, LogRecordExportResult.SUCCESS),
-            (
-                "metrics",
-                MetricsData(resource_metrics=metrics) if metrics else None,
-                MetricExportResult.SUCCESS,
-            ),
-        )
         rejected = 0
         try:
-            for signal, batch, success in batches:
+            for signal, batch, success in _batches(spans, logs, metrics):
                 exporter = exporters[signal]
                 if exporter is None or not batch:
                     continue
                 result = exporter.export(batch)
                 seen = outcome(exporter)
                 if result is not success:
-                    self.error = f"{signal} export failed" + (
-                        f" (HTTP {seen.status})" if seen.status else ""
-                    )
+                    status = f" (HTTP {seen.status})" if seen.status else ""
+                    self.error = f"{signal} export failed{status}"
                     if seen.refused:
                         return _REFUSED, None, 0
                     return _FAILED, seen.retry_after, 0
@@ -187,3 +188,20 @@ class Worker:
         except Exception:  # the ledger is a courtesy; the delivery itself succeeded
             errors["ledger"] += 1
         return _DELIVERED, None, rejected
+
+
+def _batches(spans: list[Any], logs: list[Any], metrics: list[Any]) -> list[tuple[str, Any, Any]]:
+    """Each signal's batch and the result its exporter returns on success."""
+    from opentelemetry.sdk._logs.export import LogRecordExportResult
+    from opentelemetry.sdk.metrics.export import MetricExportResult, MetricsData
+    from opentelemetry.sdk.trace.export import SpanExportResult
+
+    return [
+        ("traces", spans, SpanExportResult.SUCCESS),
+        ("logs", logs, LogRecordExportResult.SUCCESS),
+        (
+            "metrics",
+            MetricsData(resource_metrics=metrics) if metrics else None,
+            MetricExportResult.SUCCESS,
+        ),
+    ]

@@ -14,7 +14,15 @@ except ImportError:
         "OTLPGrpcReceiver needs grpcio, which is not installed: pip install 'phonehome[grpc]'"
     ) from None
 
-from phonehome.testing._receiver import LogRecord, Metric, Point, Span, _logs, _metrics, _spans
+from phonehome.testing._receiver import (
+    LogRecord,
+    Metric,
+    Point,
+    Span,
+    decode_logs,
+    decode_metrics,
+    decode_spans,
+)
 from phonehome.testing._server import Capture
 
 _RETRY_INFO = "google.rpc.retryinfo-bin"
@@ -89,21 +97,21 @@ class OTLPGrpcReceiver(Capture):
                 "trace.v1.TraceService",
                 trace.ExportTraceServiceRequest,
                 trace.ExportTraceServiceResponse,
-                _spans,
+                decode_spans,
                 self.spans,
             ),
             (
                 "metrics.v1.MetricsService",
                 metrics.ExportMetricsServiceRequest,
                 metrics.ExportMetricsServiceResponse,
-                _metrics,
+                decode_metrics,
                 self.metrics,
             ),
             (
                 "logs.v1.LogsService",
                 logs.ExportLogsServiceRequest,
                 logs.ExportLogsServiceResponse,
-                _logs,
+                decode_logs,
                 self.logs,
             ),
         ]

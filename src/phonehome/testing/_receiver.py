@@ -77,11 +77,11 @@ class OTLPReceiver(LoopbackServer):
         request = _parse(kind, headers.get("content-type", ""), body)
         with self._cond:
             if kind == "traces":
-                self.spans.extend(_spans(request))
+                self.spans.extend(decode_spans(request))
             elif kind == "metrics":
-                self.metrics.extend(_metrics(request))
+                self.metrics.extend(decode_metrics(request))
             elif kind == "logs":
-                self.logs.extend(_logs(request))
+                self.logs.extend(decode_logs(request))
             else:
                 return 404, {}, b""
         json_reply = "json" in headers.get("content-type", "")
@@ -152,7 +152,7 @@ def attributes(pairs: Any) -> dict[str, Any]:
     return {pair.key: any_value(pair.value) for pair in pairs}
 
 
-def _spans(request: Any) -> list[Span]:
+def decode_spans(request: Any) -> list[Span]:
     found = []
     for rs in request.resource_spans:
         resource = attributes(rs.resource.attributes)
@@ -175,7 +175,7 @@ def _spans(request: Any) -> list[Span]:
     return found
 
 
-def _metrics(request: Any) -> list[Metric]:
+def decode_metrics(request: Any) -> list[Metric]:
     found = []
     for rm in request.resource_metrics:
         resource = attributes(rm.resource.attributes)
@@ -194,7 +194,7 @@ def _metrics(request: Any) -> list[Metric]:
     return found
 
 
-def _logs(request: Any) -> list[LogRecord]:
+def decode_logs(request: Any) -> list[LogRecord]:
     found = []
     for rl in request.resource_logs:
         resource = attributes(rl.resource.attributes)

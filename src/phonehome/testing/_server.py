@@ -69,44 +69,8 @@ class LoopbackServer(Capture):
         self.requests: list[tuple[str, dict[str, str]]] = []
         self.bodies: list[bytes] = []
         """Every request's body, decompressed: what went over the wire."""
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def do_POST(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length)
-                encoding = (self.headers.get("Content-Encoding") or "").lower()
-                if encoding == "gzip":
-                    body = gzip.decompress(body)
-                elif encoding == "deflate":
-                    body = zlib.decompress(body)
-                headers = {k.lower(): v for k, v in self.headers.items()}
-                with server._cond:
-                    server.requests.append((self.path, headers))
-                    server.bodies.append(body)
-                if server.delay:
-                    time.sleep(server.delay)  # a slow destination, on purpose
-                try:
-                    status, reply_headers, reply = server.handle(self.path, headers, body)
-                except Exception as error:  # a decoding bug must show up in the test
-                    status, reply_headers, reply = 400, {}, str(error).encode()
-                self.send_response(status)
-                if status != 200 and server.retry_after is not None:
-                    self.send_header("Retry-After", server.retry_after)
-                for key, value in reply_headers.items():
-                    self.send_header(key, value)
-                self.send_header("Content-Length", str(len(reply)))
-                self.end_headers()
-                self.wfile.write(reply)
-                with server._cond:
-                    server._cond.notify_all()
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self._httpd = _Quiet(("127.0.0.1", port), Handler)
+        self._httpd = _Quiet(("127.0.0.1", port), _Handler)
+        self._httpd.owner = self
         self._httpd.daemon_threads = True
         self._scheme = "http"
         if ssl_context is not None:
@@ -138,7 +102,49 @@ class LoopbackServer(Capture):
         self._thread.join(timeout=5)
 
 
+class _Handler(BaseHTTPRequestHandler):
+    """Records each request in its ``LoopbackServer`` and answers as it says."""
+
+    protocol_version = "HTTP/1.1"
+    server: _Quiet
+
+    def do_POST(self) -> None:
+        owner = self.server.owner
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length)
+        encoding = (self.headers.get("Content-Encoding") or "").lower()
+        if encoding == "gzip":
+            body = gzip.decompress(body)
+        elif encoding == "deflate":
+            body = zlib.decompress(body)
+        headers = {k.lower(): v for k, v in self.headers.items()}
+        with owner._cond:
+            owner.requests.append((self.path, headers))
+            owner.bodies.append(body)
+        if owner.delay:
+            time.sleep(owner.delay)  # a slow destination, on purpose
+        try:
+            status, reply_headers, reply = owner.handle(self.path, headers, body)
+        except Exception as error:  # a decoding bug must show up in the test
+            status, reply_headers, reply = 400, {}, str(error).encode()
+        self.send_response(status)
+        if status != 200 and owner.retry_after is not None:
+            self.send_header("Retry-After", owner.retry_after)
+        for key, value in reply_headers.items():
+            self.send_header(key, value)
+        self.send_header("Content-Length", str(len(reply)))
+        self.end_headers()
+        self.wfile.write(reply)
+        with owner._cond:
+            owner._cond.notify_all()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
 class _Quiet(ThreadingHTTPServer):
+    owner: LoopbackServer
+
     def handle_error(self, request: Any, client_address: Any) -> None:
         """A client that went away (killed, timed out) is part of the tests, not an error."""
         import sys
