@@ -143,10 +143,8 @@ OFF_PATH_MODULES = {
     "phonehome._core.consent",
     "phonehome._core.diagnostics",
     "phonehome._core.environment",
-    "phonehome._core.errors",
     "phonehome._core.settings",
     "phonehome._host",
-    "phonehome._host.handles",
     "phonehome._host.telemetry",
 }
 """What an opted-out run loads: phonehome's off path and nothing of the standard library

@@ -12,8 +12,7 @@ Importing this package is cheap and does not import OpenTelemetry: everything be
 from __future__ import annotations
 
 from phonehome._core.consent import Decision
-from phonehome._host.handles import Counter, Gauge, Histogram, Span
-from phonehome._host.telemetry import Telemetry
+from phonehome._host.telemetry import Counter, Gauge, Histogram, Span, Telemetry
 from phonehome._instrument import instrument
 
 TYPE_CHECKING = False
@@ -86,7 +85,7 @@ _LAZY = {
 
 def __getattr__(name: str) -> Any:
     if name == "__version__":
-        from phonehome._core.version import VERSION
+        from phonehome._core import VERSION
 
         return VERSION
     module = _LAZY.get(name)

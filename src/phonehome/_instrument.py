@@ -15,7 +15,6 @@ import os
 from phonehome._core import settings as settings_
 from phonehome._core.consent import Decision, Resolver
 from phonehome._core.diagnostics import record_error, warn
-from phonehome._core.errors import SettingError
 from phonehome._host.telemetry import Telemetry
 
 TYPE_CHECKING = False
@@ -89,7 +88,7 @@ def instrument(
     arguments = dict(locals())  # every argument by name: resolve() checks them all
     try:
         settings = settings_.resolve(**arguments)
-    except SettingError as error:
+    except ValueError as error:  # a SettingError: it names the argument and the fix
         warn(f"{error}; telemetry is off")
         return Telemetry(None, Decision(False, "invalid", str(error)))
     resolver = Resolver(
@@ -108,7 +107,7 @@ def instrument(
         _purge_held(resolver)
         return Telemetry(resolver, decision)
     try:
-        from phonehome._host.start import start
+        from phonehome._host.recording import start
 
         return start(settings, resolver, decision, _InProcess())
     except Exception as error:

@@ -16,12 +16,11 @@ import os
 import sys
 
 from phonehome._core import environment as env
-from phonehome._core.errors import SettingError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Mapping
-    from typing import Literal
+    from typing import Literal, NoReturn
 
     from phonehome._core.destinations import Destination
 
@@ -183,7 +182,7 @@ def resolve(
     )
     _check_limits(ci_budget, spool_max_age, spool_max_bytes, sender_lifetime)
     if state_dir is not None and not isinstance(state_dir, str | os.PathLike):
-        raise SettingError(f"instrument(state_dir={state_dir!r}): expected a path")
+        _refuse(f"instrument(state_dir={state_dir!r}): expected a path")
     name = product.strip()  # type: ignore[attr-defined]
     prefix = env.prefix_for(name)
     problems: list[str] = []
@@ -233,7 +232,7 @@ def _check_limits(*values: object) -> None:
     uppers = (600, 10 * 365 * 86400, 1 << 40, 3600)
     for name, value, upper in zip(names, values, uppers, strict=True):
         if not isinstance(value, int | float) or isinstance(value, bool) or not 0 < value <= upper:
-            raise SettingError(f"instrument({name}={value!r}): use a positive number up to {upper}")
+            _refuse(f"instrument({name}={value!r}): use a positive number up to {upper}")
 
 
 def _check_arguments(
@@ -248,16 +247,14 @@ def _check_arguments(
     mode: object,
 ) -> None:
     if not isinstance(product, str) or not product.strip():
-        raise SettingError(
-            f"instrument(product={product!r}): the product name must be a non-empty string"
-        )
+        _refuse(f"instrument(product={product!r}): the product name must be a non-empty string")
     if consent not in CONSENTS:
-        raise SettingError(f"instrument(consent={consent!r}): use 'opt-in' or 'opt-out'")
+        _refuse(f"instrument(consent={consent!r}): use 'opt-in' or 'opt-out'")
     if enabled is not None and not isinstance(enabled, bool):
-        raise SettingError(f"instrument(enabled={enabled!r}): use True, False or None")
+        _refuse(f"instrument(enabled={enabled!r}): use True, False or None")
     for name, value in (("vendor", vendor), ("user", user)):
         if value is not None and not isinstance(value, str) and not _is_destination(value):
-            raise SettingError(
+            _refuse(
                 f"instrument({name}=...): expected a URL, a connection string "
                 f"or a Destination, got {type(value).__name__}"
             )
@@ -266,18 +263,23 @@ def _check_arguments(
         or isinstance(shutdown_timeout, bool)
         or not 0 <= shutdown_timeout < 3600
     ):
-        raise SettingError(
+        _refuse(
             f"instrument(shutdown_timeout={shutdown_timeout!r}): "
             "use a number of seconds between 0 and 3600"
         )
     if automation not in AUTOMATIONS:
-        raise SettingError(
-            f"instrument(automation={automation!r}): use 'tag', 'collapse' or 'drop'"
-        )
+        _refuse(f"instrument(automation={automation!r}): use 'tag', 'collapse' or 'drop'")
     if notice_url is not None and not isinstance(notice_url, str):
-        raise SettingError(f"instrument(notice_url={notice_url!r}): expected a URL")
+        _refuse(f"instrument(notice_url={notice_url!r}): expected a URL")
     if mode not in MODES:
-        raise SettingError(f"instrument(mode={mode!r}): use 'auto', 'cli', 'ci' or 'service'")
+        _refuse(f"instrument(mode={mode!r}): use 'auto', 'cli', 'ci' or 'service'")
+
+
+def _refuse(message: str) -> NoReturn:
+    """Raise ``SettingError`` (imported here: a valid call never needs the module)."""
+    from phonehome._core.errors import SettingError
+
+    raise SettingError(message) from None
 
 
 def _is_destination(value: object) -> bool:
@@ -368,4 +370,4 @@ def _interval(name: str, value: object) -> float | None:
     try:
         return interval(value)
     except ValueError as error:
-        raise SettingError(f"instrument({name}={value!r}): {error}") from None
+        _refuse(f"instrument({name}={value!r}): {error}")

@@ -11,7 +11,7 @@ import sys
 from collections.abc import Collection, Iterable, Mapping
 from typing import Any
 
-from phonehome._spool.records import Attributes, ExceptionInfo
+from phonehome._spool.records import Attributes, ExceptionInfo, exception_info
 
 _PRIMITIVE = frozenset((str, int, float, bool))
 
@@ -61,7 +61,7 @@ def describe(exc: BaseException) -> tuple[str | None, ExceptionInfo | None]:
     stack = relative_stack(
         "".join(traceback.format_exception(cls, exc, exc.__traceback__)), sys.path
     )
-    return name, ExceptionInfo(name, message, stack)
+    return name, exception_info(name, message, stack)
 
 
 def relative_stack(stack: str, roots: Iterable[str]) -> str:

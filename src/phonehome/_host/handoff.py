@@ -3,8 +3,9 @@
 Every batch of records goes through the schema (``phonehome._policy.enforce``) and is written
 as one spool segment. What the end of the block does depends on the mode:
 
-- ``cli``: start a detached sender (``phonehome._host.spawn``) unless one runs; wait for
-  nothing;
+- ``cli``: start a detached sender (:func:`spawn_sender`) unless one runs; wait for nothing:
+  the host takes the sender lock and hands its descriptor to the child, which runs
+  ``python -m phonehome._sender`` in a new session with its streams on ``/dev/null``;
 - ``ci``: deliver in this process within ``ci_budget``, because a detached process would be
   killed with the job;
 - ``service``: deliver what is left within ``shutdown_timeout`` (a service delivers from a
@@ -18,6 +19,8 @@ The host never imports the sender: in-process delivery and the debug display com
 
 from __future__ import annotations
 
+import os
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -27,6 +30,7 @@ from phonehome._core.diagnostics import warn
 from phonehome._core.environment import instrument_name
 from phonehome._policy.enforce import Enforcer
 from phonehome._spool import manifest
+from phonehome._spool.lock import try_lock
 from phonehome._spool.manifest import Manifest
 from phonehome._spool.records import Record, measure
 from phonehome._spool.segments import Spool
@@ -190,8 +194,6 @@ class Handoff:
         if self.hold or not self.has_destinations or not self.spool.names():
             return
         if self.mode == "cli":
-            from phonehome._host.spawn import spawn_sender
-
             spawn_sender(self.state_dir, self.settings.sender_lifetime)
         elif self.mode == "ci":
             self.deliver_now(self.settings.ci_budget)
@@ -201,3 +203,55 @@ class Handoff:
     def deliver_now(self, budget: float) -> bool:
         """Deliver in this process within ``budget`` seconds; ``False`` if another sender runs."""
         return self.courier.deliver(self.state_dir, budget)
+
+
+# -- the detached sender ---------------------------------------------------------------------
+_SENDER = (
+    "import sys; del sys.path[0]; import runpy; "
+    "runpy.run_module('phonehome._sender', run_name='__main__', alter_sys=True)"
+)
+"""How the sender starts: like ``-m phonehome._sender``, without the working directory on
+``sys.path`` (whatever ``.py`` files lie there are not ours to run)."""
+
+
+def spawn_sender(state_dir: Path, lifetime: float) -> bool:
+    """Start a detached sender unless one runs; it holds the lock we take here."""
+    fd = try_lock(state_dir)
+    if fd is None:
+        return False  # a sender is running; it looks for new segments before it exits
+    try:
+        package_root = str(Path(__file__).resolve().parents[2])
+        environ = dict(os.environ)
+        environ["PYTHONPATH"] = os.pathsep.join(
+            p for p in (package_root, environ.get("PYTHONPATH", "")) if p
+        )
+        argv = [sys.executable, "-c", _SENDER, str(state_dir), str(lifetime), str(fd)]
+        os.set_inheritable(fd, True)
+        if hasattr(os, "posix_spawn"):
+            devnull = os.devnull
+            os.posix_spawn(
+                sys.executable,
+                argv,
+                environ,
+                setsid=True,
+                file_actions=[
+                    (os.POSIX_SPAWN_OPEN, 0, devnull, os.O_RDONLY, 0),
+                    (os.POSIX_SPAWN_OPEN, 1, devnull, os.O_WRONLY, 0),
+                    (os.POSIX_SPAWN_OPEN, 2, devnull, os.O_WRONLY, 0),
+                ],
+            )
+        else:  # pragma: no cover - Windows
+            import subprocess
+
+            subprocess.Popen(
+                argv,
+                env=environ,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                creationflags=0x00000008 | 0x00000200,
+                close_fds=False,
+            )
+        return True
+    finally:
+        os.close(fd)  # the child keeps the lock through its inherited descriptor

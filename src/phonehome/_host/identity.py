@@ -1,13 +1,16 @@
-"""Anonymous identity: a random install id per product and a session id per run.
+"""Anonymous identity: who (a random install id per product, a session id per run) and where
+(the resource every signal carries: product, OS, architecture, Python).
 
-Never derived from the machine (no host name, user name, MAC or hardware id): the install id
-is random, minted only when consent is on, and kept in the state directory, as is the salt
-for hashed fields (never sent).
+Never derived from the machine (no host name, user name, IP address, MAC or hardware id):
+the install id is random, minted only when consent is on, and kept in the state directory,
+as is the salt for hashed fields (never sent).
 """
 
 from __future__ import annotations
 
 import os
+import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 from phonehome._core import state as statefiles
@@ -56,3 +59,68 @@ def _kept(path: Path) -> str:
     except OSError as error:
         statefiles.cannot_write(path.parent, error)
     return fresh
+
+
+# -- the resource ---------------------------------------------------------------------------
+_OS_TYPES = {"darwin": "darwin", "linux": "linux", "windows": "windows", "freebsd": "freebsd"}
+_ARCHS = {
+    "x86_64": "amd64",
+    "amd64": "amd64",
+    "aarch64": "arm64",
+    "arm64": "arm64",
+    "i386": "x86",
+    "i686": "x86",
+    "armv7l": "arm32",
+    "ppc64le": "ppc64",
+    "s390x": "s390x",
+}
+
+
+def resource(product: str, version: str, install_id: str, session_id: str) -> dict[str, str]:
+    """Resource attributes, following the OpenTelemetry semantic conventions."""
+    system, release, machine = _uname()
+    from phonehome._core import VERSION
+
+    return {
+        "service.name": product,
+        "service.version": version,
+        "os.type": _OS_TYPES.get(system, system or "unknown"),
+        "os.version": release,
+        "host.arch": _ARCHS.get(machine, machine or "unknown"),
+        "process.runtime.name": sys.implementation.name,
+        "process.runtime.version": "{}.{}.{}".format(*sys.version_info[:3]),
+        # device.id is the random install id: it also keeps exporters (Azure's ai.device.id,
+        # ai.cloud.roleInstance) from falling back to the host name.
+        "device.id": install_id,
+        "service.instance.id": session_id,
+        "session.id": session_id,
+        "telemetry.distro.name": "phonehome",
+        "telemetry.distro.version": VERSION,
+    }
+
+
+def _uname() -> tuple[str, str, str]:
+    """System, release and machine (``platform`` would cost a CLI a few milliseconds)."""
+    if hasattr(os, "uname"):
+        uname = os.uname()
+        return uname.sysname.lower(), uname.release, uname.machine.lower()
+    import platform
+
+    return platform.system().lower(), platform.release(), platform.machine().lower()
+
+
+def with_environment(attributes: dict[str, str], environ: Mapping[str, str]) -> dict[str, str]:
+    """Apply ``OTEL_RESOURCE_ATTRIBUTES`` and then ``OTEL_SERVICE_NAME``, as the SDK does."""
+    merged = dict(attributes)
+    raw = environ.get("OTEL_RESOURCE_ATTRIBUTES", "")
+    if raw:
+        from urllib.parse import unquote
+
+        for item in raw.split(","):
+            key, sep, value = item.partition("=")
+            if sep and key.strip():
+                merged[unquote(key.strip())] = unquote(value.strip())
+    service = environ.get("OTEL_SERVICE_NAME", "").strip()
+    if service:
+        merged["service.name"] = service
+    return merged

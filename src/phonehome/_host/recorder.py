@@ -16,8 +16,8 @@ from types import TracebackType
 from typing import Any, Literal
 
 from phonehome._core.diagnostics import record_error
-from phonehome._host import handles
 from phonehome._host.attributes import attribute, clean, describe, text
+from phonehome._host.telemetry import Counter, Gauge, Histogram, Span
 from phonehome._spool.records import (
     LOG,
     SPAN,
@@ -29,6 +29,7 @@ from phonehome._spool.records import (
     SpanRecord,
     measure,
     new,
+    span_event,
 )
 
 _MASK64 = (1 << 64) - 1
@@ -135,7 +136,7 @@ class Recorder:
         self.log(INFO, "INFO", name, values, name)
 
 
-class RecordingSpan(handles.Span):
+class RecordingSpan(Span):
     """A span being recorded; a context manager that makes it current for its body."""
 
     __slots__ = (
@@ -243,7 +244,7 @@ class RecordingSpan(handles.Span):
 
     def add_event(self, name: str, attributes: Mapping[str, Any] | None = None) -> None:
         try:
-            event = SpanEvent(text(name), self._recorder.clock(), clean(attributes))
+            event = span_event(text(name), self._recorder.clock(), clean(attributes))
         except Exception as error:
             record_error("add_event", error)
             return
@@ -281,7 +282,7 @@ class Instrument:
             record_error(f"{self.kind} {self.name}", error)
 
 
-class RecordingCounter(handles.Counter):
+class RecordingCounter(Counter):
     __slots__ = ("_instrument",)
 
     def __init__(self, instrument: Instrument) -> None:
@@ -291,7 +292,7 @@ class RecordingCounter(handles.Counter):
         self._instrument.measure(amount, attributes)
 
 
-class RecordingHistogram(handles.Histogram):
+class RecordingHistogram(Histogram):
     __slots__ = ("_instrument",)
 
     def __init__(self, instrument: Instrument) -> None:
@@ -301,7 +302,7 @@ class RecordingHistogram(handles.Histogram):
         self._instrument.measure(amount, attributes)
 
 
-class RecordingGauge(handles.Gauge):
+class RecordingGauge(Gauge):
     __slots__ = ("_instrument",)
 
     def __init__(self, instrument: Instrument) -> None:

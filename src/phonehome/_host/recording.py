@@ -1,21 +1,28 @@
-"""What a block with consent on holds: the recorder, the hand-off, live consent, the logging
-bridge, usage collectors, system metrics and, once it is one, the service thread.
+"""A block with consent on: how it starts, and what it holds while it runs.
 
-``Telemetry`` (the integrator's handle) delegates here; while consent is off it has no
-``Recording`` and this module is never imported.
+:func:`start` assembles it in order: schema, destinations, identity and resource, the
+notice, the hand-off, then the :class:`Recording`, which holds the recorder, the hand-off,
+live consent, the logging bridge, usage collectors, system metrics and, once it is one, the
+service thread. ``Telemetry`` (the integrator's handle) delegates here; while consent is off
+it has no ``Recording`` and this module is never imported.
 """
 
 from __future__ import annotations
 
+import os
 import time
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
+from pathlib import Path
+from time import monotonic
 from typing import Any
 
-from phonehome._core.consent import Decision, LiveConsent
-from phonehome._core.diagnostics import record_error, warn
+from phonehome._core import destinations as destinations_
+from phonehome._core.consent import Decision, LiveConsent, Resolver, level
+from phonehome._core.diagnostics import record_error, strict_schema, warn
 from phonehome._core.environment import instrument_name
+from phonehome._core.errors import SchemaError
 from phonehome._core.settings import PROMOTE_AFTER, Settings
-from phonehome._host import handles
+from phonehome._host import identity, notice
 from phonehome._host.attributes import clean, command_attributes, describe, text
 from phonehome._host.handoff import Handoff
 from phonehome._host.recorder import (
@@ -27,9 +34,15 @@ from phonehome._host.recorder import (
     RecordingHistogram,
     RecordingSpan,
 )
+from phonehome._host.telemetry import NOOP_SPAN, Counter, Gauge, Histogram, Span, Telemetry
 from phonehome._host.usage import Collector, Usage
-from phonehome._policy.enforce import CRASH_EVENT
+from phonehome._policy.enforce import CRASH_EVENT, Enforcer
+from phonehome._policy.schema import Schema
 from phonehome._spool.records import Record
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from phonehome._host.handoff import Courier
 
 MAX_BUFFERED = 2000
 """Records held in memory before they are written to the spool as one segment."""
@@ -64,12 +77,21 @@ class Recording:
 
             self._bridge = LogBridge(self.recorder, logging.WARNING)
 
+    @property
+    def describe(self) -> tuple[str, ...]:
+        """The destinations, one line each, credentials masked."""
+        return self.handoff.describe
+
+    @property
+    def mode(self) -> str:
+        return self.handoff.mode
+
     # -- recording -------------------------------------------------------------------------
     def command(
         self, name: str, params: Mapping[str, Any] | None, collect: Collection[str]
-    ) -> handles.Span:
+    ) -> Span:
         try:
-            if time.monotonic() > self._promote_at:
+            if monotonic() > self._promote_at:
                 self.promote()
             if type(name) is not str:
                 name = text(name)
@@ -78,14 +100,14 @@ class Recording:
             return RecordingSpan(self.recorder, name, attributes, True)
         except Exception as error:
             record_error("command", error)
-            return handles.NOOP_SPAN
+            return NOOP_SPAN
 
-    def span(self, name: str, attributes: Mapping[str, Any] | None) -> handles.Span:
+    def span(self, name: str, attributes: Mapping[str, Any] | None) -> Span:
         try:
             return RecordingSpan(self.recorder, text(name), clean(attributes), False)
         except Exception as error:
             record_error("span", error)
-            return handles.NOOP_SPAN
+            return NOOP_SPAN
 
     def event(self, name: str, attributes: Mapping[str, Any] | None) -> None:
         self.recorder.event(text(name), attributes)
@@ -95,13 +117,13 @@ class Recording:
             self.recorder, kind, instrument_name(text(name)), text(unit), text(description)
         )
 
-    def counter(self, name: str, unit: str, description: str) -> handles.Counter:
+    def counter(self, name: str, unit: str, description: str) -> Counter:
         return RecordingCounter(self.instrument("counter", name, unit, description))
 
-    def histogram(self, name: str, unit: str, description: str) -> handles.Histogram:
+    def histogram(self, name: str, unit: str, description: str) -> Histogram:
         return RecordingHistogram(self.instrument("histogram", name, unit, description))
 
-    def gauge(self, name: str, unit: str, description: str) -> handles.Gauge:
+    def gauge(self, name: str, unit: str, description: str) -> Gauge:
         return RecordingGauge(self.instrument("gauge", name, unit, description))
 
     def traceparent(self) -> str | None:
@@ -210,3 +232,83 @@ class Recording:
         if self._bridge is not None:
             self._bridge.close()
             self._bridge = None
+
+
+# -- starting ---------------------------------------------------------------------------------
+def start(
+    settings: Settings, resolver: Resolver, decision: Decision, courier: Courier
+) -> Telemetry:
+    """The ``Telemetry`` of a block with consent on (off again if the schema is unusable)."""
+    try:
+        schema = load_schema(settings.schema)
+    except (OSError, ValueError) as error:
+        warn(f"instrument(schema=...): {error}; telemetry is off")
+        return Telemetry(resolver, Decision(False, "invalid", f"bad schema: {error}"))
+    for problem in settings.problems:
+        warn(problem)
+    state_dir = resolver.state_dir
+    destinations = destinations_.resolve(settings.vendor, settings.user)
+    if settings.vendor_optout:
+        destinations = [(role, d) for role, d in destinations if role != "vendor"]
+    session = identity.session_id()
+    enforcer = Enforcer(
+        schema,
+        _salt(settings, state_dir),
+        strict=strict_schema(),
+        level=level(os.environ, settings.prefix),
+        report_fields=bool(settings.schema_check),
+    )
+    hold = False
+    if not settings.schema_check and not settings.debug and destinations:
+        text = notice.text(settings.product, settings.prefix, schema.summary(), settings.notice_url)
+        hold = notice.check(state_dir, settings.nologo, schema.fingerprint(), text, session)
+    handoff = Handoff(
+        settings=settings,
+        state_dir=state_dir,
+        destinations=destinations,
+        resource=_resource(settings, state_dir, session),
+        enforcer=enforcer,
+        courier=courier,
+        hold=hold,
+    )
+    recording = Recording(settings, LiveConsent(resolver, decision), handoff)
+    if settings.detected is None and handoff.has_destinations:
+        from phonehome._host.usage import lifecycle
+
+        event = lifecycle(state_dir, settings.product, settings.version)
+        if event is not None:
+            recording.event(*event)
+    return Telemetry(resolver, decision, recording)
+
+
+def _resource(settings: Settings, state_dir: Path, session: str) -> dict[str, str]:
+    """The run's resource: who and where, anonymously, then the user's resource variables."""
+    who = settings.detected
+    attributes = identity.resource(
+        settings.product,
+        settings.version,
+        identity.install_id(state_dir, who, settings.automation),
+        session,
+    )
+    if who is not None and settings.automation == "tag":
+        attributes["phonehome.automation"] = who
+    return identity.with_environment(attributes, os.environ)
+
+
+def _salt(settings: Settings, state_dir: Path) -> Callable[[], bytes]:
+    """The salt of hashed fields, read on first use; in an ephemeral environment nothing is
+    kept, so hashes do not join across runs."""
+    if settings.ephemeral:
+        ephemeral = os.urandom(16)
+        return lambda: ephemeral
+    return lambda: identity.salt(state_dir)
+
+
+def load_schema(value: object) -> Schema:
+    if value is None:
+        return Schema()
+    if isinstance(value, Schema):
+        return value
+    if isinstance(value, str | os.PathLike):
+        return Schema.from_toml(Path(value))
+    raise SchemaError(f"expected a Schema or the path of a TOML file, got {type(value).__name__}")

@@ -1,26 +1,112 @@
-"""The integrator's handle: what ``phonehome.instrument()`` returns.
+"""The integrator's handle: what ``phonehome.instrument()`` returns, and what it returns.
 
-With consent off it holds no recording, and every method is a no-op on shared objects: no
-file, thread, socket or OpenTelemetry import. With consent on it delegates to a
-``Recording`` (``phonehome._host.recording``), which this module never imports itself.
+``Telemetry`` and the typed objects its methods return (``Span``, ``Counter``, ``Histogram``,
+``Gauge``). With consent off it holds no recording, and every method is a no-op on shared
+objects (the base classes here record nothing): no file, thread, socket or OpenTelemetry
+import. With consent on it delegates to a ``Recording`` (``phonehome._host.recording``),
+whose recording spans and instruments subclass these; this module never imports it.
 """
 
 from __future__ import annotations
 
 from phonehome._core.consent import Decision
 from phonehome._core.diagnostics import record_error, warn
-from phonehome._host import handles
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable, Collection, Mapping
     from types import TracebackType
-    from typing import Any, TypeVar
+    from typing import Any, Protocol, TypeVar
 
-    from phonehome._core.consent import Resolver
-    from phonehome._host.recording import Recording
+    from phonehome._core.consent import LiveConsent, Resolver
+
+    class Recording(Protocol):
+        """What the handle needs of a block's recording (``phonehome._host.recording``,
+        which this module does not import: the handle is on the consent-off path)."""
+
+        consent: LiveConsent
+
+        @property
+        def describe(self) -> tuple[str, ...]: ...
+        @property
+        def mode(self) -> str: ...
+        def command(
+            self, name: str, params: Mapping[str, Any] | None, collect: Collection[str]
+        ) -> Span: ...
+        def span(self, name: str, attributes: Mapping[str, Any] | None) -> Span: ...
+        def event(self, name: str, attributes: Mapping[str, Any] | None) -> None: ...
+        def counter(self, name: str, unit: str, description: str) -> Counter: ...
+        def histogram(self, name: str, unit: str, description: str) -> Histogram: ...
+        def gauge(self, name: str, unit: str, description: str) -> Gauge: ...
+        def traceparent(self) -> str | None: ...
+        def register(self, name: str, function: F, every: float) -> None: ...
+        def flush(self, timeout: float) -> bool: ...
+        def crash(self, exc: BaseException) -> None: ...
+        def revoke(self, decision: Decision) -> None: ...
+        def close(self) -> None: ...
 
     F = TypeVar("F", bound=Callable[[], Mapping[str, Any]])
+
+
+class Span:
+    """A command or a span: a context manager that makes it current for its body."""
+
+    __slots__ = ()
+
+    @property
+    def traceparent(self) -> str | None:
+        """The W3C ``traceparent`` of this span (``None`` while telemetry is off)."""
+        return None
+
+    def set_attribute(self, key: str, value: Any) -> None:
+        """Add an attribute (sent only if the schema declares it)."""
+
+    def add_event(self, name: str, attributes: Mapping[str, Any] | None = None) -> None:
+        """A point-in-time event inside the span (an OpenTelemetry span event)."""
+
+    def __enter__(self) -> Span:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool | None:
+        return None
+
+
+class Counter:
+    """A custom counter."""
+
+    __slots__ = ()
+
+    def add(self, amount: float, attributes: Mapping[str, Any] | None = None) -> None:
+        """Add ``amount`` (attributes as the schema declares them)."""
+
+
+class Histogram:
+    """A custom histogram."""
+
+    __slots__ = ()
+
+    def record(self, amount: float, attributes: Mapping[str, Any] | None = None) -> None:
+        """Record one value."""
+
+
+class Gauge:
+    """A custom gauge."""
+
+    __slots__ = ()
+
+    def set(self, amount: float, attributes: Mapping[str, Any] | None = None) -> None:
+        """Set the current value."""
+
+
+NOOP_SPAN = Span()
+NOOP_COUNTER = Counter()
+NOOP_HISTOGRAM = Histogram()
+NOOP_GAUGE = Gauge()
 
 
 class Telemetry:
@@ -62,14 +148,14 @@ class Telemetry:
     def destinations(self) -> tuple[str, ...]:
         """The destinations data goes to, credentials masked."""
         recording = self._recorded
-        return recording.handoff.describe if recording is not None else ()
+        return recording.describe if recording is not None else ()
 
     @property
     def mode(self) -> str:
         """How records are handed over: ``cli``, ``ci``, ``service``, ``debug``, ``check``,
         or ``off``."""
         recording = self._recorded
-        return recording.handoff.mode if recording is not None else "off"
+        return recording.mode if recording is not None else "off"
 
     def enable(self) -> None:
         """Store the user's "yes"; it takes effect from the next run."""
@@ -114,7 +200,7 @@ class Telemetry:
     # -- recording -------------------------------------------------------------------------
     def command(
         self, name: str, params: Mapping[str, Any] | None = None, collect: Collection[str] = ()
-    ) -> handles.Span:
+    ) -> Span:
         """A context manager around one command of the program.
 
         Records a span named ``name`` (duration, status, ``error.type`` and an exception
@@ -124,14 +210,14 @@ class Telemetry:
         """
         recording = self._recording
         if recording is None:
-            return handles.NOOP_SPAN
+            return NOOP_SPAN
         return recording.command(name, params, collect)
 
-    def span(self, name: str, attributes: Mapping[str, Any] | None = None) -> handles.Span:
+    def span(self, name: str, attributes: Mapping[str, Any] | None = None) -> Span:
         """A nested span, for traces inside a command."""
         recording = self._recording
         if recording is None:
-            return handles.NOOP_SPAN
+            return NOOP_SPAN
         return recording.span(name, attributes)
 
     def event(self, name: str, attributes: Mapping[str, Any] | None = None) -> None:
@@ -144,38 +230,38 @@ class Telemetry:
         except Exception as error:
             record_error("event", error)
 
-    def counter(self, name: str, unit: str = "", description: str = "") -> handles.Counter:
+    def counter(self, name: str, unit: str = "", description: str = "") -> Counter:
         """A custom counter: ``.add(amount, attributes)``."""
         recording = self._recording
         if recording is None:
-            return handles.NOOP_COUNTER
+            return NOOP_COUNTER
         try:
             return recording.counter(name, unit, description)
         except Exception as error:
             record_error("counter", error)
-            return handles.NOOP_COUNTER
+            return NOOP_COUNTER
 
-    def histogram(self, name: str, unit: str = "", description: str = "") -> handles.Histogram:
+    def histogram(self, name: str, unit: str = "", description: str = "") -> Histogram:
         """A custom histogram: ``.record(value, attributes)``."""
         recording = self._recording
         if recording is None:
-            return handles.NOOP_HISTOGRAM
+            return NOOP_HISTOGRAM
         try:
             return recording.histogram(name, unit, description)
         except Exception as error:
             record_error("histogram", error)
-            return handles.NOOP_HISTOGRAM
+            return NOOP_HISTOGRAM
 
-    def gauge(self, name: str, unit: str = "", description: str = "") -> handles.Gauge:
+    def gauge(self, name: str, unit: str = "", description: str = "") -> Gauge:
         """A custom gauge: ``.set(value, attributes)``."""
         recording = self._recording
         if recording is None:
-            return handles.NOOP_GAUGE
+            return NOOP_GAUGE
         try:
             return recording.gauge(name, unit, description)
         except Exception as error:
             record_error("gauge", error)
-            return handles.NOOP_GAUGE
+            return NOOP_GAUGE
 
     def traceparent(self) -> str | None:
         """The W3C ``traceparent`` of the current span, to pass to a downstream service."""

@@ -20,6 +20,7 @@ from phonehome._spool.records import (
     SpanRecord,
     log_with,
     measure_with,
+    span_event,
     span_with,
 )
 
@@ -136,8 +137,10 @@ class Enforcer:
         events = record.events
         if events:
             events = [
-                event._replace(
-                    attributes=self._declared(event.attributes, None, f"span event {event.name!r}")
+                span_event(
+                    event.name,
+                    event.time_ns,
+                    self._declared(event.attributes, None, f"span event {event.name!r}"),
                 )
                 for event in events
             ]

@@ -30,7 +30,13 @@ from opentelemetry.sdk.trace.id_generator import IdGenerator
 from opentelemetry.trace import NonRecordingSpan, SpanContext, Status, StatusCode, TraceFlags
 
 from phonehome._policy.scrub import Scrubber
-from phonehome._spool.records import ExceptionInfo, LogRecord, MeasureRecord, SpanRecord
+from phonehome._spool.records import (
+    ExceptionInfo,
+    LogRecord,
+    MeasureRecord,
+    SpanRecord,
+    exception_info,
+)
 from phonehome._spool.segments import Segment
 from phonehome.otel import DELTA, Consent, ConsentLogProcessor, ConsentSampler
 
@@ -199,7 +205,7 @@ class _Replay:
         attributes = scrub.attributes(record.attributes, self.exempt)
         exception = record.exception
         if exception:
-            exception = ExceptionInfo(
+            exception = exception_info(
                 exception.type, scrub(exception.message), scrub(exception.stacktrace)
             )
         span = self.tracer.start_span(
@@ -234,7 +240,7 @@ class _Replay:
         attributes = scrub.attributes(record.attributes, self.exempt)
         exception = record.exception
         if exception:
-            exception = ExceptionInfo(
+            exception = exception_info(
                 exception.type, scrub(exception.message), scrub(exception.stacktrace)
             )
         self.logger.emit(

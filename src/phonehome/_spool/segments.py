@@ -20,8 +20,11 @@ from pathlib import Path
 from typing import Any
 
 from phonehome._core.settings import DEFAULT_SPOOL_MAX_AGE, DEFAULT_SPOOL_MAX_BYTES
-from phonehome._spool.progress import Progress, files
 from phonehome._spool.records import Record, from_wire, to_wire
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from phonehome._spool.progress import Progress
 
 FORMAT = "phonehome-spool"
 VERSION = 1
@@ -64,7 +67,16 @@ class Spool:
         self.directory = directory
         self.max_bytes = max_bytes
         self.max_age = max_age
-        self.progress = Progress(directory / "progress")
+        self._progress: Progress | None = None
+
+    @property
+    def progress(self) -> Progress:
+        """Each destination's progress (the sender's concern: a host never loads it)."""
+        if self._progress is None:
+            from phonehome._spool.progress import Progress
+
+            self._progress = Progress(self.directory / "progress")
+        return self._progress
 
     # -- writing (in the host) -------------------------------------------------------------
     def append(self, header: dict[str, Any], records: Iterable[Record]) -> Path:
@@ -163,6 +175,8 @@ class Spool:
     def _remove_abandoned(self, now: float) -> None:
         """Delete the temporary files of hosts killed while writing a segment (a host that
         lives writes one within milliseconds; these are older than ``ABANDONED`` seconds)."""
+        from phonehome._spool.progress import files
+
         for path in files(self.directory):
             if path.name.startswith(".") and path.name.endswith(".tmp"):
                 with contextlib.suppress(OSError):
