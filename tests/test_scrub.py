@@ -11,10 +11,16 @@ from hypothesis import strategies as st
 import phonehome
 from phonehome import Schema, field
 from phonehome._host.attributes import relative_stack
-from phonehome._policy.scrub import Scrubber
+from phonehome._policy.scrub import MAX_TEXT, Scrubber
 from phonehome.testing import OTLPReceiver
 
 HOME, USER = "/home/alice", "alice"
+
+
+def _fullwidth(text: str) -> str:
+    """``text`` in full-width forms (U+FF01..U+FF5E), as some keyboards and pastes give it."""
+    return "".join(chr(ord(c) + 0xFEE0) if "!" <= c <= "~" else c for c in text)
+
 
 # (text containing it, the secret part that must not survive, the marker that replaces it)
 CORPUS = [
@@ -56,6 +62,39 @@ CORPUS = [
     ('config {"api_key": "k-9876543210"}', "k-9876543210", "<redacted>"),
     ("card 4111 1111 1111 1111 charged", "4111 1111 1111 1111", "<card>"),
     ("Authorization: Bearer abc.def-ghi_jkl123", "abc.def-ghi_jkl123", "Bearer <redacted>"),
+    # normalised before matching: percent-encoded, full-width, case
+    ("mail alice.smith%40example.com now", "alice.smith", "<email>"),
+    ("open %2Fhome%2Falice%2Fnotes.txt", "alice", "~/notes.txt"),
+    (_fullwidth("alice.smith@example.com"), _fullwidth("smith"), "<email>"),
+    # addresses next to punctuation
+    ("reached 10.20.30.40.", "10.20.30.40", "<ip>."),
+    ("peer:10.20.30.40 up", "10.20.30.40", "peer:<ip>"),
+    ("addr:fe80::1ff:fe23:4567:890a", "fe80::1ff:fe23:4567:890a", "addr:<ip>"),
+    # secret-bearing keys in any case, inside longer names, in JSON
+    ("export DB_PASSWORD=Tr0ub4dor", "Tr0ub4dor", "DB_PASSWORD=<redacted>"),
+    ("api_token=tok-12345 next", "tok-12345", "api_token=<redacted>"),
+    ('{"access_token": "ya29.a0AfH6SM"}', "ya29.a0AfH6SM", '"access_token": "<redacted>"'),
+    ("SecretAccessKey=wJalrXUtnFEMIK7MDENG", "wJalrXUtnFEMIK7MDENG", "SecretAccessKey=<redacted>"),
+    ("db_password = 'two words'", "two words", '"<redacted>"'),
+    # signatures in query strings, an empty user in a URL, PGP keys
+    (
+        "https://b.s3.amazonaws.com/o?X-Amz-Signature=f00dfeed&X-Amz-Date=1",
+        "f00dfeed",
+        "<redacted>",
+    ),
+    ("postgres://:s3cretpw@db.internal:5432/app", "s3cretpw", "<credentials>@"),
+    (
+        "-----BEGIN PGP PRIVATE KEY BLOCK-----\nlQOYBF0\n-----END PGP PRIVATE KEY BLOCK-----",
+        "lQOYBF0",
+        "<private-key>",
+    ),
+    # more kinds
+    ("ssn 123-45-6789 on file", "123-45-6789", "<ssn>"),
+    ("iban DE89 3704 0044 0532 0130 00 paid", "3704 0044 0532", "<iban>"),
+    ("call +1 (555) 123-4567 today", "123-4567", "<phone>"),
+    ("nic 00:1A:2B:3C:4D:5E up", "00:1A:2B:3C:4D:5E", "<mac>"),
+    ("from /home/bob/work/a.txt", "bob", "/home/<user>/work"),
+    ("key sk-ant-api03-abcdefghijklmnopqrstuv", "abcdefghijklmnopqrstuv", "<token>"),
 ]
 
 
@@ -75,6 +114,11 @@ def test_each_kind_is_scrubbed(text: str, secret: str, marker: str) -> None:
         "4111 1111 1111 1112",
         "the alicesmith account",
         "ratio 3.14",
+        "author: Bob",
+        "design=flat signal=TERM",
+        "built 2026-11-29 12:34:56 in 1.2.3-4",
+        "b67f5089869dca46eb820d349bffa94c821b13bd6f8dd59ad664abeba98ba140",
+        "democli.command.duration",
     ],
 )
 def test_ordinary_text_is_left_alone(text: str) -> None:
@@ -155,7 +199,20 @@ def test_no_personal_data_reaches_the_wire_from_any_position(
 
 
 def test_long_texts_are_cut_so_the_work_per_value_is_bounded() -> None:
-    from phonehome._policy.scrub import MAX_TEXT
+    scrubbed = Scrubber(home=HOME, user=USER)("x " * 1_000_000 + " alice@example.com")
+    assert len(scrubbed) <= MAX_TEXT + 1 and scrubbed.endswith("x…")
 
-    scrubbed = Scrubber(home=HOME, user=USER)("x" * 1_000_000 + " alice@example.com")
-    assert scrubbed == "x" * MAX_TEXT + "…"
+
+@pytest.mark.parametrize("secret", ["alice.smith@example.com", "ghp_" + "a" * 36, "10.20.30.40"])
+@pytest.mark.parametrize("shift", range(-30, 4, 3))
+def test_a_cut_never_leaves_a_fragment_of_what_it_would_have_scrubbed(
+    secret: str, shift: int
+) -> None:
+    """Scrubbed whole first, then cut at a token boundary: wherever the limit falls inside
+    the secret, no piece of it of 4 characters or more is left."""
+    text = "y" * (MAX_TEXT + shift - 1) + " " + secret + " tail"
+    scrubbed = Scrubber(home=HOME, user=USER)(text)
+    assert len(scrubbed) <= MAX_TEXT + 1
+    fragments = {secret[i : i + 4] for i in range(len(secret) - 3)} - {"yyyy"}
+    tail = scrubbed[MAX_TEXT - 60 :]
+    assert not [f for f in fragments if f in tail]

@@ -1,12 +1,27 @@
-"""Scrubbing: personal data and secrets out of every text value, on every signal.
+"""Scrubbing: personal data and secrets out of every text that leaves, on every signal.
 
-Runs in the sender, before the SDK sees a record: span names, attribute values, log
-bodies, exception messages and stack traces, span events. The home directory and user name
-in paths become ``~`` and ``<user>``; e-mail and IP addresses, credentials in URLs, secrets
-in query strings, tokens and keys (JWTs, GitHub, Slack, Google, AWS, Azure connection
-strings and SAS signatures, ``password=``-style pairs, private keys) and card-like numbers
-are replaced by a ``<kind>`` marker. Fields declared with ``scrub=False`` (and a reason) are
-the only exemption.
+Runs in the sender, before the SDK sees a record, on every text: span, event, metric and
+instrument names, attribute keys and values, log bodies, exception types, messages and stack
+traces. The text is first normalised the way an attacker would obfuscate it: percent-decoded
+(also twice-encoded), NFKC-folded (full-width and other compatibility forms become ASCII),
+zero-width characters removed; matching ignores case. Then:
+
+- the home directory and any ``/home/<name>``, ``/Users/<name>``, ``C:\\Users\\<name>``
+  become ``~`` and ``<user>``; the user's login name and the machine's host name become
+  ``<user>`` and ``<host>``;
+- e-mail, IPv4, IPv6 and MAC addresses, phone numbers, card-like numbers (Luhn), IBANs and
+  US social security numbers become ``<email>``, ``<ip>``, ``<mac>``, ``<phone>``, ``<card>``,
+  ``<iban>``, ``<ssn>``;
+- credentials in URLs (``scheme://user:secret@``, ``scheme://:secret@``), the values of
+  secret-bearing keys in any case or inside longer names (``DB_PASSWORD=``, ``api_token:``,
+  JSON ``"access_token": "..."``, ``SecretAccessKey=``, query strings' ``sig=`` and
+  ``X-Amz-Signature=``), bearer and basic credentials, JWTs, private key blocks (PEM, PGP),
+  and the token formats of GitHub, GitLab, Slack, Google, AWS, Azure, Stripe, OpenAI,
+  Anthropic, npm and PyPI become ``<redacted>``, ``<token>``, ``<jwt>``, ``<private-key>``.
+
+The whole text (up to ``MAX_INPUT``) is scrubbed first, then cut to ``MAX_TEXT`` at a token
+boundary, so a cut never leaves a fragment of something the scrubber would have recognised.
+Fields declared with ``scrub=False`` (and a reason) are the only exemption.
 """
 
 from __future__ import annotations
@@ -19,62 +34,84 @@ from typing import Any
 _REDACTED = "<redacted>"
 _CACHE_SIZE = 4096
 MAX_TEXT = 8192
-"""Longer texts are cut (with "…") before scrubbing: telemetry needs no more, and the
-scrubber's work per value stays bounded."""
+"""Longer texts are cut (with "…") after scrubbing: telemetry needs no more."""
+MAX_INPUT = 65536
+"""What is scrubbed at most of one text, so the work per value stays bounded; nothing past
+``MAX_TEXT`` is ever sent."""
+
+_ZERO_WIDTH = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff\u00ad"))
+
+_SECRET_WORD = (
+    r"(?:pass(?:word|wd|phrase)|secret|token|api[_-]?key|apikey|access[_-]?key"
+    r"|private[_-]?key|credentials?|session[_-]?(?:id|key|token)|cookie|signature"
+    r"|(?<![a-z])auth(?:orization)?(?![a-z])|client[_-]?secret|conn(?:ection)?[_-]?str(?:ing)?"
+    r"|account[_-]?key|shared[_-]?access[_-]?key|(?<![a-z])(?:sig|sas|otp|pin|pwd)(?![a-z]))"
+)
+"""A word that marks a key as holding a secret, anywhere inside the key's name."""
+_KEY = rf"[\w.-]*?{_SECRET_WORD}[\w.-]*"
 
 # (name, pattern, replacement): order matters (specific before general).
 _RULES: tuple[tuple[str, str, str], ...] = (
     (
         "private key",
-        r"-----BEGIN [A-Z ]*PRIVATE KEY-----.*?(?:-----END [A-Z ]*PRIVATE KEY-----|$)",
+        r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY[A-Z ]*-----.*?"
+        r"(?:-----END [A-Z0-9 ]*PRIVATE KEY[A-Z ]*-----|\Z)",
         "<private-key>",
     ),
-    ("jwt", r"\beyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*", "<jwt>"),
-    ("github token", r"\b(?:gh[pousr]_[A-Za-z0-9]{20,}|github_pat_[A-Za-z0-9_]{20,})", "<token>"),
-    ("slack token", r"\bxox[abposr]-[A-Za-z0-9-]{10,}", "<token>"),
-    ("google key", r"\bAIza[0-9A-Za-z_-]{30,}", "<token>"),
-    ("aws key id", r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b", "<token>"),
+    ("jwt", r"\beyJ[\w-]{5,}\.[\w-]{5,}\.[\w-]*", "<jwt>"),
     (
-        "url credentials",
-        r"(?i)\b([a-z][a-z0-9+.-]*://)[^/\s:@]+(?::[^/\s@]*)?@",
-        r"\1<credentials>@",
+        "token formats",
+        r"\b(?:gh[pousr]_[A-Za-z0-9]{20,}|github_pat_\w{20,}|glpat-[\w-]{20,}"
+        r"|xox[abposr]-[A-Za-z0-9-]{10,}|AIza[\w-]{30,}|(?:AKIA|ASIA)[0-9A-Z]{16}"
+        r"|[sr]k_(?:live|test)_[A-Za-z0-9]{16,}|sk-(?:ant-|proj-)?[\w-]{20,}"
+        r"|npm_[A-Za-z0-9]{30,}|pypi-[\w-]{40,})",
+        "<token>",
     ),
-    (
-        "azure key",
-        r"(?i)\b(AccountKey|SharedAccessKey|SharedAccessSignature|InstrumentationKey"
-        r"|ClientSecret)=[^;\s\"']+",
-        r"\1=" + _REDACTED,
-    ),
+    ("url credentials", r"\b([a-z][a-z0-9+.-]*://)[^/\s:@]*(?::[^/\s@]*)?@", r"\1<credentials>@"),
+    ("bearer", r"\b(bearer|basic|token|digest)\s+[\w.~+/=-]{8,}", r"\1 " + _REDACTED),
     (
         "query secret",
-        r"(?i)([?&;](?:sig|signature|token|access_token|id_token|refresh_token|code"
-        r"|key|api_key|apikey|password|secret|client_secret|auth)=)[^&\s#\"']+",
+        rf"([?&;#](?:{_KEY}|code|key|state)=)[^&\s#\"'<>]+",
         r"\1" + _REDACTED,
+    ),
+    (
+        "quoted secret",
+        rf"((?<![\w-]){_KEY}[\"']?\s*[:=]\s*)(\"(?:[^\"\\]|\\.)*\"|'(?:[^'\\]|\\.)*')",
+        r'\1"' + _REDACTED + '"',
     ),
     (
         "secret pair",
-        r"(?i)\b((?:aws_secret_access_key|password|passwd|pwd|secret|token|api[_-]?key"
-        r"|access[_-]?key|client[_-]?secret|auth[_-]?token)[\"']?\s*[=:]\s*[\"']?)"
-        r"[^\s\"'&;,]+",
+        rf"((?<![\w-]){_KEY}[\"']?\s*[:=]\s*)(?![\"'<]|(?:bearer|basic|token|digest)\s+<)"
+        r"[^\s\"'&;,)}\]]+",
         r"\1" + _REDACTED,
     ),
-    ("bearer", r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]{8,}", r"\1 " + _REDACTED),
-    ("email", r"[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9.-]{1,255}\.[A-Za-z]{2,24}", "<email>"),
+    ("email", r"[\w.%+-]{1,64}@[\w-]+(?:\.[\w-]+)*\.[^\W\d_]{2,24}", "<email>"),
+    ("mac", r"(?<![\w:-])(?:[0-9a-f]{2}[:-]){5}[0-9a-f]{2}(?![\w:-])", "<mac>"),
     (
         "ipv6",
-        r"(?<![\w:.])(?:(?:[0-9A-Fa-f]{1,4}:){7}[0-9A-Fa-f]{1,4}"
-        r"|(?:[0-9A-Fa-f]{1,4}:){1,6}:(?:[0-9A-Fa-f]{1,4}(?::[0-9A-Fa-f]{1,4})*)?"
-        r"|::(?:[0-9A-Fa-f]{1,4}:){0,5}[0-9A-Fa-f]{1,4})(?![\w:])",
+        r"(?<![\w.])(?:(?:[0-9a-f]{1,4}:){7}[0-9a-f]{1,4}"
+        r"|(?:[0-9a-f]{1,4}:){1,7}:(?:[0-9a-f]{1,4}(?::[0-9a-f]{1,4})*)?"
+        r"|::(?:[0-9a-f]{1,4}:){0,6}[0-9a-f]{1,4})(?![\w:]|\.\d)",
         "<ip>",
     ),
     (
         "ipv4",
         r"(?<![\w.])(?:(?:25[0-5]|2[0-4]\d|1?\d?\d)\.){3}(?:25[0-5]|2[0-4]\d|1?\d?\d)"
-        r"(?![\w.])",
+        r"(?!\w|\.\d)",
         "<ip>",
     ),
+    ("ssn", r"(?<![\d-])\d{3}-\d{2}-\d{4}(?![\d-])", "<ssn>"),
 )
-_CARD = r"(?<!\d)(?:\d[ -]?){12,18}\d(?!\d)"
+_IBAN = r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){3,7}(?: ?[A-Z0-9]{1,3})?\b"
+"""Case-sensitive, unlike the rules above: a lower-case word with digits is no IBAN."""
+_CARD = r"(?<![\w.])(?:\d[ -]?){12,18}\d(?![\w.])"
+_PHONE = (
+    r"(?<![\w+])(?:\+\d{1,3}[ .-]?\(?\d{1,4}\)?(?:[ .-]?\d{2,4}){2,4}"
+    r"|\(\d{3}\) ?\d{3}[.-]\d{4}|\d{3}[.-]\d{3}[.-]\d{4})(?!\w|[.-]\d)"
+)
+"""International numbers (with ``+``) and the North American forms; digits grouped by
+spaces alone are too common to be taken for a phone number."""
+_HOMES = r"(?:/home/|/Users/|/export/home/|[A-Za-z]:[\\/](?:Users|Documents and Settings)[\\/])"
 
 
 def _luhn(digits: str) -> bool:
@@ -90,24 +127,30 @@ def _luhn(digits: str) -> bool:
 class Scrubber:
     """Compiled once per sender; ``__call__`` scrubs one text."""
 
-    def __init__(self, home: str | None = None, user: str | None = None) -> None:
+    def __init__(
+        self, home: str | None = None, user: str | None = None, host: str | None = None
+    ) -> None:
         home = home if home is not None else os.path.expanduser("~")
         user = user if user is not None else _user_name()
+        host = host if host is not None else _host_name()
         rules: list[tuple[re.Pattern[str], str | Callable[[re.Match[str]], str]]] = []
         if home and home not in ("/", "~") and len(home) > 1:
             variants = {home, home.replace("\\", "/"), home.replace("/", "\\")}
             alternatives = "|".join(
                 re.escape(v.rstrip("/\\")) for v in sorted(variants, key=len, reverse=True)
             )
-            rules.append((re.compile(f"(?:{alternatives})(?=[/\\\\]|$|\\s|[\"':;,)])"), "~"))
-        rules += [
-            (re.compile(pattern, re.DOTALL), replacement) for _, pattern, replacement in _RULES
-        ]
+            rules.append((re.compile(f"(?i)(?:{alternatives})(?=[/\\\\]|$|\\s|[\"':;,)])"), "~"))
+        rules.append((re.compile(rf"(?i)({_HOMES})[^/\\\s\"':;,)]+"), r"\1<user>"))
+        flags = re.IGNORECASE | re.DOTALL
+        rules += [(re.compile(pattern, flags), replacement) for _, pattern, replacement in _RULES]
+        rules.append((re.compile(_IBAN), "<iban>"))
         rules.append((re.compile(_CARD), _card))
-        if user and len(user) >= 3:
-            rules.append(
-                (re.compile(rf"(?i)(?<![A-Za-z0-9]){re.escape(user)}(?![A-Za-z0-9])"), "<user>")
-            )
+        rules.append((re.compile(_PHONE), _phone))
+        for name, marker in sorted(((user, "<user>"), (host, "<host>")), key=lambda p: -len(p[0])):
+            if name and len(name) >= 3:
+                rules.append(
+                    (re.compile(rf"(?i)(?<![A-Za-z0-9]){re.escape(name)}(?![A-Za-z0-9])"), marker)
+                )
         self._rules = rules
         self._cache: dict[str, str] = {}
         """Telemetry repeats itself (command names, results, enum values): each distinct
@@ -117,14 +160,15 @@ class Scrubber:
         cached = self._cache.get(text)
         if cached is not None:
             return cached
-        original = text
-        if len(text) > MAX_TEXT:  # bounded work per value, whatever a program logs
-            text = text[:MAX_TEXT] + "…"
-        for pattern, replacement in self._rules:
-            text = pattern.sub(replacement, text)
+        scrubbed = _cut(self._scrub(normalize(text[:MAX_INPUT])))
         if len(self._cache) >= _CACHE_SIZE:
             self._cache.clear()
-        self._cache[original] = text
+        self._cache[text] = scrubbed
+        return scrubbed
+
+    def _scrub(self, text: str) -> str:
+        for pattern, replacement in self._rules:
+            text = pattern.sub(replacement, text)
         return text
 
     def value(self, value: Any) -> Any:
@@ -136,13 +180,64 @@ class Scrubber:
         return value
 
     def attributes(self, attributes: dict[str, Any], exempt: Iterable[str] = ()) -> dict[str, Any]:
-        skip = set(exempt)
-        return {k: (v if k in skip else self.value(v)) for k, v in attributes.items()}
+        """Keys and values scrubbed; the values of ``exempt`` keys sent as they are."""
+        skip = exempt if isinstance(exempt, set | frozenset) else set(exempt)
+        return {self(k): (v if k in skip else self.value(v)) for k, v in attributes.items()}
+
+
+def normalize(text: str) -> str:
+    """What the scrubber matches against: percent-decoded, NFKC-folded, no zero-width
+    characters. (Telemetry text is for people to read; nothing is lost by decoding it.)"""
+    if "%" in text:
+        from urllib.parse import unquote
+
+        for _ in range(3):  # twice-encoded text (%2540) is still an address
+            decoded = unquote(text, errors="strict") if _valid_escapes(text) else text
+            if decoded == text:
+                break
+            text = decoded
+    if not text.isascii():
+        import unicodedata
+
+        text = unicodedata.normalize("NFKC", text).translate(_ZERO_WIDTH)
+    return text
+
+
+def _valid_escapes(text: str) -> bool:
+    """Whether decoding ``text`` gives valid UTF-8 (else it is left as it is)."""
+    from urllib.parse import unquote_to_bytes
+
+    try:
+        unquote_to_bytes(text).decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+_BOUNDARY = re.compile(r"[\s,;()\[\]{}\"'<>|]")
+
+
+def _cut(text: str) -> str:
+    """``text`` cut to ``MAX_TEXT``, at a token boundary: a token cut in two is dropped."""
+    if len(text) <= MAX_TEXT:
+        return text
+    head = text[:MAX_TEXT]
+    if not _BOUNDARY.match(text[MAX_TEXT]):
+        last = max((m.start() for m in _BOUNDARY.finditer(head, MAX_TEXT - 512)), default=-1)
+        head = head[:last] if last >= 0 else head[: MAX_TEXT - 512]
+    return head.rstrip() + "…"
 
 
 def _card(match: re.Match[str]) -> str:
     digits = re.sub(r"\D", "", match.group(0))
     return "<card>" if 13 <= len(digits) <= 19 and _luhn(digits) else match.group(0)
+
+
+def _phone(match: re.Match[str]) -> str:
+    text = match.group(0)
+    digits = sum(c.isdigit() for c in text)
+    separated = text.startswith(("+", "(")) or any(c in text for c in " .-")
+    return "<phone>" if 9 <= digits <= 15 and separated else text
 
 
 def _user_name() -> str:
@@ -158,9 +253,11 @@ def _user_name() -> str:
         return ""
 
 
-def relative_stack(stack: str, roots: Iterable[str]) -> str:
-    """Stack trace paths made relative to the import roots they live under."""
-    for root in sorted({r for r in roots if r and len(r) > 1}, key=len, reverse=True):
-        prefix = root.rstrip("/\\")
-        stack = stack.replace(f'"{prefix}/', '"').replace(f'"{prefix}\\', '"')
-    return stack
+def _host_name() -> str:
+    try:
+        import socket
+
+        name = socket.gethostname()
+    except Exception:  # no host name to be had: nothing to scrub for it
+        return ""
+    return name if name not in ("localhost", "localhost.localdomain") else ""
