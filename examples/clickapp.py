@@ -14,7 +14,9 @@ import click
 from phonehome import Schema, field
 from phonehome.integrations import instrument_click
 
-SCHEMA = Schema(commands={"remote add": {"force": field("bool", "Overwrite an existing remote")}})
+SCHEMA = Schema(
+    commands={"remote add": {"force": field("bool", "Overwrite an existing remote", policy="raw")}}
+)
 
 
 @click.group()

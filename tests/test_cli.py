@@ -99,9 +99,11 @@ def test_preview_shows_what_waits_and_the_ledger_what_was_sent(tmp_path: Path) -
         DEMOCLI_TELEMETRY_MODE="ci",
     )
     waiting = phonehome("-p", "democli", "--state-dir", str(tmp_path), "preview")
-    assert "waiting to be sent: 2 record(s)" in waiting.stdout
+    # exactly what the vendor will get: the span, the install event, the command's metrics
+    assert "waiting to be sent: 4 record(s)" in waiting.stdout
     assert "log install (version=1.4.0, channel=unknown, event.name=install)" in waiting.stdout
     assert "span generate (command.name=generate" in waiting.stdout
+    assert "metric democli.command.executions (command.name=generate" in waiting.stdout
     assert "alice" not in waiting.stdout
     with OTLPReceiver() as vendor:
         democli(tmp_path, "version", DEMOCLI_VENDOR=vendor.url, DEMOCLI_TELEMETRY_MODE="ci")

@@ -20,8 +20,10 @@ from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 
 from phonehome import Schema, field
 from phonehome._host.attributes import command_attributes
+from phonehome._host.exceptions import Exceptions
 from phonehome._host.recorder import Ids, Recorder, RecordingSpan
 from phonehome._policy.enforce import Enforcer
+from phonehome._policy.exemptions import Exemptions
 from phonehome._policy.scrub import Scrubber
 from phonehome._sender.replay import map_segment
 from phonehome._spool.records import Record
@@ -59,14 +61,20 @@ def run(program: Any, schema: Schema = SCHEMA) -> tuple[dict[str, Any], Enforcer
     """``program(recorder)``'s records through enforcement, scrubbing and the SDK, encoded."""
     records: list[Record] = []
     ticks = clock()
-    recorder = Recorder(records.extend, 10_000, Ids(seed=1), lambda: next(ticks))
+    recorder = Recorder(
+        records.extend,
+        10_000,
+        Ids(seed=1),
+        lambda: next(ticks),
+        Exceptions(schema.exception_messages),
+    )
     program(recorder)
     recorder.drain()
     enforcer = Enforcer(schema, lambda: SALT)
     kept = [enforcer.apply(r) for r in records if enforcer.keep(r)]
     scrub = Scrubber(home="/home/alice", user="alice")
     mapped = map_segment(
-        Segment("test", HEADER, kept, 0), lambda: True, scrub, frozenset(enforcer.exempt())
+        Segment("test", HEADER, kept, 0), lambda: True, scrub, Exemptions.of(schema)
     )
     exported: dict[str, Any] = {}
     if mapped.spans:
@@ -179,12 +187,16 @@ def test_a_command_with_a_nested_span_leaves_as_the_schema_says() -> None:
     }
 
 
-def test_a_failed_command_carries_its_error_scrubbed() -> None:
-    def program(recorder: Recorder) -> None:
-        with pytest.raises(ValueError), command(recorder, "generate", {}):
-            raise ValueError("cannot read /home/alice/spec.yaml for alice@example.com")
+def failing(recorder: Recorder) -> None:
+    with pytest.raises(ValueError), command(recorder, "generate", {}):
+        try:
+            raise KeyError("the user typed: DROP TABLE users")
+        except KeyError:
+            raise ValueError("cannot read /home/alice/spec.yaml for alice@example.com") from None
 
-    exported, _ = run(program)
+
+def test_a_failed_command_carries_its_type_and_frames_not_its_message() -> None:
+    exported, _ = run(failing)
     (span,) = exported["spans"]
     assert _attributes(span["attributes"]) == {
         "command.name": "generate",
@@ -193,21 +205,38 @@ def test_a_failed_command_carries_its_error_scrubbed() -> None:
     }
     assert span["status"] == {"code": "STATUS_CODE_ERROR", "message": "ValueError"}
     (event,) = span["events"]
-    exception = _attributes(event["attributes"])
-    assert exception.pop("exception.stacktrace").endswith(
-        "ValueError: cannot read ~/spec.yaml for <email>\n"
-    )
-    assert (event["name"], event["timeUnixNano"], exception) == (
-        "exception",
-        str(START + STEP),
-        {
-            "exception.type": "ValueError",
-            "exception.message": "cannot read ~/spec.yaml for <email>",
-        },
-    )
+    assert (event["name"], event["timeUnixNano"]) == ("exception", str(START + STEP))
+    assert _attributes(event["attributes"]) == {
+        "exception.type": "ValueError",
+        "exception.stacktrace": (
+            "Traceback (most recent call last):\n"
+            f'  File "test_pipeline.py", line {failing.__code__.co_firstlineno + 5}, in failing\n'
+            "ValueError\n"
+        ),
+    }
     assert exported["metrics"]["democli.command.executions"] == [
         ({"command.name": "generate", "command.result": "failure", "error.type": "ValueError"}, "1")
     ]
+
+
+def test_with_messages_opted_in_they_are_sent_scrubbed_and_chained_ones_by_type() -> None:
+    schema = Schema(commands=SCHEMA.commands, exception_messages=True)
+
+    def chained(recorder: Recorder) -> None:
+        with pytest.raises(ValueError), command(recorder, "generate", {}):
+            try:
+                raise KeyError("alice@example.com")
+            except KeyError as error:
+                raise ValueError("cannot read /home/alice/spec.yaml") from error
+
+    exported, _ = run(chained, schema)
+    (event,) = exported["spans"][0]["events"]
+    attributes = _attributes(event["attributes"])
+    assert attributes["exception.message"] == "cannot read ~/spec.yaml"
+    stack = attributes["exception.stacktrace"]
+    assert stack.startswith("Traceback (most recent call last):\n")
+    assert "KeyError: '<email>'\n\nThe above exception was the direct cause" in stack
+    assert stack.endswith("ValueError: cannot read ~/spec.yaml\n")
 
 
 def test_events_keep_declared_fields_and_log_lines_keep_only_built_in_ones() -> None:

@@ -20,8 +20,7 @@ def run(receiver: OTLPReceiver, state_dir: Path, body, **kwargs) -> None:  # typ
         version="1.4.0",
         vendor=receiver.url,
         state_dir=state_dir,
-        schema=TEST_SCHEMA,
-        **kwargs,
+        **{"schema": TEST_SCHEMA, **kwargs},
     ) as telemetry:
         body(telemetry)
 
@@ -181,7 +180,9 @@ def test_host_logging_at_warning_and_above_becomes_log_records_in_the_current_sp
         lambda: len(app_logs(otlp_receiver)) >= 2 and otlp_receiver.spans
     )
     by_body = {r.body: r for r in app_logs(otlp_receiver)}
-    assert set(by_body) == {"disk almost full", "failed: reason"}
+    # the text the program's author wrote, not the values filled into it (they can hold
+    # what the user typed); Schema(exception_messages=True) sends whole messages
+    assert set(by_body) == {"disk almost full", "failed: %s"}
     assert by_body["disk almost full"].severity == "WARNING"
     assert by_body["disk almost full"].trace_id == otlp_receiver.spans[0].trace_id
     assert by_body["disk almost full"].attributes["logger.name"] == "democli.core"
@@ -210,16 +211,37 @@ def test_the_resource_describes_the_product_anonymously(
     assert not any(key.startswith(("host.name", "host.id", "user.")) for key in first)
 
 
-def test_otel_service_name_and_resource_attributes_are_honoured(
+def test_log_messages_are_sent_whole_when_the_schema_opts_in(
+    otlp_receiver: OTLPReceiver, state_dir: Path
+) -> None:
+    schema = phonehome.Schema(attributes=dict(TEST_SCHEMA.attributes), exception_messages=True)
+
+    def body(t: phonehome.Telemetry) -> None:
+        logging.getLogger("democli.core").error("failed: %s", "reason")
+
+    run(otlp_receiver, state_dir, body, schema=schema)
+    assert otlp_receiver.wait_until(lambda: app_logs(otlp_receiver))
+    assert [r.body for r in app_logs(otlp_receiver)] == ["failed: reason"]
+
+
+def test_resource_variables_reach_the_users_destination_only_and_never_replace_identity(
     otlp_receiver: OTLPReceiver, state_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("OTEL_SERVICE_NAME", "renamed")
-    monkeypatch.setenv("OTEL_RESOURCE_ATTRIBUTES", "deployment.environment.name=staging")
-    run(otlp_receiver, state_dir, lambda t: t.event("e"))
-    assert otlp_receiver.wait_until(lambda: app_logs(otlp_receiver))
-    resource = app_logs(otlp_receiver)[0].resource
-    assert resource["service.name"] == "renamed"
-    assert resource["deployment.environment.name"] == "staging"
+    monkeypatch.setenv(
+        "OTEL_RESOURCE_ATTRIBUTES", "deployment.environment.name=staging,device.id=mine"
+    )
+    with OTLPReceiver() as mine:
+        run(otlp_receiver, state_dir, lambda t: t.event("e"), user=mine.url)
+        assert mine.wait_until(lambda: app_logs(mine))
+        assert otlp_receiver.wait_until(lambda: app_logs(otlp_receiver))
+        users = app_logs(mine)[0].resource
+    vendors = app_logs(otlp_receiver)[0].resource
+    assert users["service.name"] == "renamed"
+    assert users["deployment.environment.name"] == "staging"
+    assert users["device.id"] == vendors["device.id"] != "mine"
+    assert vendors["service.name"] == "democli"
+    assert "deployment.environment.name" not in vendors
 
 
 def test_otel_traces_sampler_is_honoured(

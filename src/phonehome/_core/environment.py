@@ -50,6 +50,10 @@ TELEMETRY_DIR = "{prefix}_TELEMETRY_DIR"
 APPLICATIONINSIGHTS_CONNECTION_STRING = "APPLICATIONINSIGHTS_CONNECTION_STRING"
 """The user's own Azure Monitor destination."""
 
+AZURE_AUTHENTICATION = "APPLICATIONINSIGHTS_AUTHENTICATION_STRING"
+"""Entra ID (managed identity) authentication for Azure Monitor: the user's ambient
+credential, used for the user's own Azure destination only, never for the vendor's."""
+
 OTEL_EXPORTER_OTLP_ENDPOINT = "OTEL_EXPORTER_OTLP_ENDPOINT"
 OTEL_EXPORTER_OTLP_PROTOCOL = "OTEL_EXPORTER_OTLP_PROTOCOL"
 SIGNALS = ("traces", "metrics", "logs")
@@ -60,6 +64,7 @@ USER_DESTINATION_PREFIXES = (
     "OTEL_EXPORTER_OTLP_",
     "OTEL_PYTHON_EXPORTER_OTLP_",
     APPLICATIONINSIGHTS_CONNECTION_STRING,
+    AZURE_AUTHENTICATION,
 )
 """Variables that configure (and may carry credentials for) the user's destination. They are
 hidden from every exporter built for another destination."""

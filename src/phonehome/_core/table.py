@@ -113,6 +113,12 @@ TABLE: tuple[Row, ...] = (
         "only, only those signals go there) and Azure Monitor",
     ),
     Row(
+        "azure_authentication",
+        variables=(env.AZURE_AUTHENTICATION,),
+        effect="Entra ID authentication for the user's own Azure Monitor destination; never "
+        "used for the vendor's",
+    ),
+    Row(
         "user_settings",
         variables=(
             "OTEL_EXPORTER_OTLP_[{SIGNAL}_]HEADERS, _PROTOCOL, _TIMEOUT, _COMPRESSION, "

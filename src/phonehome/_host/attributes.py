@@ -1,17 +1,15 @@
-"""Attribute values and exceptions as records carry them: made safe, never raising.
+"""Attribute values as records carry them: made safe, never raising.
 
-A value that is not a primitive becomes its text; a name that cannot be printed is marked;
-an exception becomes its type, message and stack trace, with paths made relative to the
-import roots (the user's directories stay out of it).
+A value that is not a primitive becomes its text; a name that cannot be printed is marked.
+(Exceptions: ``phonehome._host.exceptions``.)
 """
 
 from __future__ import annotations
 
-import sys
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
-from phonehome._spool.records import Attributes, ExceptionInfo, exception_info
+from phonehome._spool.records import Attributes
 
 _PRIMITIVE = frozenset((str, int, float, bool))
 
@@ -40,36 +38,6 @@ def command_attributes(
                     value if type(value) in _PRIMITIVE else attribute(value)
                 )
     return attributes
-
-
-def describe(exc: BaseException) -> tuple[str | None, ExceptionInfo | None]:
-    """``error.type`` and the exception to record; a clean ``sys.exit(0)`` is no error."""
-    if isinstance(exc, SystemExit) and exc.code in (None, 0):
-        return None, None
-    cls = type(exc)
-    name = (
-        cls.__qualname__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__qualname__}"
-    )
-    if isinstance(exc, KeyboardInterrupt):
-        return name, None
-    import traceback
-
-    try:
-        message = str(exc)
-    except Exception:
-        message = f"<unprintable {cls.__name__}>"
-    stack = relative_stack(
-        "".join(traceback.format_exception(cls, exc, exc.__traceback__)), sys.path
-    )
-    return name, exception_info(name, message, stack)
-
-
-def relative_stack(stack: str, roots: Iterable[str]) -> str:
-    """Stack trace paths made relative to the import roots they live under."""
-    for root in sorted({r for r in roots if r and len(r) > 1}, key=len, reverse=True):
-        prefix = root.rstrip("/\\")
-        stack = stack.replace(f'"{prefix}/', '"').replace(f'"{prefix}\\', '"')
-    return stack
 
 
 def attribute(value: Any) -> Any:

@@ -29,6 +29,7 @@ from phonehome._core import state as statefiles
 from phonehome._core.diagnostics import warn
 from phonehome._core.environment import instrument_name
 from phonehome._policy.enforce import Enforcer
+from phonehome._policy.exemptions import Exemptions
 from phonehome._spool import manifest
 from phonehome._spool.lock import try_lock
 from phonehome._spool.manifest import Manifest
@@ -73,6 +74,7 @@ class Handoff:
         state_dir: Path,
         destinations: Sequence[tuple[Role, Destination]],
         resource: dict[str, Any],
+        user_resource: dict[str, Any],
         enforcer: Enforcer,
         courier: Courier,
         hold: bool,
@@ -92,7 +94,10 @@ class Handoff:
             "resource": resource,
             "metric_prefix": metric_prefix,
         }
-        """Each segment's header: destination keys, the run's resource, the metric prefix."""
+        """Each segment's header: destination keys, the run's resource, the metric prefix,
+        and the user's own resource variables (for the user's destinations only)."""
+        if user_resource and any(role == "user" for role, _ in keyed.values()):
+            self.header["user_resource"] = user_resource
         self.manifest = manifest.Manifest.build(
             product=settings.product,
             prefix=settings.prefix,
@@ -104,7 +109,7 @@ class Handoff:
             metric_prefix=metric_prefix,
             resource=resource,
             destinations=keyed,
-            scrub_exempt=sorted(enforcer.exempt()),
+            exemptions=Exemptions.of(enforcer.schema).data(),
             notice_confirmed=not hold,
         )
         self.describe = tuple(f"{role}: {d.describe()}" for role, d in destinations)
@@ -159,21 +164,23 @@ class Handoff:
 
     def _enforce(self, records: list[Record]) -> list[Record]:
         """The schema, applied before anything is written: undeclared values stop here."""
-        before = self.enforcer.undeclared
-        keep, apply = self.enforcer.keep, self.enforcer.apply
-        kept = [apply(record) for record in records if keep(record)]
-        dropped = self.enforcer.undeclared - before
-        if dropped:
-            kept.append(
-                measure(
-                    "counter",
-                    "phonehome.schema.undeclared",
-                    "{attribute}",
-                    "Attributes dropped because the telemetry schema does not declare them",
-                    dropped,
-                    {},
-                )
-            )
+        enforcer = self.enforcer
+        undeclared, unusable = enforcer.undeclared, enforcer.unusable
+        kept = [enforcer.apply(record) for record in records if enforcer.keep(record)]
+        for count, name, description in (
+            (
+                enforcer.undeclared - undeclared,
+                "phonehome.schema.undeclared",
+                "Attributes dropped because the telemetry schema does not declare them",
+            ),
+            (
+                enforcer.unusable - unusable,
+                "phonehome.schema.unusable",
+                "Values dropped because they could not be reduced to what their policy allows",
+            ),
+        ):
+            if count:
+                kept.append(measure("counter", name, "{attribute}", description, count, {}))
         return kept
 
     def _report_undeclared(self) -> None:
@@ -201,7 +208,11 @@ class Handoff:
             self.deliver_now(self.settings.shutdown_timeout)
 
     def deliver_now(self, budget: float) -> bool:
-        """Deliver in this process within ``budget`` seconds; ``False`` if another sender runs."""
+        """Deliver in this process within ``budget`` seconds; ``False`` if another sender runs,
+        or if this run may send nothing at all (debug and schema-check modes, whatever an
+        earlier run left in the spool)."""
+        if self.mode in ("debug", "check"):
+            return False
         return self.courier.deliver(self.state_dir, budget)
 
 

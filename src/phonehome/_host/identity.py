@@ -109,9 +109,11 @@ def _uname() -> tuple[str, str, str]:
     return platform.system().lower(), platform.release(), platform.machine().lower()
 
 
-def with_environment(attributes: dict[str, str], environ: Mapping[str, str]) -> dict[str, str]:
-    """Apply ``OTEL_RESOURCE_ATTRIBUTES`` and then ``OTEL_SERVICE_NAME``, as the SDK does."""
-    merged = dict(attributes)
+def user_resource(environ: Mapping[str, str]) -> dict[str, str]:
+    """The user's ``OTEL_RESOURCE_ATTRIBUTES``, then ``OTEL_SERVICE_NAME``, read as the SDK
+    reads them: for the user's own destinations only (the vendor gets phonehome's fixed list,
+    and the sender keeps the identity attributes whatever these say)."""
+    merged: dict[str, str] = {}
     raw = environ.get("OTEL_RESOURCE_ATTRIBUTES", "")
     if raw:
         from urllib.parse import unquote

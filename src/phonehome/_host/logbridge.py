@@ -11,7 +11,6 @@ import logging
 from typing import Any
 
 from phonehome._core.diagnostics import record_error
-from phonehome._host.attributes import describe
 from phonehome._host.recorder import Recorder
 
 _SEVERITY = (
@@ -32,7 +31,8 @@ class LogBridge:
     It wraps the log record factory instead of adding a handler: a handler on the root logger
     would turn the host's later ``logging.basicConfig()`` into a no-op and silence Python's
     last-resort output of warnings to stderr. The host's logging behaves as without us.
-    The source file's path is not recorded: it names the user's directories.
+    The source file's path is not recorded: it names the user's directories. The body is the
+    message's template unless the schema opts in to messages (``_template``).
     """
 
     def __init__(self, recorder: Recorder, level: int) -> None:
@@ -60,13 +60,14 @@ class LogBridge:
             return
         try:
             severity = next(s for level, s in _SEVERITY if record.levelno >= level)
+            exceptions = self._recorder.exceptions
             exception = None
             if record.exc_info and record.exc_info[1] is not None:
-                exception = describe(record.exc_info[1])[1]
+                exception = exceptions.describe(record.exc_info[1])[1]
             self._recorder.log(
                 severity,
                 record.levelname,
-                record.getMessage(),
+                record.getMessage() if exceptions.messages else _template(record),
                 {
                     "logger.name": record.name,
                     "code.function.name": record.funcName or "",
@@ -76,3 +77,14 @@ class LogBridge:
             )
         except Exception as error:
             record_error("logging bridge", error)
+
+
+def _template(record: logging.LogRecord) -> str:
+    """The message as the program's author wrote it, without the values filled into it
+    (``"no such table: %s"``): they can hold what the user typed. Text that was formatted
+    before it was logged (an f-string) is the author's choice, and is scrubbed like every
+    text."""
+    try:
+        return str(record.msg)
+    except Exception:
+        return f"<unprintable {type(record.msg).__name__}>"

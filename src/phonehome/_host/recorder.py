@@ -16,7 +16,8 @@ from types import TracebackType
 from typing import Any, Literal
 
 from phonehome._core.diagnostics import record_error
-from phonehome._host.attributes import attribute, clean, describe, text
+from phonehome._host.attributes import attribute, clean, text
+from phonehome._host.exceptions import Exceptions
 from phonehome._host.telemetry import Counter, Gauge, Histogram, Span
 from phonehome._spool.records import (
     LOG,
@@ -67,7 +68,7 @@ class Recorder:
     nanoseconds) can be given, for tests that compare exported data whole.
     """
 
-    __slots__ = ("_flush", "clock", "ids", "max_buffered", "records")
+    __slots__ = ("_flush", "clock", "exceptions", "ids", "max_buffered", "records")
 
     def __init__(
         self,
@@ -75,10 +76,13 @@ class Recorder:
         max_buffered: int,
         ids: Ids | None = None,
         clock: Callable[[], int] = time_ns,
+        exceptions: Exceptions | None = None,
     ) -> None:
         self.records: list[Record] = []
         self.ids = ids if ids is not None else Ids()
         self.clock = clock
+        self.exceptions = exceptions if exceptions is not None else Exceptions()
+        """What a recorded exception carries (its message only if the schema opts in)."""
         self._flush = flush
         self.max_buffered = max_buffered
 
@@ -226,7 +230,7 @@ class RecordingSpan(Span):
         self, exc: BaseException, attributes: Attributes
     ) -> tuple[str | None, ExceptionInfo | None]:
         try:
-            error_type, exception = describe(exc)
+            error_type, exception = self._recorder.exceptions.describe(exc)
         except Exception as error:
             record_error("describe exception", error)
             error_type, exception = "unknown", None

@@ -19,11 +19,11 @@ from typing import Any
 from phonehome._core import destinations as destinations_
 from phonehome._core.consent import Decision, LiveConsent, Resolver, level
 from phonehome._core.diagnostics import record_error, strict_schema, warn
-from phonehome._core.environment import instrument_name
 from phonehome._core.errors import SchemaError
 from phonehome._core.settings import PROMOTE_AFTER, Settings
 from phonehome._host import identity, notice
-from phonehome._host.attributes import clean, command_attributes, describe, text
+from phonehome._host.attributes import clean, command_attributes, text
+from phonehome._host.exceptions import Exceptions
 from phonehome._host.handoff import Handoff
 from phonehome._host.recorder import (
     INFO,
@@ -59,7 +59,11 @@ class Recording:
         self.handoff = handoff
         schema = handoff.enforcer.schema
         self._declared_params = {c: schema.collectable(c, ()) for c in schema.commands}
-        self.recorder = Recorder(self._write, MAX_BUFFERED)
+        self.recorder = Recorder(
+            self._write,
+            MAX_BUFFERED,
+            exceptions=Exceptions(handoff.enforcer.schema.exception_messages),
+        )
         self.usage = Usage(None if settings.ephemeral else handoff.state_dir, settings.heartbeat)
         self._system: Any = settings.system_metrics
         """``True`` until the first service tick starts the instrumentation; then it."""
@@ -113,9 +117,8 @@ class Recording:
         self.recorder.event(text(name), attributes)
 
     def instrument(self, kind: str, name: str, unit: str, description: str) -> Instrument:
-        return Instrument(
-            self.recorder, kind, instrument_name(text(name)), text(unit), text(description)
-        )
+        # the name as given: the sender scrubs it before making it a valid instrument name
+        return Instrument(self.recorder, kind, text(name), text(unit), text(description))
 
     def counter(self, name: str, unit: str, description: str) -> Counter:
         return RecordingCounter(self.instrument("counter", name, unit, description))
@@ -134,7 +137,7 @@ class Recording:
 
     def crash(self, exc: BaseException) -> None:
         """An exception left the instrumented block: the program is crashing."""
-        error_type, exception = describe(exc)
+        error_type, exception = self.recorder.exceptions.describe(exc)
         if error_type is None or isinstance(exc, KeyboardInterrupt):
             return
         self.recorder.log(FATAL, "FATAL", f"unhandled {error_type}", {}, CRASH_EVENT, exception)
@@ -267,6 +270,7 @@ def start(
         state_dir=state_dir,
         destinations=destinations,
         resource=_resource(settings, state_dir, session),
+        user_resource=identity.user_resource(os.environ),
         enforcer=enforcer,
         courier=courier,
         hold=hold,
@@ -282,7 +286,7 @@ def start(
 
 
 def _resource(settings: Settings, state_dir: Path, session: str) -> dict[str, str]:
-    """The run's resource: who and where, anonymously, then the user's resource variables."""
+    """The run's resource: who and where, anonymously (the vendor's whole resource)."""
     who = settings.detected
     attributes = identity.resource(
         settings.product,
@@ -292,7 +296,7 @@ def _resource(settings: Settings, state_dir: Path, session: str) -> dict[str, st
     )
     if who is not None and settings.automation == "tag":
         attributes["phonehome.automation"] = who
-    return identity.with_environment(attributes, os.environ)
+    return attributes
 
 
 def _salt(settings: Settings, state_dir: Path) -> Callable[[], bytes]:

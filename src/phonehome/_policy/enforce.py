@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from phonehome._core.errors import UndeclaredError
-from phonehome._policy.schema import OTHER, VALUE_POLICIES, Field, Schema
+from phonehome._policy.schema import OTHER, PARAM_PREFIX, VALUE_POLICIES, Field, Schema
 from phonehome._spool.records import (
     Attributes,
     LogRecord,
@@ -58,7 +58,7 @@ _BUILTIN_LOG = frozenset(
     )
 )
 _COMMAND_KEYS = frozenset(("command.name", "command.params", "command.result", "error.type"))
-PARAM_PREFIX = "command.param."
+_UNUSABLE = object()
 ERROR_SEVERITY = 17
 """OpenTelemetry's severity number of ERROR: the ``error`` level keeps log records from here."""
 
@@ -86,20 +86,8 @@ class Enforcer:
         self.report_fields = report_fields
         self.undeclared = 0
         self.undeclared_fields: list[str] = []
-
-    def exempt(self) -> set[str]:
-        """Attribute keys declared ``scrub=False``: sent as given, with the schema's reason."""
-        s = self.schema
-        keys = {
-            PARAM_PREFIX + n for ps in s.commands.values() for n, f in ps.items() if not f.scrub
-        }
-        keys |= {
-            n
-            for attrs in [*s.events.values(), s.attributes]
-            for n, f in attrs.items()
-            if not f.scrub
-        }
-        return keys
+        self.unusable = 0
+        """Values that could not be reduced to what their policy allows: dropped."""
 
     def keep(self, record: Record) -> bool:
         """The level's filter: ``crash`` keeps unhandled exceptions, ``error`` adds failed
@@ -128,8 +116,6 @@ class Enforcer:
 
     def _span(self, record: SpanRecord) -> SpanRecord:
         name = record.name
-        if record.is_command and not record.events and name not in self.schema.commands:
-            return record  # a command the schema says nothing of: names, and collect= values
         if record.is_command:
             attributes = self._command(name, record.attributes)
         else:
@@ -161,8 +147,13 @@ class Enforcer:
         return kept
 
     def _command(self, command: str, attributes: Attributes) -> Attributes:
+        """A command span's attributes: the built-in ones; each parameter's value as its
+        policy says (a value recorded without a declaration was asked for with ``collect=``);
+        anything else only if declared among the schema's ``attributes``. Declared command or
+        not, every key goes through here."""
         dropped = self.schema.dropped_params(command)
         kept: Attributes = {}
+        other: Attributes = {}
         for key, value in attributes.items():
             if key in _COMMAND_KEYS:
                 kept[key] = value
@@ -170,7 +161,11 @@ class Enforcer:
                 name = key[len(PARAM_PREFIX) :]
                 f = self.schema.param(command, name, (name,))
                 if f.policy in VALUE_POLICIES:
-                    kept[key] = self._value(f, value)
+                    kept[key] = self._value(f, value, key)
+            else:
+                other[key] = value
+        if other:
+            kept.update(self._declared(other, None, f"command {command!r}"))
         if dropped and "command.params" in kept:
             kept["command.params"] = [n for n in kept["command.params"] if n not in dropped]
         return kept
@@ -193,14 +188,22 @@ class Enforcer:
             if f.policy == "presence":
                 kept[key] = True
             elif f.policy != "drop":
-                kept[key] = self._value(f, value)
+                reduced = self._value(f, value, key)
+                if reduced is not _UNUSABLE:
+                    kept[key] = reduced
         return kept
 
-    def _value(self, f: Field, value: Any) -> Any:
-        if f.policy == "enum":
-            return value if str(value) in (f.values or ()) else OTHER
-        if f.policy == "hash":
-            import hashlib
+    def _value(self, f: Field, value: Any, key: str) -> Any:
+        """The value as the field's policy lets it leave; ``_UNUSABLE`` (dropped, counted)
+        if it cannot be made so: fail closed, never sent as it is."""
+        try:
+            if f.policy == "enum":
+                return value if str(value) in (f.values or ()) else OTHER
+            if f.policy == "hash":
+                import hashlib
 
-            return hashlib.sha256(self._salt() + str(value).encode()).hexdigest()
-        return value
+                return hashlib.sha256(self._salt() + str(value).encode()).hexdigest()
+            return value
+        except Exception:
+            self.unusable += 1
+            return _UNUSABLE

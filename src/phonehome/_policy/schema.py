@@ -24,25 +24,29 @@ POLICIES = ("raw", "enum", "hash", "presence", "drop")
 TYPES = ("string", "int", "float", "bool", "list")
 VALUE_POLICIES = frozenset(("raw", "enum", "hash"))
 OTHER = "other"
+PARAM_PREFIX = "command.param."
+"""The attribute key of a command parameter's value: ``command.param.<name>``."""
 
 
 class Field:
     """One declared field: its type, what it means, and how its value may leave."""
 
-    __slots__ = ("description", "policy", "reason", "scrub", "type", "values")
+    __slots__ = ("description", "given", "policy", "reason", "scrub", "type", "values")
 
     def __init__(
         self,
         type: str = "string",
         description: str = "",
         *,
-        policy: str = "raw",
+        policy: str | None = None,
         values: Iterable[str] | None = None,
         scrub: bool = True,
         reason: str = "",
     ) -> None:
         if type not in TYPES:
             raise SchemaError(f"type {type!r} is not one of {', '.join(TYPES)}")
+        given = policy is not None or bool(values)
+        policy = policy if policy is not None else ("enum" if values else "raw")
         if policy not in POLICIES:
             raise SchemaError(f"policy {policy!r} is not one of {', '.join(POLICIES)}")
         if values is not None and (
@@ -56,12 +60,28 @@ class Field:
         self.type = type
         self.description = description
         self.policy = policy
+        self.given = given
+        """Whether the policy was declared (listing ``values`` declares ``enum``); a command
+        parameter without one is ``presence``."""
         self.values = frozenset(values) if values else None
         self.scrub = scrub
         self.reason = reason
 
     def __repr__(self) -> str:
         return f"field({self.type!r}, policy={self.policy!r})"
+
+    def with_policy(self, policy: str) -> Field:
+        """The same field under another policy."""
+        changed = Field(
+            self.type,
+            self.description,
+            policy=policy,
+            values=self.values,
+            scrub=self.scrub,
+            reason=self.reason,
+        )
+        changed.given = self.given
+        return changed
 
     def describe(self) -> str:
         if self.policy == "enum":
@@ -75,7 +95,10 @@ class Field:
 
 
 field = Field
-"""Declare a field: ``field("string", "what it is", policy="enum", values=[...])``;
+"""Declare a field: ``field("string", "what it is", policy="enum", values=[...])``.
+
+Without a ``policy``: ``presence`` for a command parameter (only whether it was given),
+``raw`` for an event's or span's attribute (``enum`` when ``values`` are listed).
 ``scrub=False`` (with a ``reason``) exempts it from scrubbing."""
 
 
@@ -87,11 +110,15 @@ class Schema:
     attributes, and attributes for spans and metrics.
 
     Args:
-        commands: ``{command: {parameter: field}}``; a parameter not listed is recorded by
-            name only (``presence``); ``collect=`` on ``command()`` means ``raw``.
+        commands: ``{command: {parameter: field}}``; a parameter not listed, or listed
+            without a policy, is recorded by name only (``presence``); ``collect=`` on
+            ``command()`` means ``raw``.
         events: ``{event: {attribute: field}}``.
         attributes: fields allowed on spans, metrics and events alike.
         descriptions: what each command, event or metric is, for the generated page.
+        exception_messages: also send exception messages (scrubbed). Off by default: an
+            exception is sent as its type and the product's own stack frames, because a
+            message can hold what the user typed. The notice and the page say which.
     """
 
     def __init__(
@@ -101,7 +128,11 @@ class Schema:
         events: Mapping[str, Mapping[str, Field]] | None = None,
         attributes: Mapping[str, Field] | None = None,
         descriptions: Mapping[str, str] | None = None,
+        exception_messages: bool = False,
     ) -> None:
+        if not isinstance(exception_messages, bool):
+            raise SchemaError("exception_messages must be true or false")
+        self.exception_messages = exception_messages
         self.commands = {str(c): dict(p) for c, p in (commands or {}).items()}
         self.events = {str(e): dict(a) for e, a in (events or {}).items()}
         self.attributes = dict(attributes or {})
@@ -114,6 +145,10 @@ class Schema:
             for name, value in fields.items():
                 if not isinstance(value, Field):
                     raise SchemaError(f"{where}: {name} is not declared with field(...)")
+        for params in self.commands.values():
+            for name, declared in params.items():
+                if not declared.given:  # a parameter's value leaves only when asked for
+                    params[name] = declared.with_policy("presence")
 
     @classmethod
     def from_toml(cls, source: str | os.PathLike[str]) -> Schema:
@@ -147,7 +182,11 @@ class Schema:
             events[name] = _fields(spec.get("attributes", {}), f"events.{name}.attributes")
         attributes = _fields(data.get("attributes", {}), "attributes")
         return cls(
-            commands=commands, events=events, attributes=attributes, descriptions=descriptions
+            commands=commands,
+            events=events,
+            attributes=attributes,
+            descriptions=descriptions,
+            exception_messages=data.get("exception_messages", False),
         )
 
     # -- lookups --------------------------------------------------------------------------
@@ -185,6 +224,7 @@ class Schema:
             ]
             + [f"a:{a}:{f.policy}" for a, f in self.attributes.items()]
             + [f"e:{e}" for e in self.events]
+            + (["x:messages"] if self.exception_messages else [])
         )
         return f"{zlib.crc32(chr(10).join(parts).encode()):08x}"
 
@@ -194,6 +234,8 @@ class Schema:
             "the commands you run, their result and duration, parameter names",
             "product, OS and Python versions",
             "a random install id",
+            "on errors, their type and where in the product's code they happened"
+            + (" and their message" if self.exception_messages else ", never their message"),
         ]
         values = sorted(
             {
@@ -244,6 +286,8 @@ class Schema:
             *rows,
             "",
             _ALWAYS,
+            "",
+            _MESSAGES if self.exception_messages else _NO_MESSAGES,
         ]
         if exemptions:
             text += ["", "Fields sent without scrubbing, and why:", "", *exemptions]
@@ -283,4 +327,15 @@ _ALWAYS = (
     "error's type; the product's name and version; the operating system's type and "
     "version, the processor architecture and the Python version; a random install id and "
     "a random session id."
+)
+_NO_MESSAGES = (
+    "When something fails: the error's type and the lines of the product's own code it went "
+    "through (file, line, function). Never the error's message, which can hold what you "
+    "typed, nor lines in other libraries; log records carry the text the program's author "
+    "wrote, without the values filled into it."
+)
+_MESSAGES = (
+    "When something fails: the error's type, its message (scrubbed) and the lines of the "
+    "product's own code it went through (file, line, function); log records carry their "
+    "message, scrubbed."
 )

@@ -31,6 +31,8 @@ import re
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from phonehome._core.diagnostics import errors
+
 _REDACTED = "<redacted>"
 _CACHE_SIZE = 4096
 MAX_TEXT = 8192
@@ -85,7 +87,8 @@ _RULES: tuple[tuple[str, str, str], ...] = (
         r"[^\s\"'&;,)}\]]+",
         r"\1" + _REDACTED,
     ),
-    ("email", r"[\w.%+-]{1,64}@[\w-]+(?:\.[\w-]+)*\.[^\W\d_]{2,24}", "<email>"),
+    # an address, also cut short or local (user@host): its top-level domain is not required
+    ("email", r"[\w.%+-]{1,64}@[\w-]+(?:\.[\w-]+)*", "<email>"),
     ("mac", r"(?<![\w:-])(?:[0-9a-f]{2}[:-]){5}[0-9a-f]{2}(?![\w:-])", "<mac>"),
     (
         "ipv6",
@@ -180,9 +183,16 @@ class Scrubber:
         return value
 
     def attributes(self, attributes: dict[str, Any], exempt: Iterable[str] = ()) -> dict[str, Any]:
-        """Keys and values scrubbed; the values of ``exempt`` keys sent as they are."""
+        """Keys and values scrubbed; the values of ``exempt`` keys sent as they are. A pair
+        that cannot be scrubbed is dropped and counted: fail closed."""
         skip = exempt if isinstance(exempt, set | frozenset) else set(exempt)
-        return {self(k): (v if k in skip else self.value(v)) for k, v in attributes.items()}
+        kept: dict[str, Any] = {}
+        for key, value in attributes.items():
+            try:
+                kept[self(str(key))] = value if key in skip else self.value(value)
+            except Exception as error:
+                errors[f"scrub: {type(error).__name__}"] += 1
+        return kept
 
 
 def normalize(text: str) -> str:

@@ -24,6 +24,7 @@ from phonehome._core import state as statefiles
 from phonehome._core.consent import LiveConsent, Resolver
 from phonehome._core.diagnostics import errors
 from phonehome._core.settings import DEFAULT_SENDER_LIFETIME
+from phonehome._policy.exemptions import Exemptions
 from phonehome._sender.worker import Worker
 from phonehome._spool import manifest as manifests
 from phonehome._spool.lock import try_lock, unlock
@@ -32,7 +33,9 @@ from phonehome._spool.segments import Segment, Spool
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from phonehome._policy.scrub import Scrubber
     from phonehome._sender.replay import Mapped
+    from phonehome._sender.worker import Source
 
 REPORT_FILE = "last-delivery.json"
 DEFAULT_LIFETIME = DEFAULT_SENDER_LIFETIME
@@ -118,8 +121,8 @@ def _deliver_locked(state_dir: Path, deadline: float) -> Report:
         key: Worker(
             key,
             destination,
+            found.role(key),
             spool.progress,
-            f"{found.role(key)}: {destination.describe()}",
             found.resource,
             state_dir,
         )
@@ -129,7 +132,8 @@ def _deliver_locked(state_dir: Path, deadline: float) -> Report:
 
     scrubber = Scrubber()
     while time.monotonic() < deadline:
-        mapped = _Mapped(scrubber, found.scrub_exempt)
+        roles = {workers[key].role for key in workers}
+        mapped = _Mapped(scrubber, Exemptions.from_data(found.exemptions), roles)
         go_on = _round(spool, workers, mapped, consent, deadline, report)
         if go_on is None:  # consent was revoked during the round
             report.purged = spool.purge()
@@ -169,7 +173,9 @@ def _round(
         return False
     threads = [
         threading.Thread(
-            target=workers[key].run, args=(pending, mapped.get, consent, deadline), daemon=True
+            target=workers[key].run,
+            args=(pending, mapped.source(segments, workers[key].role), consent, deadline),
+            daemon=True,
         )
         for key, pending in jobs.items()
     ]
@@ -194,14 +200,23 @@ def _wants(worker: Worker, name: str, segments: dict[str, Segment]) -> bool:
 
 
 class _Mapped:
-    """Segments mapped to OpenTelemetry data, handed to the destination threads as they come."""
+    """Segments mapped to OpenTelemetry data, handed to the destination threads as they come.
 
-    def __init__(self, scrubber: Any, exempt: frozenset[str]) -> None:
-        self._items: dict[str, Mapped] = {}
+    A segment is mapped once for every destination, or twice when the user set resource
+    variables: the user's destinations get them, the vendor's never do.
+    """
+
+    def __init__(self, scrubber: Scrubber, exemptions: Exemptions, roles: set[str]) -> None:
+        self._items: dict[tuple[str, str], Mapped] = {}
         self._done = False
         self.scrubber = scrubber
-        self.exempt = exempt
+        self.exemptions = exemptions
+        self.roles = roles
         self._cond = threading.Condition()
+
+    @staticmethod
+    def variant(segment: Segment, role: str) -> str:
+        return "user" if role == "user" and segment.header.get("user_resource") else "vendor"
 
     def fill(
         self, names: list[str], segments: dict[str, Segment], consent: Any, deadline: float
@@ -210,26 +225,36 @@ class _Mapped:
 
         try:
             for name in names:
-                if time.monotonic() >= deadline or not consent():
-                    break
-                item = map_segment(segments[name], consent, self.scrubber, self.exempt)
-                with self._cond:
-                    self._items[name] = item
-                    self._cond.notify_all()
+                segment = segments[name]
+                for variant in sorted({self.variant(segment, role) for role in self.roles}):
+                    if time.monotonic() >= deadline or not consent():
+                        return
+                    item = map_segment(segment, consent, self.scrubber, self.exemptions, variant)
+                    with self._cond:
+                        self._items[(name, variant)] = item
+                        self._cond.notify_all()
         finally:
             with self._cond:
                 self._done = True
                 self._cond.notify_all()
 
-    def get(self, name: str, deadline: float) -> Mapped | None:
+    def source(self, segments: dict[str, Segment], role: str) -> Source:
+        """What ``role``'s worker reads its mapped segments from."""
+
+        def get(name: str, deadline: float) -> Mapped | None:
+            return self.get((name, self.variant(segments[name], role)), deadline)
+
+        return get
+
+    def get(self, key: tuple[str, str], deadline: float) -> Mapped | None:
         """The mapped segment, waiting for it; ``None`` if it will not come in time."""
         with self._cond:
-            while name not in self._items:
+            while key not in self._items:
                 remaining = deadline - time.monotonic()
                 if self._done or remaining <= 0:
                     return None
                 self._cond.wait(remaining)
-            return self._items[name]
+            return self._items[key]
 
 
 def _remove_delivered(

@@ -44,21 +44,30 @@ def _user_settings(snapshot: tuple[tuple[str, str], ...] = ()) -> Iterator[None]
             os.environ.update(saved)
 
 
-def build(destination: Destination, signal: Signal) -> Any | None:
-    """The exporter for one signal, or ``None`` when the destination does not take it."""
+def build(destination: Destination, signal: Signal, role: str = "vendor") -> Any | None:
+    """The exporter for one signal, or ``None`` when the destination does not take it.
+
+    A vendor's exporter carries the vendor's own credential and nothing else: it is built
+    with the user's destination variables hidden, with no Entra ID credential (an Azure
+    exporter would otherwise fetch the user's token for ``APPLICATIONINSIGHTS_AUTHENTICATION
+    _STRING``), and its HTTP session never reads ``~/.netrc``. The user's own destinations
+    may use the user's ambient credentials.
+    """
+    vendor = role != "user"
     if destination.protocol == "grpc":
         _quiet_grpc()
     if destination.kind == "azure":
         os.environ.update(env.AZURE_QUIET)
-        with _user_settings():
-            return _azure(destination, signal)
+        ambient = () if vendor else _present(env.AZURE_AUTHENTICATION)
+        with _user_settings(ambient):
+            return _azure(destination, signal, vendor)
     if destination.from_environment:
         snapshot = dict(destination.environment)
         configured, protocol = signal_settings(snapshot, signal)
         if not configured:
             return None
         with _user_settings(destination.environment):
-            return _otlp(signal, protocol, {})
+            return _otlp(signal, protocol, {}, vendor=False)
     with _user_settings():
         kwargs: dict[str, Any] = {
             "endpoint": destination.signal_endpoint(signal),
@@ -74,7 +83,12 @@ def build(destination: Destination, signal: Signal) -> Any | None:
                 kwargs["credentials"] = _grpc_credentials(destination.certificate_file)
             else:
                 kwargs["certificate_file"] = destination.certificate_file
-        return _otlp(signal, destination.protocol, kwargs)
+        return _otlp(signal, destination.protocol, kwargs, vendor)
+
+
+def _present(*names: str) -> tuple[tuple[str, str], ...]:
+    """The variables among ``names`` that are set, with their values."""
+    return tuple((name, os.environ[name]) for name in names if name in os.environ)
 
 
 class Outcome:
@@ -111,21 +125,55 @@ def outcome(exporter: Any) -> Outcome:
     return found if isinstance(found, Outcome) else Outcome()
 
 
-def _session_remembering_outcome() -> tuple[Any, Outcome]:
+def _session(vendor: bool) -> Any:
+    """A requests session for one destination.
+
+    A destination's own CA file wins over ``REQUESTS_CA_BUNDLE`` and ``CURL_CA_BUNDLE``, which
+    requests otherwise lets replace the session's ``verify``. A vendor's session never takes
+    credentials from ``~/.netrc`` (requests adds them to any request without its own
+    ``Authorization``, also after a redirect); proxies from the environment still apply.
+    """
     import requests
 
     class Session(requests.Session):
         def merge_environment_settings(
             self, url: Any, proxies: Any, stream: Any, verify: Any, cert: Any
         ) -> Any:
-            # A destination's own CA file must win over REQUESTS_CA_BUNDLE and CURL_CA_BUNDLE,
-            # which requests otherwise lets replace the session's ``verify``.
             if verify is None and self.verify is not True:
                 verify = self.verify
             return super().merge_environment_settings(url, proxies, stream, verify, cert)
 
+    class VendorSession(Session):
+        def rebuild_auth(self, prepared_request: Any, response: Any) -> None:
+            # requests' own adds ~/.netrc credentials for the new host after a redirect
+            headers = prepared_request.headers
+            if "Authorization" in headers and self.should_strip_auth(
+                response.request.url, prepared_request.url
+            ):
+                del headers["Authorization"]
+
+    if not vendor:
+        return Session()
+    session = VendorSession()
+    session.auth = _no_ambient_auth()
+    return session
+
+
+def _no_ambient_auth() -> Any:
+    """An auth for a requests session that adds nothing: with it set, requests never looks
+    in ``~/.netrc`` for credentials."""
+    from requests.auth import AuthBase
+
+    class NoAmbientAuth(AuthBase):
+        def __call__(self, request: Any) -> Any:
+            return request
+
+    return NoAmbientAuth()
+
+
+def _session_remembering_outcome(vendor: bool) -> tuple[Any, Outcome]:
     seen = Outcome()
-    session = Session()
+    session = _session(vendor)
 
     def remember(response: Any, *args: Any, **kwargs: Any) -> None:
         seen.status = response.status_code
@@ -158,7 +206,7 @@ def _quiet_grpc() -> None:
         os.environ.setdefault("GRPC_VERBOSITY", "NONE")
 
 
-def _otlp(signal: Signal, protocol: str, kwargs: dict[str, Any]) -> Any:
+def _otlp(signal: Signal, protocol: str, kwargs: dict[str, Any], vendor: bool = True) -> Any:
     if protocol == "grpc":
         _quiet_grpc()
         try:
@@ -179,7 +227,7 @@ def _otlp(signal: Signal, protocol: str, kwargs: dict[str, Any]) -> Any:
             raise MissingExtra(
                 "the OTLP gRPC exporter is not installed: pip install 'phonehome[grpc]'"
             ) from None
-    session, seen = _session_remembering_outcome()
+    session, seen = _session_remembering_outcome(vendor)
     kwargs["session"] = session
     exporter = _otlp_http(signal, kwargs)
     exporter._phonehome_outcome = seen
@@ -202,7 +250,7 @@ def _otlp_http(signal: Signal, kwargs: dict[str, Any]) -> Any:
     return Log(**kwargs)
 
 
-def _azure(destination: Destination, signal: Signal) -> Any:
+def _azure(destination: Destination, signal: Signal, vendor: bool = True) -> Any:
     try:
         from azure.monitor.opentelemetry.exporter import (
             AzureMonitorLogExporter,
@@ -218,11 +266,22 @@ def _azure(destination: Destination, signal: Signal) -> Any:
         "metrics": AzureMonitorMetricExporter,
         "logs": AzureMonitorLogExporter,
     }
+    ambient: dict[str, Any] = {}
+    if vendor:  # the vendor's key only: no Entra ID token, no ~/.netrc
+        from azure.core.pipeline.transport import RequestsTransport
+
+        # the transport azure-core would make, with a session that never reads ~/.netrc
+        transport = RequestsTransport(connection_timeout=destination.timeout)
+        transport.open()
+        transport.session.auth = _no_ambient_auth()
+        ambient["credential"] = None
+        ambient["transport"] = transport
     exporter = kinds[signal](
         connection_string=destination.connection_string,
         disable_offline_storage=True,
         timeout=destination.timeout,
         retry_total=0,  # the sender retries, within its own deadline
+        **ambient,
     )
     _resend_partial(exporter)
     return exporter

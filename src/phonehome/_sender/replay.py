@@ -29,13 +29,15 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter, Sp
 from opentelemetry.sdk.trace.id_generator import IdGenerator
 from opentelemetry.trace import NonRecordingSpan, SpanContext, Status, StatusCode, TraceFlags
 
+from phonehome._core.diagnostics import errors
+from phonehome._core.environment import instrument_name
+from phonehome._policy.exemptions import Exemptions
 from phonehome._policy.scrub import Scrubber
 from phonehome._spool.records import (
     ExceptionInfo,
     LogRecord,
     MeasureRecord,
     SpanRecord,
-    exception_info,
 )
 from phonehome._spool.segments import Segment
 from phonehome.otel import DELTA, Consent, ConsentLogProcessor, ConsentSampler
@@ -117,31 +119,61 @@ def _context(trace_id: int, span_id: int) -> otel_context.Context:
     return trace.set_span_in_context(NonRecordingSpan(parent), otel_context.Context())
 
 
-def _exception_attributes(exception: ExceptionInfo | None) -> dict[str, str]:
+def _exception_attributes(exception: ExceptionInfo | None, scrub: Scrubber) -> dict[str, str]:
     if not exception:
         return {}
-    return {
-        "exception.type": exception.type,
-        "exception.message": exception.message,
-        "exception.stacktrace": exception.stacktrace,
+    found = {
+        "exception.type": scrub(exception.type),
+        "exception.stacktrace": scrub(exception.stacktrace),
     }
+    if exception.message:  # sent only when the schema opts in to messages
+        found["exception.message"] = scrub(exception.message)
+    return found
+
+
+IDENTITY = frozenset(("device.id", "service.instance.id", "session.id"))
+"""Resource attributes that identify the install and the run: the user's resource variables
+never replace them."""
+
+
+def resource_for(header: dict[str, Any], role: str) -> dict[str, Any]:
+    """A segment's resource as ``role`` receives it: the vendor gets phonehome's fixed list
+    only; the user's own destinations also get the user's resource variables
+    (``OTEL_RESOURCE_ATTRIBUTES``, ``OTEL_SERVICE_NAME``), which never override identity."""
+    fixed = header.get("resource", {})
+    fixed = fixed if isinstance(fixed, dict) else {}
+    extra = header.get("user_resource", {}) if role == "user" else {}
+    extra = extra if isinstance(extra, dict) else {}
+    return {**fixed, **{k: v for k, v in extra.items() if k not in IDENTITY}}
 
 
 def map_segment(
     segment: Segment,
     consent: Consent,
     scrubber: Scrubber | None = None,
-    exempt: frozenset[str] = frozenset(),
+    exemptions: Exemptions | None = None,
+    role: str = "vendor",
 ) -> Mapped:
-    """Replay one segment's records through the SDK, scrubbed (see ``_scrub``)."""
-    replay = _Replay(segment.header, consent, scrubber or _identity_scrub, exempt)
+    """Replay one segment's records through the SDK for a destination of ``role``, scrubbed
+    (see ``phonehome._policy.scrub``) but for the schema's ``exemptions``. A record that
+    cannot be replayed is dropped and counted, never sent half-scrubbed."""
+    replay = _Replay(
+        resource_for(segment.header, role),
+        str(segment.header.get("metric_prefix", "phonehome")),
+        consent,
+        scrubber or _identity_scrub,
+        exemptions or Exemptions(),
+    )
     for record in segment.records:
-        if type(record) is SpanRecord:
-            replay.span(record)
-        elif type(record) is LogRecord:
-            replay.log(record)
-        elif type(record) is MeasureRecord:
-            replay.measure(record)
+        try:
+            if type(record) is SpanRecord:
+                replay.span(record)
+            elif type(record) is LogRecord:
+                replay.log(record)
+            elif type(record) is MeasureRecord:
+                replay.measure(record)
+        except Exception as error:
+            errors[f"replay: {type(error).__name__}"] += 1
     return replay.finish()
 
 
@@ -149,12 +181,16 @@ class _Replay:
     """One segment's providers (its resource is its run's) and what they collected."""
 
     def __init__(
-        self, header: dict[str, Any], consent: Consent, scrub: Scrubber, exempt: frozenset[str]
+        self,
+        resource_attributes: dict[str, Any],
+        product: str,
+        consent: Consent,
+        scrub: Scrubber,
+        exemptions: Exemptions,
     ) -> None:
         self.scrub = scrub
-        self.exempt = exempt
-        resource = Resource({**_SDK_ATTRIBUTES, **header.get("resource", {})})
-        product = str(header.get("metric_prefix", "phonehome"))
+        self.exemptions = exemptions
+        resource = Resource({**_SDK_ATTRIBUTES, **resource_attributes})
         self.consent = consent
         self.ids = _PresetIds()
         self.collect = _Collect()
@@ -188,6 +224,12 @@ class _Replay:
         self.measured = False
 
     def instrument(self, kind: str, name: str, unit: str = "", description: str = "") -> Any:
+        """The SDK instrument, created once; name, unit and description scrubbed (and kept
+        valid for the SDK: a scrubbed name's markers become underscores)."""
+        scrub = self.scrub
+        name = instrument_name(scrub(name))
+        unit = "".join(c if c.isascii() and c.isprintable() else "_" for c in scrub(unit))[:63]
+        description = scrub(description)
         found = self.instruments.get((kind, name))
         if found is None:
             make: Any = {
@@ -202,12 +244,12 @@ class _Replay:
         start, end = record.start_ns, record.end_ns
         self.ids.trace_id, self.ids.span_id = record.trace_id, record.span_id
         scrub = self.scrub
-        attributes = scrub.attributes(record.attributes, self.exempt)
-        exception = record.exception
-        if exception:
-            exception = exception_info(
-                exception.type, scrub(exception.message), scrub(exception.stacktrace)
-            )
+        exempt = (
+            self.exemptions.for_command(record.attributes.get("command.name"))
+            if record.is_command
+            else self.exemptions.attributes
+        )
+        attributes = scrub.attributes(record.attributes, exempt)
         span = self.tracer.start_span(
             scrub(record.name),
             context=_context(record.trace_id, record.parent_id),
@@ -217,13 +259,15 @@ class _Replay:
         for event in record.events or ():
             span.add_event(
                 scrub(event.name),
-                scrub.attributes(event.attributes, self.exempt),
+                scrub.attributes(event.attributes, self.exemptions.attributes),
                 timestamp=event.time_ns,
             )
-        if exception:
-            span.add_event("exception", _exception_attributes(exception), timestamp=end)
+        if record.exception:
+            span.add_event(
+                "exception", _exception_attributes(record.exception, scrub), timestamp=end
+            )
         if record.error_type:
-            span.set_status(Status(StatusCode.ERROR, record.error_type))
+            span.set_status(Status(StatusCode.ERROR, scrub(record.error_type)))
         span.end(end_time=end)
         if record.is_command:
             key = (
@@ -237,25 +281,21 @@ class _Replay:
 
     def log(self, record: LogRecord) -> None:
         scrub = self.scrub
-        attributes = scrub.attributes(record.attributes, self.exempt)
-        exception = record.exception
-        if exception:
-            exception = exception_info(
-                exception.type, scrub(exception.message), scrub(exception.stacktrace)
-            )
+        event = record.event_name
+        attributes = scrub.attributes(record.attributes, self.exemptions.for_event(event))
         self.logger.emit(
             timestamp=record.time_ns,
             observed_timestamp=record.time_ns,
             context=_context(record.trace_id, record.span_id),
             severity_number=SeverityNumber(record.severity_number),
-            severity_text=record.severity_text,
+            severity_text=scrub(record.severity_text),
             body=scrub.value(record.body),
-            attributes={**attributes, **_exception_attributes(exception)},
-            event_name=record.event_name or None,
+            attributes={**attributes, **_exception_attributes(record.exception, scrub)},
+            event_name=scrub(event) if event else None,
         )
 
     def measure(self, record: MeasureRecord) -> None:
-        attributes = self.scrub.attributes(record.attributes, self.exempt)
+        attributes = self.scrub.attributes(record.attributes, self.exemptions.attributes)
         method = {"counter": "add", "histogram": "record", "gauge": "set"}[record.instrument]
         instrument = self.instrument(
             record.instrument, record.name, record.unit, record.description

@@ -36,16 +36,19 @@ class Worker:
         self,
         key: str,
         destination: Destination,
+        role: str,
         progress: Progress,
-        description: str,
         resource: dict[str, Any],
         ledger_dir: Any,
     ) -> None:
         self.key = key
         self.destination = destination
+        self.role = role
+        """``vendor`` or ``user``: what the destination may receive (``_sender/replay``) and
+        which ambient credentials its exporters may use (``_sender/exporters``)."""
         self.progress = progress
-        self.description = description
-        """``<role>: <destination, credentials masked>``, for the ledger."""
+        self.description = f"{role}: {destination.describe()}"
+        """The destination with credentials masked, for the ledger."""
         self.resource = resource
         self.ledger_dir = ledger_dir
         self.done = progress.delivered(key)
@@ -146,7 +149,7 @@ class Worker:
             remaining = max(0.1, deadline - time.monotonic())
             bounded = self.destination._replace(timeout=min(self.destination.timeout, remaining))
             self._exporters = {
-                s: exporters.build(bounded, s) for s in ("traces", "logs", "metrics")
+                s: exporters.build(bounded, s, self.role) for s in ("traces", "logs", "metrics")
             }
         return self._exporters
 

@@ -70,7 +70,7 @@ class Manifest:
         metric_prefix: str,
         resource: dict[str, Any],
         destinations: dict[str, tuple[Role, Destination]],
-        scrub_exempt: list[str],
+        exemptions: dict[str, Any],
         notice_confirmed: bool,
     ) -> Manifest:
         return cls(
@@ -87,7 +87,7 @@ class Manifest:
                 "destinations": {
                     key: {"role": role, **d._asdict()} for key, (role, d) in destinations.items()
                 },
-                "scrub_exempt": scrub_exempt,
+                "exemptions": exemptions,
                 "notice_confirmed": notice_confirmed,
             }
         )
@@ -135,8 +135,10 @@ class Manifest:
         return str(self.destination_entries.get(key, {}).get("role", "?"))
 
     @property
-    def scrub_exempt(self) -> frozenset[str]:
-        return frozenset(self.data.get("scrub_exempt", ()))
+    def exemptions(self) -> Any:
+        """The schema's scrubbing exemptions by owner (``phonehome._policy.exemptions``), as
+        stored; an older manifest's flat list is not read: everything is scrubbed."""
+        return self.data.get("exemptions")
 
     @property
     def notice_confirmed(self) -> bool:

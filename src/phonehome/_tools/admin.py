@@ -17,11 +17,6 @@ from phonehome._core import environment as env
 from phonehome._core.consent import Resolver, level
 from phonehome._spool import manifest as manifests
 from phonehome._spool.manifest import Manifest
-from phonehome._spool.records import LogRecord, MeasureRecord, Record, SpanRecord
-
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from phonehome._policy.scrub import Scrubber
 
 
 def _manifest(state_dir: Path) -> Manifest:
@@ -101,32 +96,51 @@ def reset_id(directory: Path) -> None:
 
 
 def preview(directory: Path) -> dict[str, Any]:
-    """What is waiting to be sent (as it will be sent: scrubbed) and what was sent."""
+    """What is waiting to be sent, exactly as the vendor will get it (through the same
+    schema exemptions, scrubbing and SDK replay as a delivery), and what was sent."""
+    from phonehome._policy.exemptions import Exemptions
     from phonehome._policy.scrub import Scrubber
     from phonehome._sender.ledger import entries
+    from phonehome._sender.replay import map_segment
     from phonehome._spool.segments import Spool
 
     spool = Spool(directory / "spool")
     scrub = Scrubber()
-    exempt = set(_manifest(directory).scrub_exempt)
+    exemptions = Exemptions.from_data(_manifest(directory).exemptions)
     waiting: list[dict[str, Any]] = []
     for name in spool.names():
         segment = spool.read(name)
-        if segment is None:
-            continue
-        for record in segment.records:
-            waiting.append(_describe(record, scrub, exempt))
+        if segment is not None:
+            waiting += _described(map_segment(segment, lambda: True, scrub, exemptions))
     return {"waiting": waiting, "sent": entries(directory)}
 
 
-def _describe(record: Record, scrub: Scrubber, exempt: set[str]) -> dict[str, Any]:
-    attributes = scrub.attributes(record.attributes, exempt)
-    if type(record) is SpanRecord:
-        return {"span": scrub(record.name), "attributes": attributes}
-    if type(record) is LogRecord:
-        return {"log": record.event_name or scrub.value(record.body), "attributes": attributes}
-    assert type(record) is MeasureRecord
-    return {"metric": record.name, "value": record.value, "attributes": attributes}
+def _described(mapped: Any) -> list[dict[str, Any]]:
+    """Spans, log records and metric points, each as a small dict."""
+    found: list[dict[str, Any]] = [
+        {"span": span.name, "attributes": dict(span.attributes or {})} for span in mapped.spans
+    ]
+    for log in mapped.logs:
+        record = log.log_record
+        found.append(
+            {
+                "log": record.event_name or record.body,
+                "attributes": dict(record.attributes or {}),
+            }
+        )
+    for resource_metrics in mapped.metrics.resource_metrics if mapped.metrics else ():
+        for scope in resource_metrics.scope_metrics:
+            for metric in scope.metrics:
+                for point in metric.data.data_points:
+                    value = getattr(point, "value", None)
+                    found.append(
+                        {
+                            "metric": metric.name,
+                            "value": value if value is not None else getattr(point, "sum", None),
+                            "attributes": dict(point.attributes or {}),
+                        }
+                    )
+    return found
 
 
 def flush(directory: Path, budget: float) -> str:

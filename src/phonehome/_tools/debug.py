@@ -23,12 +23,14 @@ def show(records: list[Record], header: dict[str, Any], manifest: Manifest) -> N
     from opentelemetry.exporter.otlp.proto.common.metrics_encoder import encode_metrics
     from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 
+    from phonehome._policy.exemptions import Exemptions
     from phonehome._policy.scrub import Scrubber
     from phonehome._sender.replay import map_segment
     from phonehome._spool.segments import Segment
 
     segment = Segment("debug", header, records, 0)
-    mapped = map_segment(segment, lambda: True, Scrubber(), manifest.scrub_exempt)
+    exemptions = Exemptions.from_data(manifest.exemptions)
+    mapped = map_segment(segment, lambda: True, Scrubber(), exemptions)
     payload: dict[str, Any] = {}
     if mapped.spans:
         payload["traces"] = MessageToDict(encode_spans(mapped.spans))

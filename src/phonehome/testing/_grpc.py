@@ -49,6 +49,8 @@ class OTLPGrpcReceiver(Capture):
         self.delay = 0.0
         """Seconds to wait before answering (a slow destination)."""
         self.requests: list[tuple[str, dict[str, str | bytes]]] = []
+        self.bodies: list[bytes] = []
+        """Every request as it arrived (serialized protobuf): what went over the wire."""
         self.times: list[float] = []
         self.spans: list[Span] = []
         self.metrics: list[Metric] = []
@@ -135,6 +137,7 @@ class OTLPGrpcReceiver(Capture):
                 # once it sees the call changes only the calls after it.
                 status, retry_delay, delay = self.status, self.retry_delay, self.delay
                 self.requests.append((method, dict(context.invocation_metadata())))
+                self.bodies.append(request.SerializeToString())
                 self.times.append(time.monotonic())
                 self._cond.notify_all()
             if delay:
