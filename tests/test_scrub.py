@@ -217,3 +217,47 @@ def test_a_cut_never_leaves_a_fragment_of_what_it_would_have_scrubbed(
     fragments = {secret[i : i + 4] for i in range(len(secret) - 3)} - {"yyyy"}
     tail = scrubbed[MAX_TEXT - 60 :]
     assert not [f for f in fragments if f in tail]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=3000))
+def test_any_text_is_scrubbed_without_error_and_within_bounds(text: str) -> None:
+    scrubbed = Scrubber(home=HOME, user=USER)(text)
+    assert len(scrubbed) <= MAX_TEXT + 1
+
+
+ENCODINGS = {
+    "plain": lambda s: s,
+    "upper case": str.upper,
+    "percent-encoded": lambda s: "".join(f"%{ord(c):02X}" if c in "@/:=" else c for c in s),
+    "twice percent-encoded": lambda s: "".join(f"%25{ord(c):02X}" if c in "@/:" else c for c in s),
+    "full-width": _fullwidth,
+    "zero-width joined": "\u200b".join,
+}
+SECRETS_BY_KIND = {
+    "email": lambda m: (f"{m}@example.org", m),
+    "url credentials": lambda m: (f"https://u:{m}@example.org/", m),
+    "password pair": lambda m: (f"db_password={m}", m),
+    "json secret": lambda m: (f'{{"client_secret": "{m}"}}', m),
+    "query signature": lambda m: (f"https://h.example/x?signature={m}&a=1", m),
+}
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    kind=st.sampled_from(sorted(SECRETS_BY_KIND)),
+    encoding=st.sampled_from(sorted(ENCODINGS)),
+    marker=st.text(alphabet="qwxzjkvbnm", min_size=8, max_size=16),
+    before=st.text(alphabet=" ,;([{<'\"\t\n", max_size=4),
+    after=st.text(alphabet=" ,;)]}>'\".\t\n", max_size=4),
+)
+def test_no_encoding_hides_a_secret(
+    kind: str, encoding: str, marker: str, before: str, after: str
+) -> None:
+    import unicodedata
+    from urllib.parse import unquote
+
+    text, needle = SECRETS_BY_KIND[kind](marker)
+    scrubbed = Scrubber(home=HOME, user=USER)(before + ENCODINGS[encoding](text) + after)
+    seen = unicodedata.normalize("NFKC", unquote(unquote(scrubbed))).replace("\u200b", "")
+    assert needle.casefold() not in seen.casefold()

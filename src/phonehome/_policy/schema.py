@@ -329,13 +329,14 @@ _ALWAYS = (
     "a random session id."
 )
 _NO_MESSAGES = (
-    "When something fails: the error's type and the lines of the product's own code it went "
-    "through (file, line, function). Never the error's message, which can hold what you "
-    "typed, nor lines in other libraries; log records carry the text the program's author "
-    "wrote, without the values filled into it."
+    "When something fails: the error's type and where it happened, as the file, line and "
+    "function of each step through the program's code and the libraries it uses (not Python's "
+    "own, never the source text). Never the error's message, which can hold what you typed; "
+    "log records carry the text the program's author wrote, without the values filled into it."
 )
 _MESSAGES = (
-    "When something fails: the error's type, its message (scrubbed) and the lines of the "
-    "product's own code it went through (file, line, function); log records carry their "
-    "message, scrubbed."
+    "When something fails: the error's type, its message (scrubbed) and where it happened, as "
+    "the file, line and function of each step through the program's code and the libraries it "
+    "uses (not Python's own, never the source text); log records carry their message, "
+    "scrubbed."
 )

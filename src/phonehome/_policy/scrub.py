@@ -52,15 +52,18 @@ _SECRET_WORD = (
 """A word that marks a key as holding a secret, anywhere inside the key's name."""
 _KEY = rf"[\w.-]*?{_SECRET_WORD}[\w.-]*"
 
-# (name, pattern, replacement): order matters (specific before general).
-_RULES: tuple[tuple[str, str, str], ...] = (
+# (name, pattern, replacement, trigger): order matters (specific before general). A rule runs
+# only on a text that holds one of its trigger's substrings (lower-cased): most texts skip
+# most rules at the cost of a substring search.
+_RULES: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
     (
         "private key",
         r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY[A-Z ]*-----.*?"
         r"(?:-----END [A-Z0-9 ]*PRIVATE KEY[A-Z ]*-----|\Z)",
         "<private-key>",
+        ("private key",),
     ),
-    ("jwt", r"\beyJ[\w-]{5,}\.[\w-]{5,}\.[\w-]*", "<jwt>"),
+    ("jwt", r"\beyJ[\w-]{5,}\.[\w-]{5,}\.[\w-]*", "<jwt>", ("eyj",)),
     (
         "token formats",
         r"\b(?:gh[pousr]_[A-Za-z0-9]{20,}|github_pat_\w{20,}|glpat-[\w-]{20,}"
@@ -68,43 +71,71 @@ _RULES: tuple[tuple[str, str, str], ...] = (
         r"|[sr]k_(?:live|test)_[A-Za-z0-9]{16,}|sk-(?:ant-|proj-)?[\w-]{20,}"
         r"|npm_[A-Za-z0-9]{30,}|pypi-[\w-]{40,})",
         "<token>",
+        (
+            "gh",
+            "glpat-",
+            "xox",
+            "aiza",
+            "akia",
+            "asia",
+            "k_live_",
+            "k_test_",
+            "sk-",
+            "npm_",
+            "pypi-",
+        ),
     ),
-    ("url credentials", r"\b([a-z][a-z0-9+.-]*://)[^/\s:@]*(?::[^/\s@]*)?@", r"\1<credentials>@"),
-    ("bearer", r"\b(bearer|basic|token|digest)\s+[\w.~+/=-]{8,}", r"\1 " + _REDACTED),
+    (
+        "url credentials",
+        r"\b([a-z][a-z0-9+.-]*://)[^/\s:@]*(?::[^/\s@]*)?@",
+        r"\1<credentials>@",
+        ("@",),
+    ),
+    (
+        "bearer",
+        r"\b(bearer|basic|token|digest)\s+[\w.~+/=-]{8,}",
+        r"\1 " + _REDACTED,
+        ("bearer", "basic", "token", "digest"),
+    ),
     (
         "query secret",
         rf"([?&;#](?:{_KEY}|code|key|state)=)[^&\s#\"'<>]+",
         r"\1" + _REDACTED,
-    ),
-    (
-        "quoted secret",
-        rf"((?<![\w-]){_KEY}[\"']?\s*[:=]\s*)(\"(?:[^\"\\]|\\.)*\"|'(?:[^'\\]|\\.)*')",
-        r'\1"' + _REDACTED + '"',
-    ),
-    (
-        "secret pair",
-        rf"((?<![\w-]){_KEY}[\"']?\s*[:=]\s*)(?![\"'<]|(?:bearer|basic|token|digest)\s+<)"
-        r"[^\s\"'&;,)}\]]+",
-        r"\1" + _REDACTED,
+        ("=",),
     ),
     # an address, also cut short or local (user@host): its top-level domain is not required
-    ("email", r"[\w.%+-]{1,64}@[\w-]+(?:\.[\w-]+)*", "<email>"),
-    ("mac", r"(?<![\w:-])(?:[0-9a-f]{2}[:-]){5}[0-9a-f]{2}(?![\w:-])", "<mac>"),
+    ("email", r"[\w.%+-]{1,64}@[\w-]+(?:\.[\w-]+)*", "<email>", ("@",)),
+    (
+        "mac",
+        r"(?<![\w:-])(?:[0-9a-f]{2}[:-]){5}[0-9a-f]{2}(?![\w:-])",
+        "<mac>",
+        (":", "-"),
+    ),
     (
         "ipv6",
         r"(?<![\w.])(?:(?:[0-9a-f]{1,4}:){7}[0-9a-f]{1,4}"
         r"|(?:[0-9a-f]{1,4}:){1,7}:(?:[0-9a-f]{1,4}(?::[0-9a-f]{1,4})*)?"
         r"|::(?:[0-9a-f]{1,4}:){0,6}[0-9a-f]{1,4})(?![\w:]|\.\d)",
         "<ip>",
+        (":",),
     ),
     (
         "ipv4",
         r"(?<![\w.])(?:(?:25[0-5]|2[0-4]\d|1?\d?\d)\.){3}(?:25[0-5]|2[0-4]\d|1?\d?\d)"
         r"(?!\w|\.\d)",
         "<ip>",
+        (".",),
     ),
-    ("ssn", r"(?<![\d-])\d{3}-\d{2}-\d{4}(?![\d-])", "<ssn>"),
+    ("ssn", r"(?<![\d-])\d{3}-\d{2}-\d{4}(?![\d-])", "<ssn>", ("-",)),
 )
+_SECRET_PAIR = (
+    r"(?<![\w.-])([\w.-]{1,80})([\"']?\s*[:=]\s*)"
+    r"(\"(?:[^\"\\]|\\.)*\"|'(?:[^'\\]|\\.)*'"
+    r"|(?!(?:bearer|basic|token|digest)\s+<)[^\s\"'&;,)}\]<]+)"
+)
+"""``key = value``, ``key: "value"``, JSON ``"key": "value"``: the value is redacted when the
+key's name holds a secret word (``_secret_value``)."""
+_SECRET_NAME = re.compile(_SECRET_WORD, re.IGNORECASE)
 _IBAN = r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){3,7}(?: ?[A-Z0-9]{1,3})?\b"
 """Case-sensitive, unlike the rules above: a lower-case word with digits is no IBAN."""
 _CARD = r"(?<![\w.])(?:\d[ -]?){12,18}\d(?![\w.])"
@@ -136,23 +167,33 @@ class Scrubber:
         home = home if home is not None else os.path.expanduser("~")
         user = user if user is not None else _user_name()
         host = host if host is not None else _host_name()
-        rules: list[tuple[re.Pattern[str], str | Callable[[re.Match[str]], str]]] = []
+        rules: list[Rule] = []
         if home and home not in ("/", "~") and len(home) > 1:
             variants = {home, home.replace("\\", "/"), home.replace("/", "\\")}
             alternatives = "|".join(
                 re.escape(v.rstrip("/\\")) for v in sorted(variants, key=len, reverse=True)
             )
-            rules.append((re.compile(f"(?i)(?:{alternatives})(?=[/\\\\]|$|\\s|[\"':;,)])"), "~"))
-        rules.append((re.compile(rf"(?i)({_HOMES})[^/\\\s\"':;,)]+"), r"\1<user>"))
+            rules.append(
+                (re.compile(f"(?i)(?:{alternatives})(?=[/\\\\]|$|\\s|[\"':;,)])"), "~", ())
+            )
+        homes = ("/home/", "/users/", "/export/home/", ":\\", ":/")
+        rules.append((re.compile(rf"(?i)({_HOMES})[^/\\\s\"':;,)]+"), r"\1<user>", homes))
         flags = re.IGNORECASE | re.DOTALL
-        rules += [(re.compile(pattern, flags), replacement) for _, pattern, replacement in _RULES]
-        rules.append((re.compile(_IBAN), "<iban>"))
-        rules.append((re.compile(_CARD), _card))
-        rules.append((re.compile(_PHONE), _phone))
+        for name, pattern, replacement, trigger in _RULES:
+            rules.append((re.compile(pattern, flags), replacement, trigger))
+            if name == "query secret":  # before e-mail: a value may hold an address
+                rules.append((re.compile(_SECRET_PAIR, flags), _secret_value, ("=", ":")))
+        rules.append((re.compile(_IBAN), "<iban>", ()))
+        rules.append((re.compile(_CARD), _card, ()))
+        rules.append((re.compile(_PHONE), _phone, ()))
         for name, marker in sorted(((user, "<user>"), (host, "<host>")), key=lambda p: -len(p[0])):
             if name and len(name) >= 3:
                 rules.append(
-                    (re.compile(rf"(?i)(?<![A-Za-z0-9]){re.escape(name)}(?![A-Za-z0-9])"), marker)
+                    (
+                        re.compile(rf"(?i)(?<![A-Za-z0-9]){re.escape(name)}(?![A-Za-z0-9])"),
+                        marker,
+                        (),
+                    )
                 )
         self._rules = rules
         self._cache: dict[str, str] = {}
@@ -170,8 +211,11 @@ class Scrubber:
         return scrubbed
 
     def _scrub(self, text: str) -> str:
-        for pattern, replacement in self._rules:
-            text = pattern.sub(replacement, text)
+        lowered = text.lower()
+        for pattern, replacement, trigger in self._rules:
+            if not trigger or any(t in lowered for t in trigger):
+                text = pattern.sub(replacement, text)
+                lowered = text.lower()
         return text
 
     def value(self, value: Any) -> Any:
@@ -236,6 +280,18 @@ def _cut(text: str) -> str:
         last = max((m.start() for m in _BOUNDARY.finditer(head, MAX_TEXT - 512)), default=-1)
         head = head[:last] if last >= 0 else head[: MAX_TEXT - 512]
     return head.rstrip() + "…"
+
+
+Rule = tuple[re.Pattern[str], "str | Callable[[re.Match[str]], str]", tuple[str, ...]]
+"""A compiled rule, its replacement, and the substrings one of which it needs (``()``: none)."""
+
+
+def _secret_value(match: re.Match[str]) -> str:
+    key, separator, value = match.groups()
+    if not _SECRET_NAME.search(key):
+        return match.group(0)
+    quoted = value[:1] in ("'", '"')
+    return f'{key}{separator}"{_REDACTED}"' if quoted else f"{key}{separator}{_REDACTED}"
 
 
 def _card(match: re.Match[str]) -> str:
