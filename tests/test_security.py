@@ -105,7 +105,7 @@ vendor = sys.argv[1] or None
 if vendor and len(sys.argv) > 3:
     vendor = phonehome.otlp(vendor, certificate_file=sys.argv[3])
 with phonehome.instrument("democli", version="1.0", vendor=vendor, state_dir=sys.argv[2],
-                          mode="ci", ci_budget=1.0) as t:
+                          mode="ci", ci_budget=4.0) as t:
     with t.command("generate"):
         pass
 print("generated")

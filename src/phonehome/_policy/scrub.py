@@ -16,8 +16,10 @@ zero-width characters removed; matching ignores case. Then:
   secret-bearing keys in any case or inside longer names (``DB_PASSWORD=``, ``api_token:``,
   JSON ``"access_token": "..."``, ``SecretAccessKey=``, query strings' ``sig=`` and
   ``X-Amz-Signature=``), bearer and basic credentials, JWTs, private key blocks (PEM, PGP),
-  and the token formats of GitHub, GitLab, Slack, Google, AWS, Azure, Stripe, OpenAI,
-  Anthropic, npm and PyPI become ``<redacted>``, ``<token>``, ``<jwt>``, ``<private-key>``.
+  the token formats of GitHub, GitLab, Slack, Google, AWS, Azure, Stripe, OpenAI,
+  Anthropic, npm, PyPI, SendGrid, Vault, Databricks, DigitalOcean, Shopify, Hugging Face, Groq
+  and Linear, and the secret part of Slack, Discord and Teams webhook URLs become
+  ``<redacted>``, ``<token>``, ``<jwt>``, ``<private-key>``.
 
 The whole text (up to ``MAX_INPUT``) is scrubbed first, then cut to ``MAX_TEXT`` at a token
 boundary, so a cut never leaves a fragment of something the scrubber would have recognised.
@@ -51,6 +53,11 @@ _SECRET_WORD = (
 )
 """A word that marks a key as holding a secret, anywhere inside the key's name."""
 _KEY = rf"[\w.-]*?{_SECRET_WORD}[\w.-]*"
+_TOKEN_PREFIXES = (
+    *("gh", "glpat-", "xox", "aiza", "akia", "asia", "k_live_", "k_test_", "sk-", "npm_"),
+    *("pypi-", "ya29.", "sg.", "hvs.", "dapi", "dop_v1_", "shpat_", "hf_", "gsk_", "lin_api_"),
+)
+"""What a text holds for the token formats' rule to run (lower-cased)."""
 
 # (name, pattern, replacement, trigger): order matters (specific before general). A rule runs
 # only on a text that holds one of its trigger's substrings (lower-cased): most texts skip
@@ -69,21 +76,19 @@ _RULES: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
         r"\b(?:gh[pousr]_[A-Za-z0-9]{20,}|github_pat_\w{20,}|glpat-[\w-]{20,}"
         r"|xox[abposr]-[A-Za-z0-9-]{10,}|AIza[\w-]{30,}|(?:AKIA|ASIA)[0-9A-Z]{16}"
         r"|[sr]k_(?:live|test)_[A-Za-z0-9]{16,}|sk-(?:ant-|proj-)?[\w-]{20,}"
-        r"|npm_[A-Za-z0-9]{30,}|pypi-[\w-]{40,})",
+        r"|npm_[A-Za-z0-9]{30,}|pypi-[\w-]{40,}|ya29\.[\w-]{20,}|SG\.[\w-]{16,}\.[\w-]{16,}"
+        r"|hvs\.[\w-]{20,}|dapi[0-9a-f]{32}|dop_v1_[0-9a-f]{40,}|shpat_[0-9a-f]{32}"
+        r"|hf_[A-Za-z]{30,}|gsk_[A-Za-z0-9]{40,}|lin_api_[A-Za-z0-9]{30,})",
         "<token>",
-        (
-            "gh",
-            "glpat-",
-            "xox",
-            "aiza",
-            "akia",
-            "asia",
-            "k_live_",
-            "k_test_",
-            "sk-",
-            "npm_",
-            "pypi-",
-        ),
+        _TOKEN_PREFIXES,
+    ),
+    (
+        "webhook urls",
+        r"(https?://(?:hooks\.slack\.com/(?:services|workflows)"
+        r"|(?:canary\.|ptb\.)?discord(?:app)?\.com/api/webhooks"
+        r"|[\w-]+\.webhook\.office\.com/webhookb2|outlook\.office\.com/webhook)/)[^\s\"'<>]+",
+        r"\1" + _REDACTED,
+        ("hooks.slack", "discord", "webhook"),
     ),
     (
         "url credentials",
@@ -128,13 +133,13 @@ _RULES: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
     ),
     ("ssn", r"(?<![\d-])\d{3}-\d{2}-\d{4}(?![\d-])", "<ssn>", ("-",)),
 )
-_SECRET_PAIR = (
-    r"(?<![\w.-])([\w.-]{1,80})([\"']?\s*[:=]\s*)"
-    r"(\"(?:[^\"\\]|\\.)*\"|'(?:[^'\\]|\\.)*'"
-    r"|(?!(?:bearer|basic|token|digest)\s+<)[^\s\"'&;,)}\]<]+)"
+_PAIR_KEY = re.compile(r"(?<![\w.-])([\w.-]{1,80})([\"']?\s*[:=]\s*)")
+"""A key and its separator: ``key = ``, ``key: ``, JSON ``"key": ``."""
+_PAIR_VALUE = re.compile(
+    r"(\"(?:[^\"\\]|\\.)*\"|'(?:[^'\\]|\\.)*')"
+    r"|(?!(?:bearer|basic|token|digest)\s+<)[^\s\"'&;,)}\]<]+",
+    re.IGNORECASE,
 )
-"""``key = value``, ``key: "value"``, JSON ``"key": "value"``: the value is redacted when the
-key's name holds a secret word (``_secret_value``)."""
 _SECRET_NAME = re.compile(_SECRET_WORD, re.IGNORECASE)
 _IBAN = r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){3,7}(?: ?[A-Z0-9]{1,3})?\b"
 """Case-sensitive, unlike the rules above: a lower-case word with digits is no IBAN."""
@@ -182,7 +187,7 @@ class Scrubber:
         for name, pattern, replacement, trigger in _RULES:
             rules.append((re.compile(pattern, flags), replacement, trigger))
             if name == "query secret":  # before e-mail: a value may hold an address
-                rules.append((re.compile(_SECRET_PAIR, flags), _secret_value, ("=", ":")))
+                rules.append((_secret_pairs, None, ("=", ":")))
         rules.append((re.compile(_IBAN), "<iban>", ()))
         rules.append((re.compile(_CARD), _card, ()))
         rules.append((re.compile(_PHONE), _phone, ()))
@@ -214,7 +219,10 @@ class Scrubber:
         lowered = text.lower()
         for pattern, replacement, trigger in self._rules:
             if not trigger or any(t in lowered for t in trigger):
-                text = pattern.sub(replacement, text)
+                if isinstance(pattern, re.Pattern):
+                    text = pattern.sub(replacement, text)  # type: ignore[arg-type]
+                else:
+                    text = pattern(text)
                 lowered = text.lower()
         return text
 
@@ -282,16 +290,31 @@ def _cut(text: str) -> str:
     return head.rstrip() + "…"
 
 
-Rule = tuple[re.Pattern[str], "str | Callable[[re.Match[str]], str]", tuple[str, ...]]
-"""A compiled rule, its replacement, and the substrings one of which it needs (``()``: none)."""
+Rule = tuple[
+    "re.Pattern[str] | Callable[[str], str]",
+    "str | Callable[[re.Match[str]], str] | None",
+    tuple[str, ...],
+]
+"""A compiled rule and its replacement (or a function of the whole text), and the substrings
+one of which a text needs for it to run (``()``: none)."""
 
 
-def _secret_value(match: re.Match[str]) -> str:
-    key, separator, value = match.groups()
-    if not _SECRET_NAME.search(key):
-        return match.group(0)
-    quoted = value[:1] in ("'", '"')
-    return f'{key}{separator}"{_REDACTED}"' if quoted else f"{key}{separator}{_REDACTED}"
+def _secret_pairs(text: str) -> str:
+    """``text`` with the value of every key that names a secret redacted. Every key is
+    looked at, also one inside another pair's value (``_: api_token=...``): a plain
+    substitution would have consumed it with the first pair."""
+    parts: list[str] = []
+    done = 0
+    for key in _PAIR_KEY.finditer(text):
+        if key.start() < done or not _SECRET_NAME.search(key.group(1)):
+            continue
+        value = _PAIR_VALUE.match(text, key.end())
+        if value is None:
+            continue
+        quoted = value.group(0)[:1] in ("'", '"')
+        parts += (text[done : key.end()], f'"{_REDACTED}"' if quoted else _REDACTED)
+        done = value.end()
+    return "".join(parts) + text[done:] if parts else text
 
 
 def _card(match: re.Match[str]) -> str:
