@@ -157,6 +157,7 @@ def test_a_command_with_a_nested_span_leaves_as_the_schema_says() -> None:
         "command.param.language": "other",  # not one of the enum's values
         "command.param.token": hashlib.sha256(SALT + b"s3cr3t").hexdigest(),
         "command.result": "success",
+        "process.exit.code": "0",
     }
     assert generate == {
         "traceId": trace,
@@ -190,7 +191,7 @@ def test_a_failed_command_carries_its_error_scrubbed() -> None:
         "command.name": "generate",
         "command.result": "failure",
         "error.type": "ValueError",
-    }
+    }  # handled by the program: no crash, and no exit code
     assert span["status"] == {"code": "STATUS_CODE_ERROR", "message": "ValueError"}
     (event,) = span["events"]
     exception = _attributes(event["attributes"])
@@ -207,6 +208,39 @@ def test_a_failed_command_carries_its_error_scrubbed() -> None:
     )
     assert exported["metrics"]["democli.command.executions"] == [
         ({"command.name": "generate", "command.result": "failure", "error.type": "ValueError"}, "1")
+    ]
+
+
+def test_a_crashed_command_is_reported_once_scrubbed_in_its_span() -> None:
+    def program(recorder: Recorder) -> None:
+        error = ValueError("cannot read /home/alice/spec.yaml for alice@example.com")
+        with pytest.raises(ValueError), command(recorder, "generate", {}):
+            raise error
+        recorder.crash(error)  # it left the instrument() block
+        recorder.crash(error)  # and is reported once
+
+    exported, _ = run(program)
+    (span,) = exported["spans"]
+    assert _attributes(span["attributes"]) == {
+        "command.name": "generate",
+        "command.result": "crash",
+        "error.type": "ValueError",
+    }
+    assert span["status"] == {"code": "STATUS_CODE_ERROR", "message": "ValueError"}
+    assert "events" not in span  # the stack trace is in the crash report, once
+    (crash,) = exported["logs"]
+    assert (crash["traceId"], crash["spanId"]) == (span["traceId"], span["spanId"])
+    assert (crash["severityText"], crash["eventName"]) == ("FATAL", "exception.unhandled")
+    exception = _attributes(crash["attributes"])
+    assert exception.pop("exception.stacktrace").endswith(
+        "ValueError: cannot read ~/spec.yaml for <email>\n"
+    )
+    assert exception == {
+        "exception.type": "ValueError",
+        "exception.message": "cannot read ~/spec.yaml for <email>",
+    }
+    assert exported["metrics"]["democli.command.executions"] == [
+        ({"command.name": "generate", "command.result": "crash", "error.type": "ValueError"}, "1")
     ]
 
 

@@ -16,8 +16,9 @@ from types import TracebackType
 from typing import Any, Literal
 
 from phonehome._core.diagnostics import record_error
-from phonehome._host import handles
+from phonehome._host import handles, outcome
 from phonehome._host.attributes import attribute, clean, describe, text
+from phonehome._policy.enforce import CRASH_EVENT
 from phonehome._spool.records import (
     LOG,
     SPAN,
@@ -37,6 +38,8 @@ _current: ContextVar[tuple[int, int] | None] = ContextVar("phonehome_span", defa
 
 INFO = 9
 """OpenTelemetry's severity number of INFO, which events carry."""
+FATAL = 21
+"""OpenTelemetry's severity number of FATAL, which a crash report carries."""
 
 
 class Ids:
@@ -66,7 +69,7 @@ class Recorder:
     nanoseconds) can be given, for tests that compare exported data whole.
     """
 
-    __slots__ = ("_flush", "clock", "ids", "max_buffered", "records")
+    __slots__ = ("_flush", "clock", "crashed", "failed", "ids", "max_buffered", "records")
 
     def __init__(
         self,
@@ -80,6 +83,10 @@ class Recorder:
         self.clock = clock
         self._flush = flush
         self.max_buffered = max_buffered
+        self.crashed: BaseException | None = None
+        """The exception of the last crash report, so that it is reported once."""
+        self.failed: tuple[BaseException | None, SpanRecord] | None = None
+        """The last command that an exception ended, and that exception."""
 
     def add(self, record: Record) -> None:
         records = self.records
@@ -128,6 +135,45 @@ class Recorder:
             )
         )
 
+    def crash(self, exc: BaseException, trace_id: int = 0, span_id: int = 0) -> None:
+        """The crash report of ``exc``, once: in the command it ended, if one did (that
+        command's span, still held, becomes a ``crash`` without its own copy of the stack
+        trace), else in the span given."""
+        if exc is self.crashed:
+            return
+        self.crashed = exc
+        failed, self.failed = self.failed, None
+        if failed is not None and failed[0] is exc:
+            span = failed[1]
+            trace_id, span_id = span.trace_id, span.span_id
+            records = self.records
+            for i in range(len(records) - 1, -1, -1):
+                if records[i] is span:
+                    span.attributes["command.result"] = outcome.CRASH
+                    records[i] = span._replace(exception=None)
+                    break
+        try:
+            error_type, exception = describe(exc)
+        except Exception as error:
+            record_error("describe exception", error)
+            error_type, exception = outcome.type_name(type(exc)), None
+        record = new(
+            LogRecord,
+            (
+                LOG,
+                self.clock(),
+                FATAL,
+                "FATAL",
+                f"unhandled {error_type}",
+                {},
+                CRASH_EVENT,
+                trace_id,
+                span_id,
+                exception,
+            ),
+        )
+        self.add(record)
+
     def event(self, name: str, attributes: Mapping[str, Any] | None) -> None:
         """A business or lifecycle event: a log record carrying ``event.name``."""
         values = clean(attributes)
@@ -142,6 +188,7 @@ class RecordingSpan(handles.Span):
         "_attributes",
         "_command",
         "_events",
+        "_exit",
         "_id",
         "_name",
         "_parent",
@@ -160,6 +207,7 @@ class RecordingSpan(handles.Span):
         self._command = command
         self._token: Any = None
         self._events: list[SpanEvent] | None = None
+        self._exit: outcome.Outcome = outcome.OK
 
     def __enter__(self) -> RecordingSpan:
         ids = self._recorder.ids
@@ -191,49 +239,66 @@ class RecordingSpan(handles.Span):
         except ValueError:  # exited in another context than it was entered in
             _current.set(None if self._parent == 0 else (self._trace, self._parent))
         attributes = self._attributes
-        if exc is None:
-            error_type = exception = None
+        error_type = exception = None
+        ended = self._exit if exc is None else self._outcome(exc)
+        if ended.error_type is not None:
+            error_type = ended.error_type
+            if ended.crash and exc is not None:
+                exception = self._exception(exc)
             if self._command:
-                attributes["command.result"] = "success"
-        else:
-            error_type, exception = self._failure(exc, attributes)
+                attributes["error.type"] = error_type
+        if self._command:
+            # an exception is a failure of the command, and a crash only if it leaves the
+            # instrumented block unhandled: Recorder.crash then makes this span say so
+            attributes["command.result"] = outcome.FAILURE if ended.crash else ended.result
+            if ended.exit_code is not None:
+                attributes[outcome.EXIT_CODE] = ended.exit_code
         records = recorder.records
-        records.append(
-            new(
-                SpanRecord,
-                (
-                    SPAN,
-                    self._trace,
-                    self._id,
-                    self._parent,
-                    self._name,
-                    self._start,
-                    end,
-                    attributes,
-                    error_type,
-                    exception,
-                    self._command,
-                    self._events,
-                ),
-            )
+        record = new(
+            SpanRecord,
+            (
+                SPAN,
+                self._trace,
+                self._id,
+                self._parent,
+                self._name,
+                self._start,
+                end,
+                attributes,
+                error_type,
+                exception,
+                self._command,
+                self._events,
+            ),
         )
+        records.append(record)
+        if ended.crash and self._command:
+            recorder.failed = (exc, record)
         if len(records) >= recorder.max_buffered:
             recorder.drain()
         return False
 
-    def _failure(
-        self, exc: BaseException, attributes: Attributes
-    ) -> tuple[str | None, ExceptionInfo | None]:
+    @staticmethod
+    def _outcome(exc: BaseException) -> outcome.Outcome:
         try:
-            error_type, exception = describe(exc)
+            return outcome.of_exception(exc)
+        except Exception as error:
+            record_error("classify exception", error)
+            return outcome.Outcome(outcome.CRASH, None, "unknown")
+
+    @staticmethod
+    def _exception(exc: BaseException) -> ExceptionInfo | None:
+        try:
+            return describe(exc)[1]
         except Exception as error:
             record_error("describe exception", error)
-            error_type, exception = "unknown", None
-        if self._command:
-            attributes["command.result"] = _result(exc, error_type)
-            if error_type is not None:
-                attributes["error.type"] = error_type
-        return error_type, exception
+            return None
+
+    def set_exit_code(self, code: int, *, usage_error: bool = False) -> None:
+        try:
+            self._exit = outcome.of_exit(int(code), usage_error)
+        except Exception as error:
+            record_error("set_exit_code", error)
 
     def set_attribute(self, key: str, value: Any) -> None:
         try:
@@ -309,9 +374,3 @@ class RecordingGauge(handles.Gauge):
 
     def set(self, amount: float, attributes: Mapping[str, Any] | None = None) -> None:
         self._instrument.measure(amount, attributes)
-
-
-def _result(exc: BaseException | None, error_type: str | None) -> str:
-    if error_type is None:
-        return "success"
-    return "cancelled" if isinstance(exc, KeyboardInterrupt) else "failure"

@@ -15,8 +15,8 @@ from phonehome._core.consent import Decision, LiveConsent
 from phonehome._core.diagnostics import record_error, warn
 from phonehome._core.environment import instrument_name
 from phonehome._core.settings import PROMOTE_AFTER, Settings
-from phonehome._host import handles
-from phonehome._host.attributes import clean, command_attributes, describe, text
+from phonehome._host import handles, outcome
+from phonehome._host.attributes import clean, command_attributes, text
 from phonehome._host.handoff import Handoff
 from phonehome._host.recorder import (
     INFO,
@@ -28,13 +28,10 @@ from phonehome._host.recorder import (
     RecordingSpan,
 )
 from phonehome._host.usage import Collector, Usage
-from phonehome._policy.enforce import CRASH_EVENT
 from phonehome._spool.records import Record
 
 MAX_BUFFERED = 2000
 """Records held in memory before they are written to the spool as one segment."""
-FATAL = 21
-"""OpenTelemetry's severity number of FATAL, which a crash report carries."""
 
 
 class Recording:
@@ -111,11 +108,12 @@ class Recording:
         return f"00-{current[0]:032x}-{current[1]:016x}-01"
 
     def crash(self, exc: BaseException) -> None:
-        """An exception left the instrumented block: the program is crashing."""
-        error_type, exception = describe(exc)
-        if error_type is None or isinstance(exc, KeyboardInterrupt):
-            return
-        self.recorder.log(FATAL, "FATAL", f"unhandled {error_type}", {}, CRASH_EVENT, exception)
+        """An exception left the instrumented block: a crash report, unless it is an exit
+        or an interrupt (``phonehome._host.outcome``), or the command it left already made
+        one."""
+        if outcome.of_exception(exc).crash:
+            trace_id, span_id = self.recorder.current() or (0, 0)
+            self.recorder.crash(exc, trace_id, span_id)
 
     def register(self, name: str, function: Collector, every: float) -> None:
         self.usage.register(name, function, every)

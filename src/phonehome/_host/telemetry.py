@@ -117,10 +117,14 @@ class Telemetry:
     ) -> handles.Span:
         """A context manager around one command of the program.
 
-        Records a span named ``name`` (duration, status, ``error.type`` and an exception
-        event when the body raises; the exception propagates unchanged) and the
-        ``<product>.command.executions`` and ``<product>.command.duration`` metrics.
-        Parameter names are always recorded; values only for names in ``collect``.
+        Records a span named ``name`` (duration, ``command.result``, ``process.exit.code``,
+        ``error.type``) and the ``<product>.command.executions`` and
+        ``<product>.command.duration`` metrics. Parameter names are always recorded; values
+        only for names in ``collect``. The result follows ``docs/integrations.md``: an exit
+        raised in the body (``SystemExit``, click's) is ``success`` or ``failure`` with its
+        code, an interrupt ``cancelled``, any other exception a ``crash`` (reported once,
+        with its stack trace); exceptions propagate unchanged. ``span.set_exit_code(n)``
+        ends it with a code without raising.
         """
         recording = self._recording
         if recording is None:

@@ -56,7 +56,9 @@ _BUILTIN_LOG = frozenset(
         "exception.stacktrace",
     )
 )
-_COMMAND_KEYS = frozenset(("command.name", "command.params", "command.result", "error.type"))
+_COMMAND_KEYS = frozenset(
+    ("command.name", "command.params", "command.result", "process.exit.code", "error.type")
+)
 PARAM_PREFIX = "command.param."
 ERROR_SEVERITY = 17
 """OpenTelemetry's severity number of ERROR: the ``error`` level keeps log records from here."""
