@@ -82,7 +82,8 @@ def test_typer_commands_are_recorded(otlp_receiver: OTLPReceiver, tmp_path: Path
     assert span.name == "build"
     assert span.attributes["command.params"] == ["target", "verbose"]
     assert span.attributes["command.param.target"] == "sdist"
-    assert "telemetry" in app("typerapp.py", tmp_path, "--help").stdout
+    assert "telemetry" not in app("typerapp.py", tmp_path, "--help").stdout  # hidden
+    assert "disable" in app("typerapp.py", tmp_path, "telemetry", "--help").stdout
 
 
 def parser(calls: list[str]) -> argparse.ArgumentParser:
@@ -111,10 +112,13 @@ def test_argparse_runs_the_command_inside_a_span(
     assert spans["fail"].attributes["command.result"] == "failure"
 
 
-def test_argparse_gets_a_telemetry_command(
+def test_argparse_answers_telemetry_commands_like_version_with_exit_0(
     state_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert run_argparse(parser([]), "tool", ["telemetry", "disable"], state_dir=state_dir) == 0
+    with pytest.raises(SystemExit) as done:
+        run_argparse(parser([]), "tool", ["telemetry", "disable"], state_dir=state_dir)
+    assert done.value.code == 0
     assert "telemetry for tool is off" in capsys.readouterr().out
-    run_argparse(parser([]), "tool", ["telemetry", "status"], state_dir=state_dir)
+    with pytest.raises(SystemExit):
+        run_argparse(parser([]), "tool", ["telemetry", "status"], state_dir=state_dir)
     assert "off, decided by the user's stored choice" in capsys.readouterr().out

@@ -7,8 +7,9 @@ from ``error()``) is ``usage_error`` with its exit code; any other non-zero exit
 click's ``Abort``) is ``cancelled``. Only an exception that nothing handled is a ``crash``:
 the one kind whose stack trace is recorded, once, as the crash report.
 
-click is recognised by the shape of its exceptions (class names in ``click.exceptions``, or
-the copy typer vendors), so this module imports nothing.
+click is recognised by the shape of its exceptions (class names in ``click.exceptions``,
+``typer.exceptions`` and the copy of click that typer vendors), so this module imports
+nothing.
 """
 
 from __future__ import annotations
@@ -81,17 +82,25 @@ def of_exception(exc: BaseException) -> Outcome:
     return Outcome(result, code, type_name(type(exc)))
 
 
-_SHAPES = ("Exit", "Abort", "UsageError", "ClickException")
+_SHAPES = {
+    "Exit": "Exit",
+    "Abort": "Abort",
+    "UsageError": "UsageError",
+    "ClickException": "ClickException",
+    "TyperException": "ClickException",
+}
+_CLICK_MODULES = ("click.exceptions", "typer.exceptions")
 
 
 def _click_shape(cls: type) -> str | None:
-    """The click exception ``cls`` is (or derives from), by name: ``None`` if none."""
+    """The click exception ``cls`` is (or derives from), by name: ``None`` if none. typer
+    has its own ``Exit``, ``Abort`` and ``TyperException`` (the base of its copy of click's)."""
     for base in cls.__mro__:
         module = base.__module__
         if base.__name__ in _SHAPES and (
-            module == "click.exceptions" or module.endswith("._click.exceptions")
+            module in _CLICK_MODULES or module.endswith("._click.exceptions")
         ):
-            return base.__name__
+            return _SHAPES[base.__name__]
     return None
 
 
