@@ -74,9 +74,13 @@ def run_argparse(
 
 
 def instrument_argparse(
-    parser: argparse.ArgumentParser, product: str, **instrument_kwargs: Any
+    parser: argparse.ArgumentParser | None, product: str, **instrument_kwargs: Any
 ) -> ArgparseCommand:
     """Instrument a program's own use of ``parser``: a context manager, or a decorator.
+
+    With ``parser=None`` the first parser the program parses with inside the block is the
+    one (for a ``main`` that builds its parser itself): ``ArgumentParser.parse_known_args``
+    is watched while the block runs, and restored at its end.
 
     ::
 
@@ -100,7 +104,7 @@ class ArgparseCommand:
     """One run of an argparse program: what ``instrument_argparse`` returns."""
 
     def __init__(
-        self, parser: argparse.ArgumentParser, product: str, kwargs: dict[str, Any]
+        self, parser: argparse.ArgumentParser | None, product: str, kwargs: dict[str, Any]
     ) -> None:
         self.parser = parser
         self.product = product
@@ -113,6 +117,7 @@ class ArgparseCommand:
         self.usage_error = False
         """``parser.error()`` was called: an exit 2 is a usage error."""
         self._token: Any = None
+        self._unpatch: Callable[[], None] | None = None
 
     # -- the program's side ----------------------------------------------------------------
     def set_exit_code(self, code: int) -> None:
@@ -121,7 +126,10 @@ class ArgparseCommand:
 
     def __enter__(self) -> ArgparseCommand:
         try:
-            _watch(self.parser, (), root=True)
+            if self.parser is None:
+                self._unpatch = _first_parser()
+            else:
+                _watch(self.parser, (), root=True)
         except Exception as error:  # an unusual parser: the program runs uninstrumented
             record_error("instrument argparse", error)
         self._token = _current.set(self)
@@ -137,6 +145,9 @@ class ArgparseCommand:
         if token is None:
             return
         _current.reset(token)
+        unpatch, self._unpatch = self._unpatch, None
+        if unpatch is not None:
+            unpatch()
         if exc is not None:  # the crash report's stack trace is the program's own
             _common.hide_frames(exc, __file__)
         span, self.span = self.span, None
@@ -183,7 +194,7 @@ class ArgparseCommand:
         if self.span is not None or self.admin:
             return
         values = {k: v for k, v in vars(namespace).items() if k != "func"}
-        params = _common.given(values, _defaults(self.parser))
+        params = _common.given(values, _defaults(self.parser) if self.parser else {})
         span = self.start().command(self.name(), params=params)
         span.__enter__()
         self.span = span
@@ -197,10 +208,39 @@ class ArgparseCommand:
             span.set_exit_code(code, usage_error=code == 2)
 
     def name(self) -> str:
-        return " ".join(self.path) or self.parser.prog or self.product
+        return " ".join(self.path) or self.product
 
 
 # -- watching the parser ------------------------------------------------------------------------
+def _first_parser() -> Callable[[], None]:
+    """Watch the first parser that parses while the block runs; return the undo."""
+    import argparse
+
+    cls = argparse.ArgumentParser
+    original = cls.parse_known_args
+
+    def parse_known_args(self: argparse.ArgumentParser, *args: Any, **kwargs: Any) -> Any:
+        run = _current.get()
+        if run is not None and run.parser is None:
+            run.parser = self
+            cls.parse_known_args = original  # type: ignore[method-assign]
+            _watch(self, (), root=True)
+            try:
+                return self.parse_known_args(*args, **kwargs)
+            except BaseException as exc:
+                _common.hide_frames(exc, __file__)
+                raise
+        return original(self, *args, **kwargs)
+
+    cls.parse_known_args = parse_known_args  # type: ignore[method-assign]
+
+    def undo() -> None:
+        if cls.parse_known_args is parse_known_args:
+            cls.parse_known_args = original  # type: ignore[method-assign]
+
+    return undo
+
+
 def _watch(parser: argparse.ArgumentParser, path: tuple[str, ...], root: bool) -> None:
     """Wrap ``parse_known_args`` of the parser and its subparsers, once."""
     if vars(parser).get(_WATCHED):

@@ -299,14 +299,14 @@ class _Reached:
 
 
 def _path(ctx: Any, product: str) -> str:
-    """The command path below the program itself (``remote add``); for the program itself,
-    its command's name (click's is the function's), else the product's."""
+    """The command path below the program itself (``remote add``); the program itself is
+    recorded under the product's name."""
     names = []
     here = ctx
     while here.parent is not None:
         names.append(str(here.info_name or getattr(here.command, "name", "") or ""))
         here = here.parent
-    return " ".join(reversed(names)) or getattr(here.command, "name", None) or product
+    return " ".join(reversed(names)) or product
 
 
 def _given(ctx: Any) -> dict[str, Any]:
