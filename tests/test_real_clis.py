@@ -162,7 +162,7 @@ def test_a_real_cli_is_unchanged_and_every_command_is_on_the_wire(
             "REALCLI_TELEMETRY_MODE": "ci",
             "REALCLI_TELEMETRY_NOLOGO": "1",
         }
-        for argv, result, command in SESSIONS[name][2]:
+        for argv, expected, command in SESSIONS[name][2]:
             sent = len(receiver.spans)
             plain = run(name, argv, plain_dir, path)
             instrumented = run(name, argv, instrumented_dir, path, **telemetry)
@@ -172,7 +172,8 @@ def test_a_real_cli_is_unchanged_and_every_command_is_on_the_wire(
             assert instrumented.returncode == plain.returncode, shown
             assert poll(lambda n=sent: len(receiver.spans) > n, 10), f"{shown}: nothing sent"
             span = receiver.spans[-1]
-            if result == NO_ARGS_IS_HELP:
+            result = expected
+            if expected == NO_ARGS_IS_HELP:
                 result = "success" if plain.returncode == 0 else "usage_error"
             assert span.name == command, shown
             assert span.attributes["command.result"] == result, shown
