@@ -122,3 +122,97 @@ def test_argparse_answers_telemetry_commands_like_version_with_exit_0(
     with pytest.raises(SystemExit):
         run_argparse(parser([]), "tool", ["telemetry", "status"], state_dir=state_dir)
     assert "off, decided by the user's stored choice" in capsys.readouterr().out
+
+
+LOADED = """
+import sys
+before = set(sys.modules)
+{program}
+print("\\n".join(sorted(set(sys.modules) - before)))
+"""
+OFF_PROGRAMS = {
+    "click": (
+        "import click\n"
+        "@click.group()\ndef cli():\n    pass\n"
+        "@cli.command()\ndef hello():\n    pass\n"
+        "{instrument}"
+        "cli(['hello'], standalone_mode=False)\n",
+        "from phonehome.integrations import instrument_click\ninstrument_click(cli, 'tool')\n",
+    ),
+    "argparse": (
+        "import argparse\n"
+        "parser = argparse.ArgumentParser()\n"
+        "parser.add_subparsers().add_parser('hello').set_defaults(func=lambda args: 0)\n"
+        "{instrument}",
+        "from phonehome.integrations import run_argparse\n"
+        "run_argparse(parser, 'tool', ['hello'])\n",
+    ),
+}
+
+
+@pytest.mark.parametrize("framework", OFF_PROGRAMS)
+def test_an_opted_out_cli_loads_only_the_off_path_and_its_integration(
+    framework: str, tmp_path: Path
+) -> None:
+    from tests.conftest import run_python
+    from tests.test_off import OFF_PATH_MODULES
+
+    program, instrument = OFF_PROGRAMS[framework]
+    plain = program.format(
+        instrument=""
+        if framework == "click"
+        else "args = parser.parse_args(['hello']); args.func(args)\n"
+    )
+    environ = clean_environ(DO_NOT_TRACK="1", XDG_STATE_HOME=str(tmp_path))
+    loaded = {}
+    for name, code in (("plain", plain), ("instrumented", program.format(instrument=instrument))):
+        result = run_python(LOADED.format(program=code), environ)
+        assert result.returncode == 0, result.stderr
+        loaded[name] = set(result.stdout.split())
+    integration = {
+        "phonehome.integrations",
+        f"phonehome.integrations._{framework}",
+        "phonehome.integrations._common",
+        "phonehome._host.outcome",
+        "contextvars",
+        "_contextvars",
+    }
+    extra = loaded["instrumented"] - loaded["plain"]
+    assert extra - OFF_PATH_MODULES - integration == set()  # no json, pathlib, admin, typing
+    assert f"phonehome.integrations._{framework}" in extra
+
+
+def test_instrument_argparse_goes_around_a_programs_own_dispatch(
+    otlp_receiver: OTLPReceiver,
+    state_dir: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from phonehome.integrations import instrument_argparse
+
+    monkeypatch.setenv("TOOL_TELEMETRY_NOLOGO", "1")
+    kwargs = {"vendor": otlp_receiver.url, "state_dir": state_dir, "mode": "ci"}
+    root = argparse.ArgumentParser(prog="tool")
+    commands = root.add_subparsers(dest="command")
+    check = commands.add_parser("check")
+    check.add_argument("--strict", action="store_true")
+    for sent, argv in enumerate((["check", "--strict"], ["check"]), start=1):
+        with instrument_argparse(root, "tool", **kwargs) as command:
+            args = root.parse_args(argv)
+            if args.command == "check":  # the program's own dispatch
+                command.set_exit_code(3 if args.strict else 0)
+        assert otlp_receiver.wait_until(lambda n=sent: len(otlp_receiver.spans) == n)
+    with pytest.raises(SystemExit), instrument_argparse(root, "tool", **kwargs):
+        root.parse_args(["nosuch"])
+    assert "invalid choice" in capsys.readouterr().err
+    assert otlp_receiver.wait_until(lambda: len(otlp_receiver.spans) == 3)
+    outcomes = [
+        (s.name, s.attributes["command.result"], s.attributes["process.exit.code"])
+        for s in otlp_receiver.spans
+    ]
+    assert outcomes == [
+        ("check", "failure", 3),
+        ("check", "success", 0),
+        ("tool", "usage_error", 2),
+    ]
+    assert otlp_receiver.spans[0].attributes["command.params"] == ["command", "strict"]

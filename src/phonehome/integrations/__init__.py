@@ -33,21 +33,18 @@ __all__ = [
     "run_argparse",
 ]
 
-_MODULES = {
-    "ArgparseCommand": "phonehome.integrations._argparse",
-    "instrument_argparse": "phonehome.integrations._argparse",
-    "run_argparse": "phonehome.integrations._argparse",
-    "instrument_click": "phonehome.integrations._click",
-    "instrument_typer": "phonehome.integrations._click",
-}
+_ARGPARSE = ("ArgparseCommand", "instrument_argparse", "run_argparse")
+_CLICK = ("instrument_click", "instrument_typer")
 
 
 def __getattr__(name: str) -> Any:
-    module = _MODULES.get(name)
-    if module is None:
+    module: Any
+    if name in _ARGPARSE:
+        from phonehome.integrations import _argparse as module
+    elif name in _CLICK:
+        from phonehome.integrations import _click as module
+    else:
         raise AttributeError(f"module 'phonehome.integrations' has no attribute {name!r}")
-    import importlib
-
-    value = getattr(importlib.import_module(module), name)
+    value = getattr(module, name)
     globals()[name] = value
     return value
