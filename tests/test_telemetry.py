@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import socket
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,7 @@ import pytest
 
 import phonehome
 from phonehome.testing import OTLPReceiver
-from tests.conftest import TEST_SCHEMA, app_logs
+from tests.conftest import ROOT, TEST_SCHEMA, app_logs, clean_environ
 
 
 def run(receiver: OTLPReceiver, state_dir: Path, body, **kwargs) -> None:  # type: ignore[no-untyped-def]
@@ -301,3 +302,36 @@ def test_leaving_twice_is_harmless(otlp_receiver: OTLPReceiver, state_dir: Path)
     telemetry.__exit__(None, None, None)
     assert otlp_receiver.wait_until(lambda: app_logs(otlp_receiver))
     assert len(app_logs(otlp_receiver)) == 1
+
+
+LATE_LOGGING = """
+import sys, phonehome
+with phonehome.instrument("democli", vendor=sys.argv[1], state_dir=sys.argv[2], mode="ci") as t:
+    loaded_at_start = "logging" in sys.modules
+    with t.command("generate"):
+        import logging  # the host loads logging only now, inside a command
+        logging.getLogger("host").warning("late %s", "warning")
+print(loaded_at_start, logging.getLogRecordFactory() is logging.LogRecord)
+"""
+
+
+def test_logging_is_not_loaded_for_a_cli_that_never_logs_and_bridged_once_it_does(
+    otlp_receiver: OTLPReceiver, state_dir: Path
+) -> None:
+    result = subprocess.run(
+        [sys.executable, "-c", LATE_LOGGING, otlp_receiver.url, str(state_dir)],
+        env=clean_environ(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+    )
+    assert result.returncode == 0, result.stderr
+    # not loaded by instrument(); the bridge is gone at the end (the factory is logging's own)
+    assert result.stdout.split() == ["False", "True"]
+    assert result.stderr == "late warning\n"  # the host's own output, unchanged
+    assert otlp_receiver.wait_until(lambda: app_logs(otlp_receiver))
+    (record,) = app_logs(otlp_receiver)
+    assert (record.body, record.severity) == ("late warning", "WARNING")
+    (span,) = otlp_receiver.spans
+    assert record.trace_id == span.trace_id

@@ -7,8 +7,9 @@ bridge, usage collectors, system metrics and, once it is one, the service thread
 
 from __future__ import annotations
 
+import sys
 import time
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
 from phonehome._core.consent import Decision, LiveConsent
@@ -55,11 +56,11 @@ class Recording:
             self._promote_at = time.monotonic() + PROMOTE_AFTER
         self._bridge: Any = None
         if settings.capture_logging:
-            import logging
-
-            from phonehome._host.logbridge import LogBridge
-
-            self._bridge = LogBridge(self.recorder, logging.WARNING)
+            if "logging" in sys.modules:
+                self.hook_logging()
+            else:  # a CLI that never logs never loads logging: bridge it once it does
+                self._bridge = OnImport("logging", self.hook_logging)
+                sys.meta_path.insert(0, self._bridge)
 
     # -- recording -------------------------------------------------------------------------
     def command(
@@ -204,7 +205,64 @@ class Recording:
         if self._service is not None:
             self._service.stop(0)
 
+    def hook_logging(self) -> None:
+        import logging
+
+        from phonehome._host.logbridge import LogBridge
+
+        self._bridge = LogBridge(self.recorder, logging.WARNING)
+
     def unhook_logging(self) -> None:
         if self._bridge is not None:
             self._bridge.close()
             self._bridge = None
+
+
+class OnImport:
+    """A meta path finder that runs ``then()`` right after the host imports ``name``, and
+    steps aside: the first time, or at ``close()``. The module is found and loaded as it
+    would be without it."""
+
+    def __init__(self, name: str, then: Callable[[], None]) -> None:
+        self.name = name
+        self.then = then
+
+    def find_spec(self, name: str, path: Any = None, target: Any = None) -> Any:
+        if name != self.name:
+            return None
+        self.close()
+        try:
+            from importlib.machinery import PathFinder
+
+            spec = PathFinder.find_spec(name, path, target)
+            if spec is not None and spec.loader is not None:
+                spec.loader = _Then(spec.loader, self.then)  # type: ignore[assignment]
+        except Exception as error:
+            record_error("logging bridge", error)
+            return None
+        return spec
+
+    def close(self) -> None:
+        if self in sys.meta_path:
+            sys.meta_path.remove(self)
+
+
+class _Then:
+    """A loader that runs ``then()`` after the real loader executed the module."""
+
+    def __init__(self, loader: Any, then: Callable[[], None]) -> None:
+        self._loader = loader
+        self._then = then
+
+    def create_module(self, spec: Any) -> Any:
+        return self._loader.create_module(spec)
+
+    def exec_module(self, module: Any) -> None:
+        self._loader.exec_module(module)
+        try:
+            self._then()
+        except Exception as error:
+            record_error("logging bridge", error)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._loader, name)
