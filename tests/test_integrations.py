@@ -216,3 +216,70 @@ def test_instrument_argparse_goes_around_a_programs_own_dispatch(
         ("tool", "usage_error", 2),
     ]
     assert otlp_receiver.spans[0].attributes["command.params"] == ["command", "strict"]
+
+
+CLICK_CLI = """
+import os, sys, click
+
+@click.group()
+def cli():
+    pass
+
+@cli.command()
+@click.option("--code", type=int, default=0)
+def leave(code):
+    sys.exit(code)
+
+@cli.command()
+def boom():
+    raise RuntimeError("boom")
+
+if os.environ.get("INSTRUMENT"):
+    from phonehome.integrations import instrument_click
+    instrument_click(cli, "clicli", vendor=sys.argv[1], mode="ci")
+cli(sys.argv[2:])
+"""
+
+
+@pytest.mark.parametrize("level", ["all", "crash"])
+def test_click_handled_exits_are_never_crashes_and_a_crash_is_reported_once(
+    otlp_receiver: OTLPReceiver, tmp_path: Path, level: str
+) -> None:
+    def run(*argv: str, **environ: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-c", CLICK_CLI, otlp_receiver.url, *argv],
+            env=clean_environ(
+                CLICLI_TELEMETRY_DIR=str(tmp_path),
+                CLICLI_TELEMETRY_NOLOGO="1",
+                CLICLI_TELEMETRY_LEVEL=level,
+                **environ,
+            ),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    for argv in (["leave", "--code", "3"], ["leave"], ["leave", "--bad"], ["boom"]):
+        plain, instrumented = run(*argv), run(*argv, INSTRUMENT="1")
+        assert (instrumented.returncode, instrumented.stdout, instrumented.stderr) == (
+            plain.returncode,
+            plain.stdout,
+            plain.stderr,  # the crash's traceback too: no frame of phonehome's in it
+        )
+    assert otlp_receiver.wait_until(
+        lambda: [r for r in otlp_receiver.logs if r.event_name == "exception.unhandled"]
+    )
+    crashes = [r for r in otlp_receiver.logs if r.event_name == "exception.unhandled"]
+    assert len(crashes) == 1
+    assert crashes[0].attributes["exception.type"] == "RuntimeError"
+    assert "phonehome" not in crashes[0].attributes["exception.stacktrace"]
+    results = [(s.name, s.attributes["command.result"]) for s in otlp_receiver.spans]
+    if level == "crash":
+        assert results == []  # exits and usage errors are not crashes: nothing else sent
+    else:
+        assert results == [
+            ("leave", "failure"),
+            ("leave", "success"),
+            ("leave", "usage_error"),
+            ("boom", "crash"),
+        ]

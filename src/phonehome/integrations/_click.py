@@ -133,6 +133,13 @@ class _Run:
 
     def end(self, exc: BaseException | None) -> None:
         telemetry = self.telemetry
+        if telemetry is None and exc is not None and not self.admin:
+            from phonehome._host.outcome import of_exception
+
+            if of_exception(exc).crash:  # a crash before any command: its report
+                import phonehome
+
+                telemetry = self.telemetry = phonehome.instrument(self.product, **self.kwargs)
         if telemetry is not None:
             tb = None if exc is None else exc.__traceback__
             telemetry.__exit__(None if exc is None else type(exc), exc, tb)
