@@ -283,3 +283,53 @@ def test_click_handled_exits_are_never_crashes_and_a_crash_is_reported_once(
             ("leave", "usage_error"),
             ("boom", "crash"),
         ]
+
+
+TYPER_SUBCLASS = """
+import sys, typer
+
+class App(typer.Typer):
+    def __call__(self, *args, **kwargs):
+        print("the subclass's own __call__", file=sys.stderr)
+        return super().__call__(*args, **kwargs)
+
+app = App(pretty_exceptions_enable=False)
+
+@app.command()
+def build(target: str = "wheel"):
+    print(f"built {target}")
+
+@app.command()
+def clean():
+    raise typer.Exit(0)
+
+from phonehome.integrations import instrument_typer
+assert instrument_typer(app, "subapp", vendor=sys.argv[1], mode="ci") is app
+app(sys.argv[2:])
+"""
+
+
+def test_a_typer_subclass_keeps_its_own_call_and_its_commands_are_recorded(
+    otlp_receiver: OTLPReceiver, tmp_path: Path
+) -> None:
+    def run(*argv: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-c", TYPER_SUBCLASS, otlp_receiver.url, *argv],
+            env=clean_environ(SUBAPP_TELEMETRY_DIR=str(tmp_path), SUBAPP_TELEMETRY_NOLOGO="1"),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    built = run("build", "--target", "sdist")
+    assert (built.returncode, built.stdout) == (0, "built sdist\n")
+    assert built.stderr == "the subclass's own __call__\n"
+    assert run("clean").returncode == 0
+    admin = run("telemetry", "--help")
+    assert admin.returncode == 0 and "disable" in admin.stdout
+    assert "--run" not in admin.stdout  # the actions take no parameters
+    status = run("telemetry", "status")
+    assert status.returncode == 0 and "decided by" in status.stdout
+    assert otlp_receiver.wait_until(lambda: len(otlp_receiver.spans) == 2)
+    outcomes = [(s.name, s.attributes["command.result"]) for s in otlp_receiver.spans]
+    assert outcomes == [("build", "success"), ("clean", "success")]  # telemetry: not recorded
