@@ -224,7 +224,10 @@ def _first_parser() -> Callable[[], None]:
         if run is not None and run.parser is None:
             run.parser = self
             cls.parse_known_args = original  # type: ignore[method-assign]
-            _watch(self, (), root=True)
+            try:
+                _watch(self, (), root=True)
+            except Exception as error:  # an unusual parser: it parses unwatched
+                record_error("instrument argparse", error)
             try:
                 return self.parse_known_args(*args, **kwargs)
             except BaseException as exc:

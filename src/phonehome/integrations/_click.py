@@ -127,9 +127,12 @@ class _Run:
         ctx = getattr(exc, "ctx", None) or ctx
         if ctx is None or self.admin:
             return
-        span = self.command(ctx)
-        span.__enter__()
-        span.__exit__(type(exc), exc, exc.__traceback__)
+        try:
+            span = self.command(ctx)
+            span.__enter__()
+            span.__exit__(type(exc), exc, exc.__traceback__)
+        except Exception as error:  # the host's exception goes on unchanged
+            record_error("click command", error)
 
     def end(self, exc: BaseException | None) -> None:
         telemetry = self.telemetry
@@ -241,7 +244,10 @@ def _wrap_resolved(original: Callable[..., Any]) -> Callable[..., Any]:
     def get_command(ctx: Any, name: str) -> Any:
         found = original(ctx, name)
         if found is not None and _current.get() is not None:
-            _wrap(found)
+            try:
+                _wrap(found)
+            except Exception as error:  # an unusual command: it runs unwatched
+                record_error("instrument click", error)
         return found
 
     return get_command
