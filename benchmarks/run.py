@@ -136,6 +136,74 @@ for i in range(10_000):
 provider.shutdown()
 """,
 }
+# -- minimal CLIs that import nothing else: click, typer, argparse, plain and instrumented -------
+MINIMAL = {
+    "click": (
+        """
+import sys, click
+@click.group()
+def cli():
+    pass
+@cli.command()
+@click.option("--name", default="x")
+def hello(name):
+    click.echo(name)
+""",
+        """
+from phonehome.integrations import instrument_click
+instrument_click(cli, "democli", vendor=sys.argv[1], state_dir=sys.argv[2], mode="cli")
+""",
+        'cli(["hello", "--name", "y"])',
+    ),
+    "typer": (
+        """
+import sys, typer
+app = typer.Typer()
+@app.command()
+def hello(name: str = "x"):
+    print(name)
+@app.command()
+def bye():
+    pass
+""",
+        """
+from phonehome.integrations import instrument_typer
+instrument_typer(app, "democli", vendor=sys.argv[1], state_dir=sys.argv[2], mode="cli")
+""",
+        'app(["hello", "--name", "y"])',
+    ),
+    "argparse": (
+        """
+import sys, argparse
+parser = argparse.ArgumentParser(prog="democli")
+commands = parser.add_subparsers()
+hello = commands.add_parser("hello")
+hello.add_argument("--name", default="x")
+hello.set_defaults(func=lambda args: print(args.name))
+""",
+        """
+from phonehome.integrations import run_argparse
+sys.exit(run_argparse(parser, "democli", ["hello", "--name", "y"], vendor=sys.argv[1],
+                      state_dir=sys.argv[2], mode="cli"))
+""",
+        """
+args = parser.parse_args(["hello", "--name", "y"])
+sys.exit(args.func(args))
+""",
+    ),
+}
+
+
+def minimal(framework: str, instrumented: bool) -> str:
+    """The minimal CLI's whole program, plain or instrumented (then run through phonehome)."""
+    head, instrument, call = MINIMAL[framework]
+    if not instrumented:
+        return head + call
+    if framework == "argparse":
+        return head + instrument
+    return head + instrument + call
+
+
 PER_CALL = """
 import sys, tempfile, timeit
 variant = sys.argv[1]
@@ -346,6 +414,34 @@ def main() -> int:
             ),
         ]
 
+        # 1b. start-up of minimal CLIs (click, typer, argparse; nothing else imported)
+        def paired(program: str, baseline: str, env: dict[str, str], directory: str) -> float:
+            def once() -> float:
+                before = run(baseline, receiver.url, directory, env=env)[0]
+                elapsed = run(program, receiver.url, directory, env=env)[0]
+                reap(work)
+                return elapsed - before
+
+            return median_of(n, once)
+
+        for framework in MINIMAL:
+            plain, instrumented = minimal(framework, False), minimal(framework, True)
+            off_env = {**CLEAN, "DO_NOT_TRACK": "1"}
+            directory = state()
+            run(instrumented, receiver.url, directory)  # the install's first run, not counted
+            reap(work)
+            off = paired(instrumented, plain, off_env, state())
+            on = paired(instrumented, plain, CLEAN, directory)
+            base = median_of(n, lambda p=plain: run(p, receiver.url, state())[0])
+            rows.append(
+                (
+                    f"minimal {framework} CLI, start-up to exit over the plain CLI: consent off / on",
+                    f"{off * 1e3:.1f} ms / {on * 1e3:.1f} ms",
+                    "<= 3 ms / <= 15 ms",
+                    f"the plain CLI itself {base * 1e3:.1f} ms",
+                )
+            )
+
         # 2. per call
         def per_call(variant: str) -> float:
             return float(run(PER_CALL, variant, receiver.url)[1])
@@ -494,6 +590,11 @@ NOTES = """
 - **Start-up, consent off**: a fresh interpreter that has imported the typical CLI's modules
   times `import phonehome`, `instrument()` and one `command()` with `time.perf_counter`, with
   `DO_NOT_TRACK=1`, and checks that no `opentelemetry` module was loaded.
+- **Minimal CLIs**: a click group, a typer app and an argparse parser, each with one
+  command and importing nothing else, run with one command; the instrumented program
+  (`instrument_click`, `instrument_typer`, `run_argparse`) minus the plain one run right
+  before it, with `DO_NOT_TRACK=1` (off) and with consent on in CLI mode (repeated runs of
+  one install; its first run is not counted), medians of the differences.
 - **Start-up to exit**: wall time of the whole process minus that of the typical CLI run
   right before it (the median of those differences: this machine's speed drifts), for
   repeated runs of one install (its first run, which also records the `install` event and

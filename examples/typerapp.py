@@ -36,9 +36,9 @@ def clean() -> None:
     typer.echo("cleaned")
 
 
-cli = instrument_typer(
+instrument_typer(
     app, "typerapp", version="0.3.0", vendor=os.environ.get("TYPERAPP_VENDOR"), schema=SCHEMA
 )
 
 if __name__ == "__main__":
-    cli()
+    app()

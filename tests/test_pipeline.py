@@ -165,6 +165,7 @@ def test_a_command_with_a_nested_span_leaves_as_the_schema_says() -> None:
         "command.param.language": "other",  # not one of the enum's values
         "command.param.token": hashlib.sha256(SALT + b"s3cr3t").hexdigest(),
         "command.result": "success",
+        "process.exit.code": "0",
     }
     assert generate == {
         "traceId": trace,
@@ -202,7 +203,7 @@ def test_a_failed_command_carries_its_type_and_frames_not_its_message() -> None:
         "command.name": "generate",
         "command.result": "failure",
         "error.type": "ValueError",
-    }
+    }  # handled by the program: no crash, and no exit code
     assert span["status"] == {"code": "STATUS_CODE_ERROR", "message": "ValueError"}
     (event,) = span["events"]
     assert (event["name"], event["timeUnixNano"]) == ("exception", str(START + STEP))
@@ -237,6 +238,34 @@ def test_with_messages_opted_in_they_are_sent_scrubbed_and_chained_ones_by_type(
     assert stack.startswith("Traceback (most recent call last):\n")
     assert "KeyError: '<email>'\n\nThe above exception was the direct cause" in stack
     assert stack.endswith("ValueError: cannot read ~/spec.yaml\n")
+
+
+def test_a_crashed_command_is_reported_once_scrubbed_in_its_span() -> None:
+    def program(recorder: Recorder) -> None:
+        error = ValueError("cannot read /home/alice/spec.yaml for alice@example.com")
+        with pytest.raises(ValueError), command(recorder, "generate", {}):
+            raise error
+        recorder.crash(error)  # it left the instrument() block
+        recorder.crash(error)  # and is reported once
+
+    exported, _ = run(program)
+    (span,) = exported["spans"]
+    assert _attributes(span["attributes"]) == {
+        "command.name": "generate",
+        "command.result": "crash",
+        "error.type": "ValueError",
+    }
+    assert span["status"] == {"code": "STATUS_CODE_ERROR", "message": "ValueError"}
+    assert "events" not in span  # the stack trace is in the crash report, once
+    (crash,) = exported["logs"]
+    assert (crash["traceId"], crash["spanId"]) == (span["traceId"], span["spanId"])
+    assert (crash["severityText"], crash["eventName"]) == ("FATAL", "exception.unhandled")
+    exception = _attributes(crash["attributes"])
+    assert exception.pop("exception.stacktrace").endswith("\nValueError\n")  # no message
+    assert exception == {"exception.type": "ValueError"}
+    assert exported["metrics"]["democli.command.executions"] == [
+        ({"command.name": "generate", "command.result": "crash", "error.type": "ValueError"}, "1")
+    ]
 
 
 def test_events_keep_declared_fields_and_log_lines_keep_only_built_in_ones() -> None:

@@ -86,6 +86,7 @@ def test_an_undeclared_command_keeps_only_its_built_in_fields(
         "command.name": "unknown",
         "command.params": ["target"],
         "command.result": "success",
+        "process.exit.code": 0,
         "files": 3,
     }
     undeclared = otlp_receiver.points("phonehome.schema.undeclared")

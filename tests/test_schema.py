@@ -87,6 +87,7 @@ def test_each_policy_on_the_wire(otlp_receiver: OTLPReceiver, state_dir: Path) -
         "command.param.openapi": hashlib.sha256(salt + b"/srv/spec.yaml").hexdigest(),
         "command.param.force": True,
         "command.result": "success",
+        "process.exit.code": 0,
     }
     assert second.attributes["command.param.language"] == "go"
     (event,) = app_logs(otlp_receiver)

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import logging
 import socket
+import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 import phonehome
 from phonehome.testing import OTLPReceiver
-from tests.conftest import TEST_SCHEMA, app_logs
+from tests.conftest import ROOT, TEST_SCHEMA, app_logs, clean_environ
 
 
 def run(receiver: OTLPReceiver, state_dir: Path, body, **kwargs) -> None:  # type: ignore[no-untyped-def]
@@ -44,11 +46,12 @@ def test_a_command_is_a_span_with_parameter_names_and_only_collected_values(
         "command.params": ["language", "openapi"],
         "command.param.language": "python",
         "command.result": "success",
+        "process.exit.code": 0,
     }
     assert "spec.yaml" not in repr(otlp_receiver.spans)
 
 
-def test_a_failing_command_records_the_error_and_the_exception_propagates_unchanged(
+def test_a_crashing_command_is_reported_once_and_the_exception_propagates_unchanged(
     otlp_receiver: OTLPReceiver, state_dir: Path
 ) -> None:
     raised = KeyError("missing")
@@ -60,26 +63,49 @@ def test_a_failing_command_records_the_error_and_the_exception_propagates_unchan
     with pytest.raises(KeyError) as caught:
         run(otlp_receiver, state_dir, body)
     assert caught.value is raised
-    assert otlp_receiver.wait_until(lambda: otlp_receiver.spans)
+    assert otlp_receiver.wait_until(lambda: otlp_receiver.spans and crashes(otlp_receiver))
     (span,) = otlp_receiver.spans
     assert span.status == "error"
-    assert span.attributes["command.result"] == "failure"
+    assert span.attributes["command.result"] == "crash"
     assert span.attributes["error.type"] == "KeyError"
-    assert [name for name, _ in span.events] == ["exception"]
-    assert span.events[0][1]["exception.type"] == "KeyError"
+    assert "process.exit.code" not in span.attributes  # nothing exited
+    assert span.events == []  # the stack trace is the crash report's, sent once
+    (crash,) = crashes(otlp_receiver)  # not again when it left the instrument() block
+    assert crash.attributes["exception.type"] == "KeyError"
+    assert crash.trace_id == span.trace_id
+
+
+def crashes(receiver: OTLPReceiver) -> list[Any]:
+    return [r for r in receiver.logs if r.event_name == "exception.unhandled"]
+
+
+def installed(receiver: OTLPReceiver) -> bool:
+    """The run's log records arrived (its ``install`` event is among them, in one export)."""
+    return any(r.event_name == "install" for r in receiver.logs)
+
+
+class _Abort(Exception):
+    """A class named like click's, outside click: an ordinary exception."""
 
 
 @pytest.mark.parametrize(
-    ("exc", "result"),
+    ("exc", "result", "code", "error_type"),
     [
-        (SystemExit(0), "success"),
-        (SystemExit(None), "success"),
-        (SystemExit(2), "failure"),
-        (KeyboardInterrupt(), "cancelled"),
+        (SystemExit(0), "success", 0, None),
+        (SystemExit(None), "success", 0, None),
+        (SystemExit(2), "failure", 2, "2"),
+        (SystemExit("a message, printed"), "failure", 1, "1"),
+        (KeyboardInterrupt(), "cancelled", None, "KeyboardInterrupt"),
+        (_Abort(), "crash", None, f"{__name__}._Abort"),
     ],
 )
-def test_exits_and_interrupts_have_a_result(
-    otlp_receiver: OTLPReceiver, state_dir: Path, exc: BaseException, result: str
+def test_exits_and_interrupts_have_a_result_and_an_exit_code_and_are_no_crash(
+    otlp_receiver: OTLPReceiver,
+    state_dir: Path,
+    exc: BaseException,
+    result: str,
+    code: int | None,
+    error_type: str | None,
 ) -> None:
     def body(t: phonehome.Telemetry) -> None:
         with t.command("quit"):
@@ -87,8 +113,39 @@ def test_exits_and_interrupts_have_a_result(
 
     with pytest.raises(type(exc)):
         run(otlp_receiver, state_dir, body)
-    assert otlp_receiver.wait_until(lambda: otlp_receiver.spans)
-    assert otlp_receiver.spans[0].attributes["command.result"] == result
+    assert otlp_receiver.wait_until(lambda: otlp_receiver.spans and installed(otlp_receiver))
+    attributes = otlp_receiver.spans[0].attributes
+    assert attributes["command.result"] == result
+    assert attributes.get("process.exit.code") == code
+    assert attributes.get("error.type") == error_type
+    assert len(crashes(otlp_receiver)) == (result == "crash")
+
+
+@pytest.mark.parametrize(
+    ("code", "usage_error", "result"),
+    [(0, False, "success"), (3, False, "failure"), (2, True, "usage_error")],
+)
+def test_set_exit_code_ends_a_command_without_raising(
+    otlp_receiver: OTLPReceiver, state_dir: Path, code: int, usage_error: bool, result: str
+) -> None:
+    def body(t: phonehome.Telemetry) -> None:
+        with t.command("check") as span:
+            span.set_exit_code(code, usage_error=usage_error)
+
+    run(otlp_receiver, state_dir, body)
+    assert otlp_receiver.wait_until(lambda: otlp_receiver.spans and installed(otlp_receiver))
+    (span,) = otlp_receiver.spans
+    assert span.attributes["command.result"] == result
+    assert span.attributes["process.exit.code"] == code
+    assert span.status == ("unset" if code == 0 else "error")
+    assert crashes(otlp_receiver) == []
+
+
+def test_set_exit_code_is_a_no_op_while_off(state_dir: Path) -> None:
+    with phonehome.instrument("democli", state_dir=state_dir, enabled=False) as t:
+        with t.command("check") as span:
+            span.set_exit_code(3)
+    assert t.enabled is False
 
 
 def test_commands_produce_execution_and_duration_metrics_by_command_and_result(
@@ -267,3 +324,36 @@ def test_leaving_twice_is_harmless(otlp_receiver: OTLPReceiver, state_dir: Path)
     telemetry.__exit__(None, None, None)
     assert otlp_receiver.wait_until(lambda: app_logs(otlp_receiver))
     assert len(app_logs(otlp_receiver)) == 1
+
+
+LATE_LOGGING = """
+import sys, phonehome
+with phonehome.instrument("democli", vendor=sys.argv[1], state_dir=sys.argv[2], mode="ci") as t:
+    loaded_at_start = "logging" in sys.modules
+    with t.command("generate"):
+        import logging  # the host loads logging only now, inside a command
+        logging.getLogger("host").warning("late %s", "warning")
+print(loaded_at_start, logging.getLogRecordFactory() is logging.LogRecord)
+"""
+
+
+def test_logging_is_not_loaded_for_a_cli_that_never_logs_and_bridged_once_it_does(
+    otlp_receiver: OTLPReceiver, state_dir: Path
+) -> None:
+    result = subprocess.run(
+        [sys.executable, "-c", LATE_LOGGING, otlp_receiver.url, str(state_dir)],
+        env=clean_environ(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+    )
+    assert result.returncode == 0, result.stderr
+    # not loaded by instrument(); the bridge is gone at the end (the factory is logging's own)
+    assert result.stdout.split() == ["False", "True"]
+    assert result.stderr == "late warning\n"  # the host's own output, unchanged
+    assert otlp_receiver.wait_until(lambda: app_logs(otlp_receiver))
+    (record,) = app_logs(otlp_receiver)
+    assert (record.body, record.severity) == ("late %s", "WARNING")  # the author's text
+    (span,) = otlp_receiver.spans
+    assert record.trace_id == span.trace_id

@@ -73,11 +73,11 @@ class Exceptions:
                 hidden += 1
                 continue
             if hidden:
-                lines.append(f"  [{hidden} frame(s) in Python, phonehome or the framework]\n")
+                lines.append(f"  [{hidden} frame(s) of Python or the framework]\n")
                 hidden = 0
             lines.append(f'  File "{filename}", line {lineno}, in {function}\n')
         if hidden:
-            lines.append(f"  [{hidden} frame(s) in Python, phonehome or the framework]\n")
+            lines.append(f"  [{hidden} frame(s) of Python or the framework]\n")
         message = _message(exc) if self.messages else ""
         lines.append(f"{type_name(exc)}: {message}\n" if message else f"{type_name(exc)}\n")
         return "".join(lines)

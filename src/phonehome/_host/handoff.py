@@ -166,7 +166,7 @@ class Handoff:
         """The schema, applied before anything is written: undeclared values stop here."""
         enforcer = self.enforcer
         undeclared, unusable = enforcer.undeclared, enforcer.unusable
-        kept = [enforcer.apply(record) for record in records if enforcer.keep(record)]
+        kept = enforcer.enforce(records)
         for count, name, description in (
             (
                 enforcer.undeclared - undeclared,

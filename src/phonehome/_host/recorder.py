@@ -16,9 +16,11 @@ from types import TracebackType
 from typing import Any, Literal
 
 from phonehome._core.diagnostics import record_error
+from phonehome._host import outcome
 from phonehome._host.attributes import attribute, clean, text
 from phonehome._host.exceptions import Exceptions
 from phonehome._host.telemetry import Counter, Gauge, Histogram, Span
+from phonehome._policy.enforce import CRASH_EVENT
 from phonehome._spool.records import (
     LOG,
     SPAN,
@@ -31,14 +33,18 @@ from phonehome._spool.records import (
     measure,
     new,
     span_event,
+    span_without_exception,
 )
 
 _MASK64 = (1 << 64) - 1
 _MASK128 = (1 << 128) - 1
 _current: ContextVar[tuple[int, int] | None] = ContextVar("phonehome_span", default=None)
 
+_OK = outcome.OK
 INFO = 9
 """OpenTelemetry's severity number of INFO, which events carry."""
+FATAL = 21
+"""OpenTelemetry's severity number of FATAL, which a crash report carries."""
 
 
 class Ids:
@@ -68,7 +74,16 @@ class Recorder:
     nanoseconds) can be given, for tests that compare exported data whole.
     """
 
-    __slots__ = ("_flush", "clock", "exceptions", "ids", "max_buffered", "records")
+    __slots__ = (
+        "_flush",
+        "clock",
+        "crashed",
+        "exceptions",
+        "failed",
+        "ids",
+        "max_buffered",
+        "records",
+    )
 
     def __init__(
         self,
@@ -85,6 +100,10 @@ class Recorder:
         """What a recorded exception carries (its message only if the schema opts in)."""
         self._flush = flush
         self.max_buffered = max_buffered
+        self.crashed: BaseException | None = None
+        """The exception of the last crash report, so that it is reported once."""
+        self.failed: tuple[BaseException | None, SpanRecord] | None = None
+        """The last command that an exception ended, and that exception."""
 
     def add(self, record: Record) -> None:
         records = self.records
@@ -133,6 +152,45 @@ class Recorder:
             )
         )
 
+    def crash(self, exc: BaseException, trace_id: int = 0, span_id: int = 0) -> None:
+        """The crash report of ``exc``, once: in the command it ended, if one did (that
+        command's span, still held, becomes a ``crash`` without its own copy of the stack
+        trace), else in the span given."""
+        if exc is self.crashed:
+            return
+        self.crashed = exc
+        failed, self.failed = self.failed, None
+        if failed is not None and failed[0] is exc:
+            span = failed[1]
+            trace_id, span_id = span.trace_id, span.span_id
+            records = self.records
+            for i in range(len(records) - 1, -1, -1):
+                if records[i] is span:
+                    span.attributes["command.result"] = outcome.CRASH
+                    records[i] = span_without_exception(span)
+                    break
+        try:
+            error_type, exception = self.exceptions.describe(exc)
+        except Exception as error:
+            record_error("describe exception", error)
+            error_type, exception = outcome.type_name(type(exc)), None
+        record = new(
+            LogRecord,
+            (
+                LOG,
+                self.clock(),
+                FATAL,
+                "FATAL",
+                f"unhandled {error_type}",
+                {},
+                CRASH_EVENT,
+                trace_id,
+                span_id,
+                exception,
+            ),
+        )
+        self.add(record)
+
     def event(self, name: str, attributes: Mapping[str, Any] | None) -> None:
         """A business or lifecycle event: a log record carrying ``event.name``."""
         values = clean(attributes)
@@ -147,6 +205,7 @@ class RecordingSpan(Span):
         "_attributes",
         "_command",
         "_events",
+        "_exit",
         "_id",
         "_name",
         "_parent",
@@ -165,6 +224,7 @@ class RecordingSpan(Span):
         self._command = command
         self._token: Any = None
         self._events: list[SpanEvent] | None = None
+        self._exit: outcome.Outcome = outcome.OK
 
     def __enter__(self) -> RecordingSpan:
         ids = self._recorder.ids
@@ -196,49 +256,79 @@ class RecordingSpan(Span):
         except ValueError:  # exited in another context than it was entered in
             _current.set(None if self._parent == 0 else (self._trace, self._parent))
         attributes = self._attributes
-        if exc is None:
-            error_type = exception = None
+        error_type = exception = None
+        ended = self._exit if exc is None else self._outcome(exc)
+        if ended is _OK:  # the common end, decided without a look at the outcome
             if self._command:
-                attributes["command.result"] = "success"
+                attributes["command.result"] = outcome.SUCCESS
+                attributes[outcome.EXIT_CODE] = 0
         else:
-            error_type, exception = self._failure(exc, attributes)
+            error_type, exception = self._ended(ended, exc, attributes)
         records = recorder.records
-        records.append(
-            new(
-                SpanRecord,
-                (
-                    SPAN,
-                    self._trace,
-                    self._id,
-                    self._parent,
-                    self._name,
-                    self._start,
-                    end,
-                    attributes,
-                    error_type,
-                    exception,
-                    self._command,
-                    self._events,
-                ),
-            )
+        record = new(
+            SpanRecord,
+            (
+                SPAN,
+                self._trace,
+                self._id,
+                self._parent,
+                self._name,
+                self._start,
+                end,
+                attributes,
+                error_type,
+                exception,
+                self._command,
+                self._events,
+            ),
         )
+        records.append(record)
+        if ended is not _OK and ended.crash and self._command:
+            recorder.failed = (exc, record)
         if len(records) >= recorder.max_buffered:
             recorder.drain()
         return False
 
-    def _failure(
-        self, exc: BaseException, attributes: Attributes
+    def _ended(
+        self, ended: outcome.Outcome, exc: BaseException | None, attributes: Attributes
     ) -> tuple[str | None, ExceptionInfo | None]:
+        """The span's error type and exception for an end other than success, and the
+        command's result, exit code and ``error.type`` attributes."""
+        error_type = ended.error_type
+        exception = None
+        if error_type is not None:
+            if ended.crash and exc is not None:
+                exception = self._exception(exc)
+            if self._command:
+                attributes["error.type"] = error_type
+        if self._command:
+            # an exception is a failure of the command, and a crash only if it leaves the
+            # instrumented block unhandled: Recorder.crash then makes this span say so
+            attributes["command.result"] = outcome.FAILURE if ended.crash else ended.result
+            if ended.exit_code is not None:
+                attributes[outcome.EXIT_CODE] = ended.exit_code
+        return error_type, exception
+
+    @staticmethod
+    def _outcome(exc: BaseException) -> outcome.Outcome:
         try:
-            error_type, exception = self._recorder.exceptions.describe(exc)
+            return outcome.of_exception(exc)
+        except Exception as error:
+            record_error("classify exception", error)
+            return outcome.Outcome(outcome.CRASH, None, "unknown")
+
+    def _exception(self, exc: BaseException) -> ExceptionInfo | None:
+        try:
+            return self._recorder.exceptions.describe(exc)[1]
         except Exception as error:
             record_error("describe exception", error)
-            error_type, exception = "unknown", None
-        if self._command:
-            attributes["command.result"] = _result(exc, error_type)
-            if error_type is not None:
-                attributes["error.type"] = error_type
-        return error_type, exception
+            return None
+
+    def set_exit_code(self, code: int, *, usage_error: bool = False) -> None:
+        try:
+            self._exit = outcome.of_exit(int(code), usage_error)
+        except Exception as error:
+            record_error("set_exit_code", error)
 
     def set_attribute(self, key: str, value: Any) -> None:
         try:
@@ -314,9 +404,3 @@ class RecordingGauge(Gauge):
 
     def set(self, amount: float, attributes: Mapping[str, Any] | None = None) -> None:
         self._instrument.measure(amount, attributes)
-
-
-def _result(exc: BaseException | None, error_type: str | None) -> str:
-    if error_type is None:
-        return "success"
-    return "cancelled" if isinstance(exc, KeyboardInterrupt) else "failure"

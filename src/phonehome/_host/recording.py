@@ -10,6 +10,7 @@ it has no ``Recording`` and this module is never imported.
 from __future__ import annotations
 
 import os
+import sys
 import time
 from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
@@ -21,10 +22,11 @@ from phonehome._core.consent import Decision, LiveConsent, Resolver, level
 from phonehome._core.diagnostics import record_error, strict_schema, warn
 from phonehome._core.errors import SchemaError
 from phonehome._core.settings import PROMOTE_AFTER, Settings
-from phonehome._host import identity, notice
+from phonehome._host import identity, notice, outcome
 from phonehome._host.attributes import clean, command_attributes, text
 from phonehome._host.exceptions import Exceptions
 from phonehome._host.handoff import Handoff
+from phonehome._host.onimport import OnImport
 from phonehome._host.recorder import (
     INFO,
     Instrument,
@@ -36,7 +38,7 @@ from phonehome._host.recorder import (
 )
 from phonehome._host.telemetry import NOOP_SPAN, Counter, Gauge, Histogram, Span, Telemetry
 from phonehome._host.usage import Collector, Usage
-from phonehome._policy.enforce import CRASH_EVENT, Enforcer
+from phonehome._policy.enforce import Enforcer
 from phonehome._policy.schema import Schema
 from phonehome._spool.records import Record
 
@@ -46,8 +48,6 @@ if TYPE_CHECKING:
 
 MAX_BUFFERED = 2000
 """Records held in memory before they are written to the spool as one segment."""
-FATAL = 21
-"""OpenTelemetry's severity number of FATAL, which a crash report carries."""
 
 
 class Recording:
@@ -75,11 +75,11 @@ class Recording:
             self._promote_at = time.monotonic() + PROMOTE_AFTER
         self._bridge: Any = None
         if settings.capture_logging:
-            import logging
-
-            from phonehome._host.logbridge import LogBridge
-
-            self._bridge = LogBridge(self.recorder, logging.WARNING)
+            if "logging" in sys.modules:
+                self.hook_logging()
+            else:  # a CLI that never logs never loads logging: bridge it once it does
+                self._bridge = OnImport("logging", self.hook_logging)
+                sys.meta_path.insert(0, self._bridge)
 
     @property
     def describe(self) -> tuple[str, ...]:
@@ -136,11 +136,12 @@ class Recording:
         return f"00-{current[0]:032x}-{current[1]:016x}-01"
 
     def crash(self, exc: BaseException) -> None:
-        """An exception left the instrumented block: the program is crashing."""
-        error_type, exception = self.recorder.exceptions.describe(exc)
-        if error_type is None or isinstance(exc, KeyboardInterrupt):
-            return
-        self.recorder.log(FATAL, "FATAL", f"unhandled {error_type}", {}, CRASH_EVENT, exception)
+        """An exception left the instrumented block: a crash report, unless it is an exit
+        or an interrupt (``phonehome._host.outcome``), or the command it left already made
+        one."""
+        if outcome.of_exception(exc).crash:
+            trace_id, span_id = self.recorder.current() or (0, 0)
+            self.recorder.crash(exc, trace_id, span_id)
 
     def register(self, name: str, function: Collector, every: float) -> None:
         self.usage.register(name, function, every)
@@ -230,6 +231,13 @@ class Recording:
         self.unhook_logging()
         if self._service is not None:
             self._service.stop(0)
+
+    def hook_logging(self) -> None:
+        import logging
+
+        from phonehome._host.logbridge import LogBridge
+
+        self._bridge = LogBridge(self.recorder, logging.WARNING)
 
     def unhook_logging(self) -> None:
         if self._bridge is not None:

@@ -64,6 +64,12 @@ class Span:
     def add_event(self, name: str, attributes: Mapping[str, Any] | None = None) -> None:
         """A point-in-time event inside the span (an OpenTelemetry span event)."""
 
+    def set_exit_code(self, code: int, *, usage_error: bool = False) -> None:
+        """End the command with exit code ``code``, without raising: 0 is ``success``,
+        another code ``failure`` (``usage_error`` with ``usage_error=True``: the arguments
+        were wrong, the command did not run). An exception leaving the block decides
+        instead."""
+
     def __enter__(self) -> Span:
         return self
 
@@ -203,10 +209,14 @@ class Telemetry:
     ) -> Span:
         """A context manager around one command of the program.
 
-        Records a span named ``name`` (duration, status, ``error.type`` and an exception
-        event when the body raises; the exception propagates unchanged) and the
-        ``<product>.command.executions`` and ``<product>.command.duration`` metrics.
-        Parameter names are always recorded; values only for names in ``collect``.
+        Records a span named ``name`` (duration, ``command.result``, ``process.exit.code``,
+        ``error.type``) and the ``<product>.command.executions`` and
+        ``<product>.command.duration`` metrics. Parameter names are always recorded; values
+        only for names in ``collect``. The result follows ``docs/integrations.md``: an exit
+        raised in the body (``SystemExit``, click's) is ``success`` or ``failure`` with its
+        code, an interrupt ``cancelled``, any other exception a ``crash`` (reported once,
+        with its stack trace); exceptions propagate unchanged. ``span.set_exit_code(n)``
+        ends it with a code without raising.
         """
         recording = self._recording
         if recording is None:

@@ -57,8 +57,12 @@ _BUILTIN_LOG = frozenset(
         "exception.stacktrace",
     )
 )
-_COMMAND_KEYS = frozenset(("command.name", "command.params", "command.result", "error.type"))
+_COMMAND_KEYS = frozenset(
+    ("command.name", "command.params", "command.result", "process.exit.code", "error.type")
+)
 _UNUSABLE = object()
+_MAX_PLANS = 1024
+"""Commands whose plan is kept (names come from the program, but a program could make many)."""
 ERROR_SEVERITY = 17
 """OpenTelemetry's severity number of ERROR: the ``error`` level keeps log records from here."""
 
@@ -88,6 +92,33 @@ class Enforcer:
         self.undeclared_fields: list[str] = []
         self.unusable = 0
         """Values that could not be reduced to what their policy allows: dropped."""
+        self._plans: dict[str, tuple[dict[str, Field], frozenset[str]]] = {}
+
+    def enforce(self, records: list[Record]) -> list[Record]:
+        """The level's filter and the schema, over a batch: what may be spooled.
+
+        A command the schema says nothing of, holding only its built-in fields and its
+        ``collect=`` values, passes as it is: the common case, checked inline, because this
+        runs for every record a program makes.
+        """
+        kept: list[Record] = []
+        append = kept.append
+        every = self.level == "all"
+        plans = self._plans
+        for record in records:
+            if not every and not self.keep(record):
+                continue
+            if type(record) is SpanRecord and record.is_command and not record.events:
+                plan = plans.get(record.name)
+                if plan is not None and not plan[0]:
+                    for key in record.attributes:
+                        if key not in _COMMAND_KEYS and not key.startswith(PARAM_PREFIX):
+                            break
+                    else:  # only built-in fields and collect= values: nothing to take out
+                        append(record)
+                        continue
+            append(self.apply(record))
+        return kept
 
     def keep(self, record: Record) -> bool:
         """The level's filter: ``crash`` keeps unhandled exceptions, ``error`` adds failed
@@ -121,6 +152,8 @@ class Enforcer:
         else:
             attributes = self._declared(record.attributes, None, f"span {name!r}")
         events = record.events
+        if attributes is record.attributes and not events:
+            return record  # nothing to take out: the common command of a CLI
         if events:
             events = [
                 span_event(
@@ -151,17 +184,18 @@ class Enforcer:
         policy says (a value recorded without a declaration was asked for with ``collect=``);
         anything else only if declared among the schema's ``attributes``. Declared command or
         not, every key goes through here."""
-        dropped = self.schema.dropped_params(command)
+        declared, dropped = self._plan(command)
+        if not declared and _builtin_only(attributes):
+            return attributes  # nothing declared, nothing but built-ins and collect= values
         kept: Attributes = {}
         other: Attributes = {}
         for key, value in attributes.items():
             if key in _COMMAND_KEYS:
                 kept[key] = value
             elif key.startswith(PARAM_PREFIX):
-                name = key[len(PARAM_PREFIX) :]
-                f = self.schema.param(command, name, (name,))
-                if f.policy in VALUE_POLICIES:
-                    kept[key] = self._value(f, value, key)
+                reduced = self._param(declared.get(key), value, key)
+                if reduced is not _UNUSABLE:
+                    kept[key] = reduced
             else:
                 other[key] = value
         if other:
@@ -169,6 +203,29 @@ class Enforcer:
         if dropped and "command.params" in kept:
             kept["command.params"] = [n for n in kept["command.params"] if n not in dropped]
         return kept
+
+    def _param(self, declared: Field | None, value: Any, key: str) -> Any:
+        """A recorded parameter value as its declaration says (``_UNUSABLE``: it does not
+        leave); recorded without a declaration, it was asked for with ``collect=``."""
+        if declared is None:
+            return value
+        if declared.policy in VALUE_POLICIES:
+            return self._value(declared, value, key)
+        return _UNUSABLE
+
+    def _plan(self, command: str) -> tuple[dict[str, Field], frozenset[str]]:
+        """A command's declared parameters by attribute key, and those declared ``drop``:
+        worked out once per command name (the per-command path stays a dict lookup)."""
+        plan = self._plans.get(command)
+        if plan is None:
+            params = self.schema.commands.get(command, {})
+            plan = (
+                {PARAM_PREFIX + name: f for name, f in params.items()},
+                frozenset(name for name, f in params.items() if f.policy == "drop"),
+            )
+            if len(self._plans) < _MAX_PLANS:
+                self._plans[command] = plan
+        return plan
 
     def _declared(self, attributes: Attributes, event: str | None, where: str) -> Attributes:
         kept: Attributes = {}
@@ -207,3 +264,11 @@ class Enforcer:
         except Exception:
             self.unusable += 1
             return _UNUSABLE
+
+
+def _builtin_only(attributes: Attributes) -> bool:
+    """Whether a command's attributes are only its built-in fields and parameter values."""
+    for key in attributes:
+        if key not in _COMMAND_KEYS and not key.startswith(PARAM_PREFIX):
+            return False
+    return True

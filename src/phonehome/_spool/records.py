@@ -135,6 +135,11 @@ def span_with(
     return new(SpanRecord, (*record[:7], attributes, *record[8:11], events))
 
 
+def span_without_exception(record: SpanRecord) -> SpanRecord:
+    """``record`` without its exception (the crash report that follows carries it)."""
+    return new(SpanRecord, (*record[:9], None, *record[10:]))
+
+
 def log_with(record: LogRecord, attributes: Attributes) -> LogRecord:
     """``record`` with other attributes."""
     return new(LogRecord, (*record[:5], attributes, *record[6:]))
@@ -160,6 +165,19 @@ def to_wire(record: Record) -> tuple[Any, ...]:
     if type(record) is LogRecord and record.exception is not None:
         return (*record[:9], record.exception[:])
     return record[:]
+
+
+def to_wires(records: list[Record]) -> list[tuple[Any, ...]]:
+    """``to_wire`` over a batch, with the common span (no exception, no events) inline: the
+    spool writes every record a program makes through here."""
+    wires: list[tuple[Any, ...]] = []
+    append = wires.append
+    for record in records:
+        if type(record) is SpanRecord and record[9] is None and not record[11]:
+            append(record[:])
+        else:
+            append(to_wire(record))
+    return wires
 
 
 def from_wire(raw: Any) -> Record:

@@ -1,97 +1,364 @@
-"""argparse: run the parsed command inside ``telemetry.command``; ``telemetry`` is added.
+"""argparse: the parsed command runs inside ``telemetry.command``; ``telemetry`` is handled.
 
-argparse parses but does not dispatch, so the integration does both for the common pattern:
-subcommands with ``set_defaults(func=...)``. The command path is the chain of chosen
-subcommands; the parameters are the options the user gave (not left at their default).
+argparse parses but does not dispatch, so there are two forms. ``run_argparse`` parses and
+dispatches the common pattern (subcommands with ``set_defaults(func=...)``).
+``instrument_argparse`` is for programs with their own dispatch or their own ``parse_args``
+call: a context manager (or a decorator of ``main``) around the program's own code, which
+watches the parser as the program uses it.
+
+Either way the host's parser is watched, never changed: its ``parse_known_args`` (and each
+subparser's) is wrapped on the instance, so that help, version, usage errors and the
+namespace are exactly argparse's. The command path is the chain of chosen subcommands; the
+parameters are the namespace's names whose values are not the defaults. ``<prog> telemetry
+status|enable|disable`` (as the first arguments) is answered before argparse sees it, so the
+parser's help and errors do not mention it.
 """
 
 from __future__ import annotations
 
-import argparse
 import sys
-from collections.abc import Sequence
-from typing import Any
+from contextvars import ContextVar
 
+from phonehome._core.diagnostics import record_error
+from phonehome._host import outcome
 from phonehome.integrations import _common
 
-_PATH = "_phonehome_path"
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import argparse
+    from collections.abc import Callable, Sequence
+    from types import TracebackType
+    from typing import Any
+
+    from phonehome._host.telemetry import Span, Telemetry
+
+_WATCHED = "_phonehome_watched"
+_current: ContextVar[ArgparseCommand | None] = ContextVar("phonehome_argparse", default=None)
 
 
 def run_argparse(
     parser: argparse.ArgumentParser,
     product: str,
     argv: Sequence[str] | None = None,
+    *,
+    no_command: Callable[[argparse.Namespace], Any] | None = None,
     **instrument_kwargs: Any,
-) -> int:
-    """Parse ``argv``, run the chosen subcommand's ``func(args)``, return its exit code.
+) -> Any:
+    """Parse ``argv``, run the chosen subcommand's ``func(args)``, return what it returned
+    (``None`` as 0): give it to ``sys.exit``. It replaces::
 
-    ``func`` may return an int (the exit code) or ``None`` (0). A ``telemetry`` subcommand
-    (``status``, ``enable``, ``disable``) is added to the parser's subcommands.
+        args = parser.parse_args(argv)
+        if not hasattr(args, "func"):   # no subcommand given
+            parser.print_help()         # or no_command(args)
+            return 1
+        return args.func(args)
     """
-    import phonehome
-
-    _add_telemetry(parser, product, instrument_kwargs)
-    _mark_paths(parser, ())
-    args = parser.parse_args(argv)
-    func = getattr(args, "func", None)
-    path = " ".join(getattr(args, _PATH, ())) or parser.prog
-    if getattr(args, "_phonehome_admin", False):
-        print(func(args) if func else "")
-        return 0
-    given = _common.given(
-        {k: v for k, v in vars(args).items() if k not in ("func", _PATH) and v is not None},
-        _defaults(parser),
-    )
-    with phonehome.instrument(product, **instrument_kwargs) as telemetry:
-        if func is None:
-            parser.print_help(sys.stderr)
-            return 2
-        try:
-            with telemetry.command(path, params=given):
+    try:
+        with instrument_argparse(parser, product, **instrument_kwargs) as command:
+            args = parser.parse_args(argv)
+            func = getattr(args, "func", None)
+            if func is not None:
                 result = func(args)
-                code = int(result) if isinstance(result, int) else 0
-                if code:
-                    raise SystemExit(code)  # a non-zero exit is recorded as a failure
-        except SystemExit as exit_:
-            return exit_.code if isinstance(exit_.code, int) else 1
-    return code
+            elif no_command is not None:
+                result = no_command(args)
+            else:
+                parser.print_help()
+                result = 1
+            result = 0 if result is None else result
+            command.set_exit_code(outcome.exit_code(result))
+    except BaseException as exc:
+        _common.hide_frames(exc, __file__)
+        raise
+    return result
+
+
+def instrument_argparse(
+    parser: argparse.ArgumentParser | None, product: str, **instrument_kwargs: Any
+) -> ArgparseCommand:
+    """Instrument a program's own use of ``parser``: a context manager, or a decorator.
+
+    With ``parser=None`` the first parser the program parses with inside the block is the
+    one (for a ``main`` that builds its parser itself): ``ArgumentParser.parse_known_args``
+    is watched while the block runs, and restored at its end.
+
+    ::
+
+        with instrument_argparse(parser, "tool", vendor=URL) as command:
+            args = parser.parse_args()        # the program's own call
+            code = dispatch(args)             # the program's own dispatch
+            command.set_exit_code(code)       # optional: 0 unless told, or an exit raised
+        sys.exit(code)
+
+        @instrument_argparse(parser, "tool", vendor=URL)
+        def main(argv=None) -> int:           # its return value is the exit code
+            ...
+
+    The command starts when ``parse_args`` returns and ends with the block; an exit raised
+    in it (``SystemExit``, ``parser.error``) ends it with that code.
+    """
+    return ArgparseCommand(parser, product, instrument_kwargs)
+
+
+class ArgparseCommand:
+    """One run of an argparse program: what ``instrument_argparse`` returns."""
+
+    def __init__(
+        self, parser: argparse.ArgumentParser | None, product: str, kwargs: dict[str, Any]
+    ) -> None:
+        self.parser = parser
+        self.product = product
+        self.kwargs = kwargs
+        self.telemetry: Telemetry | None = None
+        self.span: Span | None = None
+        self.path: tuple[str, ...] = ()
+        self.exit: int | None = None
+        self.admin = False
+        self.usage_error = False
+        """``parser.error()`` was called: an exit 2 is a usage error."""
+        self._token: Any = None
+        self._unpatch: Callable[[], None] | None = None
+
+    # -- the program's side ----------------------------------------------------------------
+    def set_exit_code(self, code: int) -> None:
+        """The command's exit code, when the program returns it rather than raising it."""
+        self.exit = code
+
+    def __enter__(self) -> ArgparseCommand:
+        try:
+            if self.parser is None:
+                self._unpatch = _first_parser()
+            else:
+                _watch(self.parser, (), root=True)
+        except Exception as error:  # an unusual parser: the program runs uninstrumented
+            record_error("instrument argparse", error)
+        self._token = _current.set(self)
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        token, self._token = self._token, None
+        if token is None:
+            return
+        _current.reset(token)
+        unpatch, self._unpatch = self._unpatch, None
+        if unpatch is not None:
+            unpatch()
+        if exc is not None:  # the crash report's stack trace is the program's own
+            _common.hide_frames(exc, __file__)
+        span, self.span = self.span, None
+        if span is not None:
+            if exc is None and self.exit is not None:
+                span.set_exit_code(self.exit)
+            if self.usage_error and isinstance(exc, SystemExit) and exc.code == 2:
+                span.set_exit_code(2, usage_error=True)  # the program's own parser.error()
+                span.__exit__(None, None, None)
+            else:
+                span.__exit__(exc_type, exc, tb)
+        elif exc is not None and not self.admin and outcome.of_exception(exc).crash:
+            self.start()  # a crash before any command: its report
+        if self.telemetry is not None:
+            self.telemetry.__exit__(exc_type, exc, tb)
+
+    def __call__(self, main: Callable[..., Any]) -> Callable[..., Any]:
+        """Decorate ``main``: its return value is the exit code (``None`` is 0)."""
+        import functools
+
+        @functools.wraps(main)
+        def instrumented(*args: Any, **kwargs: Any) -> Any:
+            try:
+                with self:
+                    result = main(*args, **kwargs)
+                    self.set_exit_code(outcome.exit_code(result))
+            except BaseException as exc:
+                _common.hide_frames(exc, __file__)
+                raise
+            return result
+
+        return instrumented
+
+    # -- the parser's side -----------------------------------------------------------------
+    def start(self) -> Telemetry:
+        if self.telemetry is None:
+            import phonehome
+
+            self.telemetry = phonehome.instrument(self.product, **self.kwargs)
+        return self.telemetry
+
+    def parsed(self, namespace: Any) -> None:
+        """``parse_args`` returned: the command starts (once per run)."""
+        if self.span is not None or self.admin:
+            return
+        values = {k: v for k, v in vars(namespace).items() if k != "func"}
+        params = _common.given(values, _defaults(self.parser) if self.parser else {})
+        span = self.start().command(self.name(), params=params)
+        span.__enter__()
+        self.span = span
+
+    def stopped(self, code: int) -> None:
+        """argparse exited while parsing: help or version (0), a usage error (2)."""
+        if self.span is not None or self.admin:
+            return
+        span = self.start().command(self.name())
+        with span:
+            span.set_exit_code(code, usage_error=code == 2)
+
+    def name(self) -> str:
+        return " ".join(self.path) or self.product
+
+
+# -- watching the parser ------------------------------------------------------------------------
+def _first_parser() -> Callable[[], None]:
+    """Watch the first parser that parses while the block runs; return the undo."""
+    import argparse
+
+    cls = argparse.ArgumentParser
+    original = cls.parse_known_args
+
+    def parse_known_args(self: argparse.ArgumentParser, *args: Any, **kwargs: Any) -> Any:
+        run = _current.get()
+        if run is not None and run.parser is None:
+            run.parser = self
+            cls.parse_known_args = original  # type: ignore[method-assign]
+            try:
+                _watch(self, (), root=True)
+            except Exception as error:  # an unusual parser: it parses unwatched
+                record_error("instrument argparse", error)
+            try:
+                return self.parse_known_args(*args, **kwargs)
+            except BaseException as exc:
+                _common.hide_frames(exc, __file__)
+                raise
+        return original(self, *args, **kwargs)
+
+    cls.parse_known_args = parse_known_args  # type: ignore[method-assign]
+
+    def undo() -> None:
+        if cls.parse_known_args is parse_known_args:
+            cls.parse_known_args = original  # type: ignore[method-assign]
+
+    return undo
+
+
+def _watch(parser: argparse.ArgumentParser, path: tuple[str, ...], root: bool) -> None:
+    """Wrap ``parse_known_args`` of the parser and its subparsers, once."""
+    if vars(parser).get(_WATCHED):
+        return
+    parser._phonehome_watched = True  # type: ignore[attr-defined]
+    parser.error = _usage_error(parser.error)  # type: ignore[method-assign,assignment]
+    if root:
+        parser.parse_known_args = _root_parse(parser, parser.parse_known_args)  # type: ignore[method-assign]
+    else:
+        for method in ("parse_known_args", "_parse_known_args2"):
+            if hasattr(parser, method):
+                setattr(parser, method, _chosen(path, getattr(parser, method)))
+    subparsers = _subparsers(parser)
+    if subparsers is not None:
+        for name, child in subparsers.choices.items():
+            _watch(child, (*path, name), root=False)
+
+
+def _root_parse(parser: argparse.ArgumentParser, original: Callable[..., Any]) -> Any:
+    def parse_known_args(args: Sequence[str] | None = None, namespace: Any = None) -> Any:
+        run = _current.get()
+        if run is None:
+            return original(args, namespace)
+        try:
+            _admin(run, parser, args)
+            result = original(args, namespace)
+        except SystemExit as exc:
+            if not run.admin:
+                _contained(run.stopped, outcome.exit_code(exc.code))
+            _common.hide_frames(exc, __file__)
+            raise
+        except BaseException as exc:
+            _common.hide_frames(exc, __file__)
+            raise
+        _contained(run.parsed, result[0])
+        return result
+
+    return parse_known_args
+
+
+def _chosen(path: tuple[str, ...], original: Callable[..., Any]) -> Callable[..., Any]:
+    def parse(*args: Any, **kwargs: Any) -> Any:
+        run = _current.get()
+        if run is not None and len(path) > len(run.path):
+            run.path = path
+        return original(*args, **kwargs)
+
+    return parse
+
+
+def _usage_error(original: Callable[[str], Any]) -> Callable[[str], Any]:
+    def error(message: str) -> Any:
+        run = _current.get()
+        if run is not None:
+            run.usage_error = True
+        return original(message)
+
+    return error
+
+
+def _contained(step: Callable[[Any], None], value: Any) -> None:
+    try:
+        step(value)
+    except Exception as error:  # telemetry never changes what the program does
+        record_error("argparse command", error)
 
 
 def _subparsers(parser: argparse.ArgumentParser) -> Any:
+    import argparse
+
     for action in parser._actions:
         if isinstance(action, argparse._SubParsersAction):
             return action
     return None
 
 
-def _mark_paths(parser: argparse.ArgumentParser, path: tuple[str, ...]) -> None:
-    """Each subparser sets the path of subcommands that chose it."""
-    subparsers = _subparsers(parser)
-    if subparsers is None:
-        return
-    for name, child in subparsers.choices.items():
-        child.set_defaults(**{_PATH: (*path, name)})
-        _mark_paths(child, (*path, name))
-
-
 def _defaults(parser: argparse.ArgumentParser) -> dict[str, Any]:
+    import argparse
+
     found = {a.dest: a.default for a in parser._actions if a.dest != argparse.SUPPRESS}
+    found.update(parser._defaults)
     subparsers = _subparsers(parser)
     if subparsers is not None:
         for child in subparsers.choices.values():
-            found.update(_defaults(child))
+            for key, value in _defaults(child).items():
+                found.setdefault(key, value)
     return found
 
 
-def _add_telemetry(
-    parser: argparse.ArgumentParser, product: str, instrument_kwargs: dict[str, Any]
-) -> None:
-    subparsers = _subparsers(parser)
-    if subparsers is None or "telemetry" in subparsers.choices:
+# -- ``<prog> telemetry ...`` ------------------------------------------------------------------
+def _admin(run: ArgparseCommand, parser: argparse.ArgumentParser, args: Any) -> None:
+    """Answer ``telemetry status|enable|disable`` (exit 0), before argparse sees it."""
+    argv = list(sys.argv[1:] if args is None else args)
+    if not argv or argv[0] != "telemetry" or not _takes_commands_first(parser):
         return
-    telemetry = subparsers.add_parser("telemetry", help="show or change usage telemetry")
-    actions = telemetry.add_subparsers(dest="telemetry_action", required=True)
-    for action, text, run in _common.ACTIONS:
-        actions.add_parser(action, help=text).set_defaults(
-            func=lambda _, run=run: run(product, instrument_kwargs), _phonehome_admin=True
-        )
+    run.admin = True
+    actions = {name: action for name, _, action in _common.ACTIONS}
+    action = argv[1] if len(argv) == 2 else None
+    if action in actions:
+        print(actions[action](run.product, run.kwargs))
+        raise SystemExit(0)
+    usage = f"usage: {parser.prog} telemetry {{{','.join(actions)}}}\n"
+    if argv[1:] in (["-h"], ["--help"]):
+        lines = [f"  {name:<8} {text}" for name, text, _ in _common.ACTIONS]
+        print(usage + "\nShow or change whether this tool sends usage telemetry.\n")
+        print("\n".join(lines))
+        raise SystemExit(0)
+    sys.stderr.write(usage)
+    raise SystemExit(2)
+
+
+def _takes_commands_first(parser: argparse.ArgumentParser) -> bool:
+    """The first positional is the subcommand, and none is called ``telemetry``."""
+    positionals = parser._get_positional_actions()
+    subparsers = _subparsers(parser)
+    if not positionals or positionals[0] is not subparsers:
+        return False
+    choices: Any = subparsers.choices
+    return "telemetry" not in choices

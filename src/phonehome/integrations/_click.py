@@ -1,100 +1,389 @@
-"""click and typer: every command becomes a ``telemetry.command``; ``telemetry`` is added."""
+"""click and typer: every command run is a ``telemetry.command``; a hidden ``telemetry`` group.
+
+The integration works on click's objects by their shape (typer builds click commands, from
+click or from the copy of click it vendors), through instance attributes of the host's own
+command objects: ``main`` runs the program, ``make_context`` and ``invoke`` see each command
+as click reaches it, and a group's ``get_command`` hands over the subcommands it resolves
+(so lazily loaded and default-command groups are covered). click itself still does all the
+parsing, printing and exiting: what the user sees is unchanged. Telemetry starts when the
+first command is recorded, so ``<cli> telemetry ...`` never starts it.
+
+Each run of the program records one command: the leaf command that ran, a group that ran
+without a subcommand, or, when click stopped before running anything (a usage error,
+``--help``, ``--version``), the deepest command it reached. Results follow
+``phonehome._host.outcome``.
+"""
 
 from __future__ import annotations
 
-import functools
-from typing import Any
+from contextvars import ContextVar
 
+from phonehome._core.diagnostics import record_error
 from phonehome.integrations import _common
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
 
-def instrument_click(group: Any, product: str, **instrument_kwargs: Any) -> Any:
-    """Instrument a click group in place and return it.
+    from phonehome._host.telemetry import Span, Telemetry
 
-    Running the group runs it inside ``phonehome.instrument(product, **instrument_kwargs)``;
-    each leaf command is recorded under its path (``remote add``) with the parameters the
-    user gave; a ``telemetry`` group (``status``, ``enable``, ``disable``) is added.
+_WRAPPED = "_phonehome_instrumented"
+_current: ContextVar[_Run | None] = ContextVar("phonehome_click_run", default=None)
+
+
+def instrument_click(command: Any, product: str, **instrument_kwargs: Any) -> Any:
+    """Instrument a click command or group in place and return it.
+
+    Running it runs it inside ``phonehome.instrument(product, **instrument_kwargs)``; each
+    command is recorded under its path (``remote add``) with the parameters the user gave;
+    a group gets a hidden ``telemetry`` group (``status``, ``enable``, ``disable``).
     """
-    import click
-
-    group.add_command(_telemetry_group(product, instrument_kwargs, click))
-    return _instrument(group, product, instrument_kwargs)
-
-
-def instrument_typer(app: Any, product: str, **instrument_kwargs: Any) -> Any:
-    """Instrument a typer app: returns the command to run instead of ``app()``."""
-    import typer
-    import typer.main
-
-    telemetry = typer.Typer(help="Show or change whether this tool sends usage telemetry.")
-    for name, text, run in _common.ACTIONS:
-
-        def action(run: Any = run) -> None:
-            typer.echo(run(product, instrument_kwargs))
-
-        telemetry.command(name, help=text)(action)
-    app.add_typer(telemetry, name="telemetry")
-    return _instrument(typer.main.get_command(app), product, instrument_kwargs)
-
-
-def _instrument(command: Any, product: str, instrument_kwargs: dict[str, Any]) -> Any:
-    import phonehome
-
-    holder: dict[str, Any] = {}
-    original_main = command.main
-
-    @functools.wraps(original_main)
-    def main(*args: Any, **kwargs: Any) -> Any:
-        with phonehome.instrument(product, **instrument_kwargs) as telemetry:
-            holder["telemetry"] = telemetry
-            return original_main(*args, **kwargs)
-
-    command.main = main
-    _wrap(command, holder)
+    _instrument_root(command, product, instrument_kwargs)
     return command
 
 
-def _wrap(command: Any, holder: dict[str, Any]) -> None:
-    """Wrap every leaf command's ``invoke`` (click's, or typer's own copy of click)."""
-    children = getattr(command, "commands", None)
-    if isinstance(children, dict):
-        for name, child in children.items():
-            if name != "telemetry":
-                _wrap(child, holder)
+def instrument_typer(app: Any, product: str, **instrument_kwargs: Any) -> Any:
+    """Instrument a typer app in place and return it: run ``app()`` as before.
+
+    The click command typer builds on each run (``app()``, a ``Typer`` subclass's own
+    ``__call__``, ``typer.testing.CliRunner``, ``typer.main.get_command(app)``) is
+    instrumented as it starts, through the click class typer builds it from.
+    """
+    import typer.core
+
+    _hook_class(_callback_or_info(app), typer.core.TyperGroup, product, instrument_kwargs)
+    if len(app.registered_commands) == 1:  # typer runs a lone command without a group
+        _hook_class(app.registered_commands[0], typer.core.TyperCommand, product, instrument_kwargs)
+    return app
+
+
+def _callback_or_info(app: Any) -> Any:
+    """Where typer reads the root group's class from: the callback's, if it set one."""
+    callback = app.registered_callback
+    if callback is not None and _explicit(getattr(callback, "cls", None)) is not None:
+        return callback
+    return app.info
+
+
+def _explicit(value: Any) -> Any:
+    """A typer setting's value, ``None`` for typer's "not set" placeholder."""
+    if type(value).__name__ == "DefaultPlaceholder":
+        return value.value
+    return value
+
+
+def _hook_class(holder: Any, default: type, product: str, kwargs: dict[str, Any]) -> None:
+    base = _explicit(holder.cls) or default
+    if getattr(base, _WRAPPED, False):
         return
-    original = command.invoke
 
-    @functools.wraps(original)
-    def invoke(ctx: Any) -> Any:
-        telemetry = holder.get("telemetry")
+    def main(self: Any, *args: Any, **kw: Any) -> Any:
+        try:
+            return _run(self, super(hooked, self).main, product, kwargs, args, kw)
+        except BaseException as exc:
+            _common.hide_frames(exc, __file__)
+            raise
+
+    hooked: Any = type(
+        base.__name__,
+        (base,),
+        {"main": main, _WRAPPED: True, "__module__": base.__module__, "__doc__": base.__doc__},
+    )
+    holder.cls = hooked
+
+
+# -- one run of the program --------------------------------------------------------------------
+class _Run:
+    """One run of the program: its telemetry (started on first use) and what it recorded."""
+
+    __slots__ = ("admin", "kwargs", "last", "product", "reached", "telemetry")
+
+    def __init__(self, product: str, kwargs: dict[str, Any]) -> None:
+        self.product = product
+        self.kwargs = kwargs
+        self.telemetry: Telemetry | None = None
+        self.last: BaseException | None = None
+        """The exception the last recorded command ended with (recorded once)."""
+        self.reached: Any = None
+        """The deepest context click made (``None`` until the first)."""
+        self.admin = False
+        """Whether this run is ``<cli> telemetry ...`` (never recorded)."""
+
+    def command(self, ctx: Any) -> Span:
+        telemetry = self.telemetry
         if telemetry is None:
+            import phonehome
+
+            telemetry = self.telemetry = phonehome.instrument(self.product, **self.kwargs)
+        return telemetry.command(_path(ctx, self.product), params=_given(ctx))
+
+    def observe(self, exc: BaseException, ctx: Any) -> None:
+        """Click stopped before a command ran: record the deepest command it reached."""
+        if exc is self.last:
+            return
+        self.last = exc
+        ctx = getattr(exc, "ctx", None) or ctx
+        if ctx is None or self.admin:
+            return
+        try:
+            span = self.command(ctx)
+            span.__enter__()
+            span.__exit__(type(exc), exc, exc.__traceback__)
+        except Exception as error:  # the host's exception goes on unchanged
+            record_error("click command", error)
+
+    def end(self, exc: BaseException | None) -> None:
+        telemetry = self.telemetry
+        if telemetry is None and exc is not None and not self.admin:
+            from phonehome._host.outcome import of_exception
+
+            if of_exception(exc).crash:  # a crash before any command: its report
+                import phonehome
+
+                telemetry = self.telemetry = phonehome.instrument(self.product, **self.kwargs)
+        if telemetry is not None:
+            tb = None if exc is None else exc.__traceback__
+            telemetry.__exit__(None if exc is None else type(exc), exc, tb)
+
+
+def _instrument_root(command: Any, product: str, kwargs: dict[str, Any]) -> None:
+    if "main" in vars(command):
+        return
+    original = command.main
+
+    def main(*args: Any, **kw: Any) -> Any:
+        try:
+            return _run(command, original, product, kwargs, args, kw)
+        except BaseException as exc:
+            _common.hide_frames(exc, __file__)
+            raise
+
+    command.main = main
+
+
+def _run(
+    command: Any,
+    main: Callable[..., Any],
+    product: str,
+    kwargs: dict[str, Any],
+    args: tuple[Any, ...],
+    kw: dict[str, Any],
+) -> Any:
+    """Run the program (click's ``main``), watching its commands."""
+    if not _prepare(command, product, kwargs):  # an unusual command: run it as it is
+        return main(*args, **kw)
+    run = _Run(product, kwargs)
+    token = _current.set(run)
+    try:
+        result = main(*args, **kw)
+    except BaseException as exc:
+        _common.hide_frames(exc, __file__)  # the host's traceback, and crash report, as they were
+        run.end(exc)
+        raise
+    finally:
+        _current.reset(token)
+    run.end(None)
+    return result
+
+
+def _prepare(command: Any, product: str, kwargs: dict[str, Any]) -> bool:
+    try:
+        _attach_admin(command, product, kwargs)
+        _wrap(command)
+    except Exception as error:
+        record_error("instrument click", error)
+        return False
+    return True
+
+
+def _wrap(command: Any) -> None:
+    """Watch one command (once): its contexts, its run, and the subcommands it resolves."""
+    if vars(command).get(_WRAPPED):
+        return
+    command._phonehome_instrumented = True
+    if getattr(command, "_phonehome_admin", False):  # ``telemetry ...``: never recorded
+        command.make_context = _admin_make_context(command.make_context)
+        return
+    command.make_context = _watch_make_context(command, command.make_context)
+    if callable(getattr(command, "get_command", None)):
+        command.get_command = _wrap_resolved(command.get_command)
+        command.invoke = _group_invoke(command.invoke)
+    else:
+        command.invoke = _command_invoke(command.invoke)
+
+
+def _watch_make_context(command: Any, original: Callable[..., Any]) -> Callable[..., Any]:
+    def make_context(info_name: Any, args: Any, parent: Any = None, **extra: Any) -> Any:
+        run = _current.get()
+        if run is None:
+            return original(info_name, args, parent, **extra)
+        try:
+            ctx = original(info_name, args, parent, **extra)
+        except BaseException as exc:  # --help, --version, a usage error: nothing ran
+            run.observe(exc, _Reached(command, info_name, parent))
+            raise
+        run.reached = ctx
+        return ctx
+
+    return make_context
+
+
+def _admin_make_context(original: Callable[..., Any]) -> Callable[..., Any]:
+    def make_context(*args: Any, **kw: Any) -> Any:
+        run = _current.get()
+        if run is not None:
+            run.admin = True
+        return original(*args, **kw)
+
+    return make_context
+
+
+def _wrap_resolved(original: Callable[..., Any]) -> Callable[..., Any]:
+    def get_command(ctx: Any, name: str) -> Any:
+        found = original(ctx, name)
+        if found is not None and _current.get() is not None:
+            try:
+                _wrap(found)
+            except Exception as error:  # an unusual command: it runs unwatched
+                record_error("instrument click", error)
+        return found
+
+    return get_command
+
+
+def _command_invoke(original: Callable[..., Any]) -> Callable[..., Any]:
+    def invoke(ctx: Any) -> Any:
+        run = _current.get()
+        if run is None:
             return original(ctx)
-        names = []
-        here = ctx
-        while here.parent is not None:  # the path below the program itself
-            names.append(here.info_name or here.command.name or "")
-            here = here.parent
-        path = " ".join(reversed(names)) or here.command.name or "main"
-        params = {}
-        for name, value in ctx.params.items():
-            source = ctx.get_parameter_source(name)
-            if source is not None and source.name not in ("DEFAULT", "DEFAULT_MAP"):
-                params[name] = value
-        with telemetry.command(path, params=params):
+        return _recorded(run, ctx, original)
+
+    return invoke
+
+
+def _group_invoke(original: Callable[..., Any]) -> Callable[..., Any]:
+    def invoke(ctx: Any) -> Any:
+        run = _current.get()
+        if run is None:
             return original(ctx)
+        if not _pending(ctx):  # the group itself is the command (or the error)
+            return _recorded(run, ctx, original)
+        try:
+            return original(ctx)
+        except BaseException as exc:  # before the subcommand ran, or after it was recorded
+            run.observe(exc, run.reached or ctx)
+            raise
 
-    command.invoke = invoke
+    return invoke
 
 
-def _telemetry_group(product: str, instrument_kwargs: dict[str, Any], click: Any) -> Any:
-    @click.group("telemetry")
-    def telemetry() -> None:
-        """Show or change whether this tool sends usage telemetry."""
+def _recorded(run: _Run, ctx: Any, original: Callable[[Any], Any]) -> Any:
+    try:
+        span = run.command(ctx)
+    except Exception:  # telemetry never stops the command
+        return original(ctx)
+    with span:
+        try:
+            return original(ctx)
+        except BaseException as exc:
+            run.last = exc
+            raise
 
+
+def _pending(ctx: Any) -> bool:
+    """Whether a group's context holds a subcommand to run (click 8.2 renamed the field)."""
+    pending = getattr(ctx, "_protected_args", None)
+    if pending is None:
+        pending = getattr(ctx, "protected_args", ())
+    return bool(pending)
+
+
+class _Reached:
+    """A context click was making when it stopped: enough of one for its path."""
+
+    __slots__ = ("command", "info_name", "parent")
+
+    def __init__(self, command: Any, info_name: Any, parent: Any) -> None:
+        self.command = command
+        self.info_name = info_name
+        self.parent = parent
+
+
+def _path(ctx: Any, product: str) -> str:
+    """The command path below the program itself (``remote add``); the program itself is
+    recorded under the product's name."""
+    names = []
+    here = ctx
+    while here.parent is not None:
+        names.append(str(here.info_name or getattr(here.command, "name", "") or ""))
+        here = here.parent
+    return " ".join(reversed(names)) or product
+
+
+def _given(ctx: Any) -> dict[str, Any]:
+    """The parameters the user gave (not left at their default), by Python name."""
+    params: dict[str, Any] = {}
+    source_of = getattr(ctx, "get_parameter_source", None)
+    for name, value in getattr(ctx, "params", {}).items():
+        source = source_of(name) if source_of is not None else None
+        if source is not None and source.name not in ("DEFAULT", "DEFAULT_MAP"):
+            params[name] = value
+    return params
+
+
+# -- the telemetry group -----------------------------------------------------------------------
+def _attach_admin(command: Any, product: str, kwargs: dict[str, Any]) -> None:
+    """A hidden ``telemetry`` group on a group that has no command of that name."""
+    commands = getattr(command, "commands", None)
+    if not callable(getattr(command, "add_command", None)) or not isinstance(commands, dict):
+        return
+    if "telemetry" in commands:
+        return
+    if any(cls.__name__ == "TyperGroup" for cls in type(command).__mro__):
+        group = _typer_admin(product, kwargs)
+    else:
+        group = _click_admin(command, product, kwargs)
+    group._phonehome_admin = True
+    group.hidden = True
+    command.add_command(group, "telemetry")
+
+
+def _click_admin(command: Any, product: str, kwargs: dict[str, Any]) -> Any:
+    import sys
+
+    module = next(
+        c.__module__ for c in type(command).__mro__ if c.__module__.endswith("click.core")
+    )
+    click = sys.modules[module.rsplit(".", 1)[0]]
+    group = click.Group("telemetry", help=_HELP)
     for name, text, run in _common.ACTIONS:
+        group.add_command(
+            click.Command(name, callback=_action(click.echo, run, product, kwargs), help=text)
+        )
+    return group
 
-        def action(run: Any = run) -> None:
-            click.echo(run(product, instrument_kwargs))
 
-        telemetry.command(name, help=text)(action)
-    return telemetry
+def _typer_admin(product: str, kwargs: dict[str, Any]) -> Any:
+    """Built by typer, as typer's own groups are (its copy of click has no ``Group``)."""
+    import typer
+    import typer.main
+
+    app = typer.Typer(name="telemetry", help=_HELP, add_completion=False)
+    for name, text, run in _common.ACTIONS:
+        app.command(name, help=text)(_action(typer.echo, run, product, kwargs))
+    group = typer.main.get_command(app)
+    group.name = "telemetry"
+    return group
+
+
+_HELP = "Show or change whether this tool sends usage telemetry."
+
+
+def _action(echo: Any, run: Any, product: str, kwargs: dict[str, Any]) -> Callable[[], None]:
+    """A command without parameters (typer would make options of a default argument)."""
+
+    def action() -> None:
+        echo(run(product, kwargs))
+
+    return action

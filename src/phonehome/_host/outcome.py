@@ -1,0 +1,108 @@
+"""What a command's end means, defined once for the core API and every integration.
+
+Exit code 0 is ``success``, whatever raised it (``SystemExit(0)``, ``sys.exit()``,
+``typer.Exit()``, ``ctx.exit(0)``). A usage error (click's ``UsageError``, argparse's exit 2
+from ``error()``) is ``usage_error`` with its exit code; any other non-zero exit is
+``failure`` with its exit code (click's ``ClickException`` included); an interrupt (Ctrl-C,
+click's ``Abort``) is ``cancelled``. Only an exception that nothing handled is a ``crash``:
+the one kind whose stack trace is recorded, once, as the crash report.
+
+click is recognised by the shape of its exceptions (class names in ``click.exceptions``,
+``typer.exceptions`` and the copy of click that typer vendors), so this module imports
+nothing.
+"""
+
+from __future__ import annotations
+
+SUCCESS = "success"
+FAILURE = "failure"
+USAGE_ERROR = "usage_error"
+CANCELLED = "cancelled"
+CRASH = "crash"
+
+EXIT_CODE = "process.exit.code"
+"""The command's exit code (OpenTelemetry's name, from its CLI conventions)."""
+
+
+class Outcome:
+    """A command's result, its exit code (``None`` when unknown) and its ``error.type``."""
+
+    __slots__ = ("crash", "error_type", "exit_code", "result")
+
+    def __init__(self, result: str, exit_code: int | None, error_type: str | None) -> None:
+        self.result = result
+        self.exit_code = exit_code
+        self.error_type = error_type
+        self.crash = result == CRASH
+
+    def __repr__(self) -> str:
+        return f"Outcome({self.result!r}, {self.exit_code!r}, {self.error_type!r})"
+
+
+OK = Outcome(SUCCESS, 0, None)
+
+
+def of_exit(code: int, usage_error: bool = False) -> Outcome:
+    """The outcome of a command that ended with ``code`` (the error type is the code)."""
+    if code == 0:
+        return OK
+    return Outcome(USAGE_ERROR if usage_error else FAILURE, code, str(code))
+
+
+def exit_code(value: object) -> int:
+    """The process exit code ``SystemExit(value)`` gives: ``None`` is 0, a message is 1."""
+    if value is None:
+        return 0
+    if isinstance(value, int):
+        return int(value)
+    return 1
+
+
+def of_exception(exc: BaseException) -> Outcome:
+    """The outcome of a command whose body raised ``exc``."""
+    if isinstance(exc, SystemExit):
+        return of_exit(exit_code(exc.code))
+    if isinstance(exc, KeyboardInterrupt):
+        return Outcome(CANCELLED, None, "KeyboardInterrupt")
+    shape = _click_shape(type(exc))
+    if shape is None:
+        return Outcome(CRASH, None, type_name(type(exc)))
+    code = getattr(exc, "exit_code", 1)
+    code = code if isinstance(code, int) else 1
+    if shape == "Exit":
+        return of_exit(code)
+    if shape == "Abort":
+        return Outcome(CANCELLED, 1, type_name(type(exc)))
+    if code == 0:  # a ClickException whose exit_code a subclass set to 0
+        return OK
+    result = USAGE_ERROR if shape == "UsageError" else FAILURE
+    return Outcome(result, code, type_name(type(exc)))
+
+
+_SHAPES = {
+    "Exit": "Exit",
+    "Abort": "Abort",
+    "UsageError": "UsageError",
+    "ClickException": "ClickException",
+    "TyperException": "ClickException",
+}
+_CLICK_MODULES = ("click.exceptions", "typer.exceptions")
+
+
+def _click_shape(cls: type) -> str | None:
+    """The click exception ``cls`` is (or derives from), by name: ``None`` if none. typer
+    has its own ``Exit``, ``Abort`` and ``TyperException`` (the base of its copy of click's)."""
+    for base in cls.__mro__:
+        module = base.__module__
+        if base.__name__ in _SHAPES and (
+            module in _CLICK_MODULES or module.endswith("._click.exceptions")
+        ):
+            return _SHAPES[base.__name__]
+    return None
+
+
+def type_name(cls: type) -> str:
+    """``error.type`` of an exception class: builtins by name, others module-qualified."""
+    if cls.__module__ == "builtins":
+        return cls.__qualname__
+    return f"{cls.__module__}.{cls.__qualname__}"
