@@ -12,8 +12,9 @@ from collections.abc import Collection, Mapping
 from typing import Any
 
 from phonehome._core.consent import Decision, LiveConsent
-from phonehome._core.diagnostics import record_error, warn
+from phonehome._core.diagnostics import record_error, strict_schema, warn
 from phonehome._core.environment import instrument_name
+from phonehome._core.errors import UndeclaredError
 from phonehome._core.settings import PROMOTE_AFTER, Settings
 from phonehome._host import handles
 from phonehome._host.attributes import clean, command_attributes, describe, text
@@ -28,7 +29,8 @@ from phonehome._host.recorder import (
     RecordingSpan,
 )
 from phonehome._host.usage import Collector, Usage
-from phonehome._policy.enforce import CRASH_EVENT
+from phonehome._policy.enforce import BUILTIN_EVENTS, CRASH_EVENT
+from phonehome._policy.schema import Schema
 from phonehome._spool.records import Record
 
 MAX_BUFFERED = 2000
@@ -46,6 +48,8 @@ class Recording:
         self.handoff = handoff
         schema = handoff.enforcer.schema
         self._declared_params = {c: schema.collectable(c, ()) for c in schema.commands}
+        self._strict = Strict(schema) if strict_schema() else None
+        """In tests: an undeclared attribute raises where the code records it."""
         self.recorder = Recorder(self._write, MAX_BUFFERED)
         self.usage = Usage(None if settings.ephemeral else handoff.state_dir, settings.heartbeat)
         self._system: Any = settings.system_metrics
@@ -75,6 +79,8 @@ class Recording:
                 name = text(name)
             declared = self._declared_params.get(name, ())
             attributes = command_attributes(name, params, collect, declared)
+            if self._strict is not None:
+                return CheckedSpan(self._strict, self.recorder, name, attributes, True)
             return RecordingSpan(self.recorder, name, attributes, True)
         except Exception as error:
             record_error("command", error)
@@ -82,18 +88,26 @@ class Recording:
 
     def span(self, name: str, attributes: Mapping[str, Any] | None) -> handles.Span:
         try:
-            return RecordingSpan(self.recorder, text(name), clean(attributes), False)
+            name, values = text(name), clean(attributes)
+            if self._strict is not None:
+                self._strict.check(values, f"span {name!r}")
+                return CheckedSpan(self._strict, self.recorder, name, values, False)
+            return RecordingSpan(self.recorder, name, values, False)
         except Exception as error:
             record_error("span", error)
             return handles.NOOP_SPAN
 
     def event(self, name: str, attributes: Mapping[str, Any] | None) -> None:
-        self.recorder.event(text(name), attributes)
+        name = text(name)
+        if self._strict is not None:
+            self._strict.check(clean(attributes), f"event {name!r}", name)
+        self.recorder.event(name, attributes)
 
     def instrument(self, kind: str, name: str, unit: str, description: str) -> Instrument:
-        return Instrument(
-            self.recorder, kind, instrument_name(text(name)), text(unit), text(description)
-        )
+        name, unit, description = instrument_name(text(name)), text(unit), text(description)
+        if self._strict is not None:
+            return CheckedInstrument(self._strict, self.recorder, kind, name, unit, description)
+        return Instrument(self.recorder, kind, name, unit, description)
 
     def counter(self, name: str, unit: str, description: str) -> handles.Counter:
         return RecordingCounter(self.instrument("counter", name, unit, description))
@@ -160,6 +174,8 @@ class Recording:
 
     def _emit(self, name: str, attributes: dict[str, Any]) -> None:
         values = clean(attributes)
+        if self._strict is not None:
+            self._strict.check(values, f"event {name!r}", name)
         values["event.name"] = name
         self.recorder.log(INFO, "INFO", name, values, name)
 
@@ -210,3 +226,65 @@ class Recording:
         if self._bridge is not None:
             self._bridge.close()
             self._bridge = None
+
+
+class Strict:
+    """Strict schema mode (the pytest plugin's, for every test): recording an attribute the
+    schema does not declare raises :class:`UndeclaredError` at the call that records it,
+    before anything is kept. In production the hand-off drops and counts it instead."""
+
+    __slots__ = ("schema",)
+
+    def __init__(self, schema: Schema) -> None:
+        self.schema = schema
+
+    def check(self, attributes: Mapping[str, Any], where: str, event: str | None = None) -> None:
+        builtin = BUILTIN_EVENTS.get(event) if event is not None else None
+        for key in attributes:
+            if key == "event.name":
+                continue
+            if builtin is not None:
+                declared = key in builtin
+            elif event is not None:
+                declared = self.schema.event_field(event, key) is not None
+            else:
+                declared = key in self.schema.attributes
+            if not declared:
+                raise UndeclaredError(
+                    f"{where}: attribute {key!r} is not declared in the telemetry schema"
+                )
+
+
+class CheckedSpan(RecordingSpan):
+    """A span whose later attributes and events are checked as they are recorded."""
+
+    __slots__ = ("_strict", "_where")
+
+    def __init__(
+        self, strict: Strict, recorder: Recorder, name: str, attributes: Any, command: bool
+    ) -> None:
+        super().__init__(recorder, name, attributes, command)
+        self._strict = strict
+        self._where = f"span {name!r}"
+
+    def set_attribute(self, key: str, value: Any) -> None:
+        self._strict.check({text(key): None}, self._where)
+        super().set_attribute(key, value)
+
+    def add_event(self, name: str, attributes: Mapping[str, Any] | None = None) -> None:
+        self._strict.check(clean(attributes), f"span event {text(name)!r}")
+        super().add_event(name, attributes)
+
+
+class CheckedInstrument(Instrument):
+    """A counter, histogram or gauge whose measurements' attributes are checked."""
+
+    __slots__ = ("_strict",)
+
+    def __init__(self, strict: Strict, *args: Any) -> None:
+        super().__init__(*args)
+        self._strict = strict
+
+    def measure(self, amount: float, attributes: Mapping[str, Any] | None) -> None:
+        self._strict.check(clean(attributes), f"metric {self.name!r}")
+        super().measure(amount, attributes)

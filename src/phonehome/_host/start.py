@@ -11,8 +11,8 @@ import os
 from pathlib import Path
 
 from phonehome._core import destinations as destinations_
-from phonehome._core.consent import Decision, LiveConsent, Resolver, level
-from phonehome._core.diagnostics import strict_schema, warn
+from phonehome._core.consent import Decision, LiveConsent, MachinePolicy, Resolver, level
+from phonehome._core.diagnostics import notice_seen, warn
 from phonehome._core.errors import SchemaError
 from phonehome._core.settings import Settings
 from phonehome._host import identity, notice, resource
@@ -26,6 +26,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from phonehome._core.destinations import Role
     from phonehome._host.handoff import Courier
 
 
@@ -41,21 +42,19 @@ def start(
     for problem in settings.problems:
         warn(problem)
     state_dir = resolver.state_dir
-    destinations = destinations_.resolve(settings.vendor, settings.user)
-    if settings.vendor_optout:
-        destinations = [(role, d) for role, d in destinations if role != "vendor"]
+    destinations = _destinations(settings, resolver.policy)
     session = identity.session_id()
-    enforcer = Enforcer(
+    enforcer = Enforcer(  # never strict: in tests the recording raises at the call instead
         schema,
         _salt(settings, state_dir),
-        strict=strict_schema(),
         level=level(os.environ, settings.prefix),
         report_fields=bool(settings.schema_check),
     )
     hold = False
     if not settings.schema_check and not settings.debug and destinations:
         text = notice.text(settings.product, settings.prefix, schema.summary(), settings.notice_url)
-        hold = notice.check(state_dir, settings.nologo, schema.fingerprint(), text, session)
+        nologo = settings.nologo or notice_seen()  # notice_seen: under phonehome_env
+        hold = notice.check(state_dir, nologo, schema.fingerprint(), text, session)
     handoff = Handoff(
         settings=settings,
         state_dir=state_dir,
@@ -66,7 +65,7 @@ def start(
         hold=hold,
     )
     recording = Recording(settings, LiveConsent(resolver, decision), handoff)
-    if settings.detected is None and handoff.has_destinations:
+    if not settings.ephemeral and handoff.has_destinations:
         from phonehome._host.usage import lifecycle
 
         event = lifecycle(state_dir, settings.product, settings.version)
@@ -75,15 +74,27 @@ def start(
     return Telemetry(resolver, decision, recording)
 
 
+def _destinations(
+    settings: Settings, policy: MachinePolicy
+) -> list[tuple[Role, destinations_.Destination]]:
+    """Where this run's data goes: the vendor's (unless the user or the machine policy
+    turned it off), the user's own, and the organisation's endpoint the policy names."""
+    found = destinations_.resolve(settings.vendor, settings.user)
+    if settings.vendor_optout or policy.vendor_off:
+        found = [(role, d) for role, d in found if role != "vendor"]
+    if policy.endpoint:  # checked when the policy was read
+        found.append(("organisation", destinations_.otlp(policy.endpoint, allow_insecure=True)))
+    return found
+
+
 def _resource(settings: Settings, state_dir: Path, session: str) -> dict[str, str]:
     """The run's resource: who and where, anonymously, then the user's resource variables."""
     who = settings.detected
-    attributes = resource.attributes(
-        settings.product,
-        settings.version,
-        identity.install_id(state_dir, who, settings.automation),
-        session,
-    )
+    if settings.ephemeral:  # CI, an agent, or `phonehome schema check`: no id is kept
+        install = identity.install_id(state_dir, who or "check", settings.automation)
+    else:
+        install = identity.install_id(state_dir)
+    attributes = resource.attributes(settings.product, settings.version, install, session)
     if who is not None and settings.automation == "tag":
         attributes["phonehome.automation"] = who
     return resource.with_environment(attributes, os.environ)
