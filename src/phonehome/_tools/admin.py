@@ -243,6 +243,7 @@ def flush(product: str, directory: Path, budget: float) -> tuple[list[str], str]
     decision = resolver(product, directory).resolve()
     if decision.enabled and not found.notice_confirmed:
         return [], f"{waiting} segment(s) held, nothing sent: the notice was {held_text(product)}"
+    before = _last_failures(directory)
     report = deliver(directory, budget)
     if report is None:
         return [], f"a sender is already delivering for {product}; what waits goes with it"
@@ -252,8 +253,11 @@ def flush(product: str, directory: Path, budget: float) -> tuple[list[str], str]
         f"{_label(found, key)}: {_reason(found, key, error)}"
         for key, error in sorted(report.failed.items())
     ]
+    pending = report.pending_segments
+    if pending and not failures:  # nothing failed in time, and yet not everything went
+        failures = _unfinished(found, budget, report.held, before)
     sent = sum(report.delivered.values())
-    return failures, f"sent {sent} record(s); {report.pending_segments} segment(s) still waiting"
+    return failures, f"sent {sent} record(s); {pending} segment(s) still waiting"
 
 
 def _label(found: Manifest, key: str) -> str:
@@ -264,17 +268,52 @@ def _label(found: Manifest, key: str) -> str:
         return f"destination {key}"
 
 
+def _unfinished(found: Manifest, budget: float, held: bool, before: dict[str, str]) -> list[str]:
+    """Why data still waits when no export failed in time (the exporter was still retrying
+    at the deadline): a Retry-After, a destination that cannot be reached, the error of the
+    previous delivery, or only time."""
+    if held:
+        return ["a destination asked to wait (Retry-After); what waits goes after that"]
+    ran_out = f"the time ran out after {budget:g} s (--timeout)"
+    lines = []
+    for key in sorted(found.destination_entries):
+        reason = _reason(found, key, "") or (
+            f"{ran_out}, still retrying after {before[key]} (the last delivery's error)"
+            if key in before
+            else ""
+        )
+        if reason:
+            lines.append(f"{_label(found, key)}: {reason}")
+    return lines or [ran_out]
+
+
+def _last_failures(directory: Path) -> dict[str, str]:
+    """Each destination's error in the last delivery's report, if any."""
+    from phonehome._sender.deliver import REPORT_FILE
+
+    try:
+        failed = json.loads((directory / REPORT_FILE).read_text()).get("failed", {})
+    except (OSError, ValueError, AttributeError):
+        return {}
+    return {str(k): str(v) for k, v in failed.items()} if isinstance(failed, dict) else {}
+
+
 def _reason(found: Manifest, key: str, error: str) -> str:
     """Why a destination failed: the export's own error (an HTTP status), or what a
-    connection to it says now (refused, no answer, a name that does not resolve)."""
+    connection to it says now (refused, no answer, a name that does not resolve); ``""``
+    when there is no error and it can be reached."""
     try:
         destination = manifests.destination(found.destination_entries.get(key, {}))
     except (TypeError, ValueError):
         return error
     url = _url(destination)
-    if not url or "HTTP " in error:
-        return f"{error} ({url})" if url else error
-    return _connect(url) or f"{error} ({url})"
+    if not url:
+        return error
+    if "HTTP " not in error:
+        reached = _connect(url)
+        if reached:
+            return reached
+    return f"{error} ({url})" if error else ""
 
 
 def _url(destination: Destination) -> str:
