@@ -76,7 +76,7 @@ def test_help_lists_every_subcommand_with_its_line() -> None:
     assert "  check " in phonehome("schema", "--help").stdout
 
 
-def test_the_command_needs_nothing_but_the_base_install() -> None:
+def test_the_command_imports_no_cli_framework() -> None:
     """`phonehome` must not make click (or anything else) a dependency of every host CLI."""
     code = (
         "import sys; from phonehome._tools import cli; cli.parser();"
