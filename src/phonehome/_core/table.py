@@ -97,7 +97,7 @@ TABLE: tuple[Row, ...] = (
         default="`/etc/phonehome/policy.toml`",
         effect="the machine policy file to read instead of the platform's "
         "(`/etc/phonehome/policy.toml` on Linux): `telemetry`, `vendor`, `endpoint` "
-        "([below](#one-switch-for-every-tool))",
+        "(see One switch for every tool, above)",
     ),
     Row(
         "user_wide",
