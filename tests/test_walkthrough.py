@@ -19,9 +19,9 @@ from typing import NamedTuple
 import pytest
 
 from phonehome._core.version import VERSION
-from phonehome.testing import OTLPReceiver
+from phonehome.testing import OTLPReceiver, free_port
 from tests.conftest import ROOT, clean_environ
-from tests.test_docs import blocks, free_port, substitute
+from tests.test_docs import blocks, substitute
 
 SDIST_SOURCES = ("src", "pyproject.toml", "README.md", "LICENSE", "MANIFEST.in")
 """What the package is built from (a copy, so that the build writes nothing in the tree)."""
