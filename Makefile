@@ -6,7 +6,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint bench reliability docs clean
+.PHONY: demo test lint bench footprint reliability docs clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +19,10 @@ demo: $(BIN)/.installed
 
 bench: $(BIN)/.installed
 	$(BIN)/python benchmarks/run.py $(ARGS)
+
+# What each install weighs (fresh venvs from PyPI, a minute or two): README.md's table
+footprint: $(BIN)/.installed
+	$(BIN)/python benchmarks/footprint.py
 
 # The reliability suites at full scale (about three minutes): writes docs/reliability.md
 RELIABILITY := tests/test_faults.py tests/test_crash.py tests/test_concurrency.py \

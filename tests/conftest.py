@@ -48,6 +48,9 @@ def _isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]
         if key.startswith(_TELEMETRY_VARIABLES) or "_TELEMETRY_" in key:
             monkeypatch.delenv(key)
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "xdg-state"))
+    # neither this user's choice for every product nor this machine's policy
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg-config"))
+    monkeypatch.setenv("PHONEHOME_POLICY_FILE", str(tmp_path / "no-policy.toml"))
     monkeypatch.setenv("DEMOCLI_TELEMETRY_NOLOGO", "1")  # the notice has its own tests
     _diagnostics.set_strict(True)
     _diagnostics.reset()

@@ -231,3 +231,18 @@ def test_a_plain_http_vendor_that_is_not_loopback_is_refused_unless_allowed(
         ) as t:
             assert len(t.destinations) == 1, loopback
     assert capsys.readouterr().err == ""
+
+
+@pytest.mark.parametrize("signal", ["traces", "metrics", "logs"])
+def test_a_vendor_url_ending_in_a_signal_path_is_refused_with_the_base_url(
+    otlp_receiver: OTLPReceiver, state_dir: Path, capsys: pytest.CaptureFixture[str], signal: str
+) -> None:
+    """Never posted to /v1/traces/v1/traces: the line names the base URL to give instead."""
+    one_run(f"{otlp_receiver.url}/v1/{signal}/", state_dir, mode="ci")
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith("phonehome: vendor=")
+    assert f"ends in the signal path /v1/{signal}: give the base URL '{otlp_receiver.url}'" in line
+    assert otlp_receiver.requests == []
+    with pytest.raises(phonehome.DestinationError, match="give the base URL"):
+        phonehome.otlp(f"{otlp_receiver.url}/v1/{signal}")
+    assert phonehome.otlp(otlp_receiver.url, protocol="grpc").endpoint == otlp_receiver.url

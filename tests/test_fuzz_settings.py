@@ -725,17 +725,24 @@ def test_any_schema_file_is_one_warning_and_the_host_runs_on(
 def test_schema_doc_on_any_file_is_a_page_or_an_error_line(
     tmp_path_factory: pytest.TempPathFactory, content: bytes
 ) -> None:
-    from click.testing import CliRunner
+    import contextlib
+    import io
 
     from phonehome._tools.cli import main
 
     path = schema_path(tmp_path_factory.mktemp("schema"), "file", content)
-    result = CliRunner().invoke(main, ["schema", "doc", str(path)])
     problems = []
-    if result.exception is not None and not isinstance(result.exception, SystemExit):
-        problems.append(f"{type(result.exception).__name__}: {result.exception}")
-    elif result.exit_code not in (0, 1):
-        problems.append(f"exit code {result.exit_code}: {result.output!r}")
+    for action in ("doc", "check"):
+        errors = io.StringIO()
+        try:
+            with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(errors):
+                code = main(["schema", action, str(path)])
+        except Exception as error:
+            problems.append(f"{action}: {type(error).__name__}: {error}")
+            continue
+        lines = errors.getvalue().splitlines()
+        if (code, len(lines)) not in ((0, 0), (1, 1)):
+            problems.append(f"{action}: exit code {code}: {lines!r}")
     verdict([], problems)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -122,17 +123,50 @@ def test_undeclared_attributes_never_leave_and_are_counted(
     assert sum(p.value for p in otlp_receiver.points("phonehome.schema.undeclared")) == 3
 
 
-def test_in_tests_an_undeclared_attribute_is_an_error(
+def test_in_tests_an_undeclared_attribute_raises_where_it_is_recorded(
     otlp_receiver: OTLPReceiver, state_dir: Path
 ) -> None:
-    with pytest.raises(phonehome.UndeclaredError, match="'email' is not declared"):
-        run(
-            otlp_receiver,
-            state_dir,
-            SCHEMA,
-            lambda t: t.event("purchase_completed", {"email": "alice@example.com"}),
-        )
-    assert otlp_receiver.requests == []
+    def body(t: phonehome.Telemetry) -> None:
+        with t.command("generate"):
+            pass
+        t.event("purchase_completed", {"email": "alice@example.com"})
+
+    with pytest.raises(phonehome.UndeclaredError, match="'email' is not declared") as raised:
+        run(otlp_receiver, state_dir, SCHEMA, body)
+    assert any(entry.name == "body" for entry in raised.traceback)  # the recording call
+    # what was recorded before is not lost with it, and the undeclared value never leaves
+    assert otlp_receiver.wait_until(lambda: otlp_receiver.spans)
+    assert [s.name for s in otlp_receiver.spans] == ["generate"]
+    assert b"alice@example.com" not in b"".join(otlp_receiver.bodies)
+
+
+def _set_attribute(t: phonehome.Telemetry) -> None:
+    with t.command("generate") as span:
+        span.set_attribute("path", "x")
+
+
+def _add_event(t: phonehome.Telemetry) -> None:
+    with t.command("generate") as span:
+        span.add_event("e", {"path": "x"})
+
+
+@pytest.mark.parametrize(
+    "record",
+    [
+        lambda t: t.span("parse", {"path": "x"}),
+        lambda t: t.counter("runs").add(1, {"host": "x"}),
+        lambda t: t.histogram("sizes").record(1.0, {"host": "x"}),
+        lambda t: t.gauge("level").set(1, {"host": "x"}),
+        _set_attribute,
+        _add_event,
+    ],
+    ids=["span", "counter", "histogram", "gauge", "set_attribute", "add_event"],
+)
+def test_every_recording_call_checks_its_attributes_in_tests(
+    record: Any, otlp_receiver: OTLPReceiver, state_dir: Path
+) -> None:
+    with pytest.raises(phonehome.UndeclaredError, match="is not declared"):
+        run(otlp_receiver, state_dir, SCHEMA, record)
 
 
 def test_collect_is_the_shorthand_for_raw(otlp_receiver: OTLPReceiver, state_dir: Path) -> None:

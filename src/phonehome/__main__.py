@@ -1,5 +1,7 @@
 """``python -m phonehome``: the phonehome command."""
 
+import sys
+
 from phonehome._tools.cli import main
 
-main()
+sys.exit(main())

@@ -17,7 +17,9 @@ from phonehome._core.diagnostics import warn
 from phonehome._core.errors import DestinationError
 
 Protocol = Literal["http/protobuf", "grpc"]
-Role = Literal["vendor", "user"]
+Role = Literal["vendor", "user", "organisation"]
+"""Whose copy a destination gets: the vendor's, the end user's own, or the organisation's
+(the machine policy's ``endpoint``)."""
 
 
 def _is_guid(text: str) -> bool:
@@ -87,6 +89,8 @@ def otlp(
     is not loopback (refused otherwise: the data would cross the network unencrypted).
     """
     check_url(endpoint)
+    if protocol == "http/protobuf":
+        check_base(endpoint)
     if protocol not in ("http/protobuf", "grpc"):
         raise DestinationError(f"protocol {protocol!r} is not 'http/protobuf' or 'grpc'")
     if not timeout > 0:
@@ -313,6 +317,23 @@ def check_url(url: str) -> None:
         raise DestinationError("not an http:// or https:// URL with a host")
     if port and (not (port.isascii() and port.isdigit()) or not 0 < int(port) < 65536):
         raise DestinationError(f"not a valid URL (port {port!r} is not 1-65535)")
+
+
+SIGNAL_PATHS = tuple(f"/v1/{signal}" for signal in env.SIGNALS)
+
+
+def check_base(url: str) -> None:
+    """An OTLP/HTTP base URL, not a signal's own: phonehome adds ``/v1/traces``,
+    ``/v1/metrics`` and ``/v1/logs`` to it, as the OpenTelemetry specification does with
+    ``OTEL_EXPORTER_OTLP_ENDPOINT``. (Only the per-signal variables take a full URL.)"""
+    path = url.strip().split("?", 1)[0].split("#", 1)[0].rstrip("/")
+    for signal_path in SIGNAL_PATHS:
+        if path.endswith(signal_path):
+            base = path[: -len(signal_path)]
+            raise DestinationError(
+                f"the URL ends in the signal path {signal_path}: give the base URL "
+                f"{base!r} (phonehome adds /v1/traces, /v1/metrics and /v1/logs to it)"
+            )
 
 
 def _parse_connection_string(text: str) -> dict[str, str]:

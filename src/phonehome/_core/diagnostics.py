@@ -25,6 +25,7 @@ errors = Counts()
 
 _strict = False
 _strict_schema = False
+_notice_seen = False
 _warned: set[str] = set()
 
 
@@ -50,6 +51,17 @@ def strict_schema() -> bool:
     return _strict_schema or _strict
 
 
+def set_notice_seen(seen: bool) -> None:
+    """Count the first-run notice as seen, for every product (the ``phonehome_env`` fixture
+    does, so that a test's first run sends what it records)."""
+    global _notice_seen
+    _notice_seen = seen
+
+
+def notice_seen() -> bool:
+    return _notice_seen
+
+
 def warn(message: str) -> None:
     """Print one line to stderr, once per process per message. Never raises."""
     if message in _warned:
@@ -63,7 +75,13 @@ def warn(message: str) -> None:
 
 
 def record_error(operation: str, error: BaseException) -> None:
-    """Count a contained failure; re-raise it in strict mode."""
+    """Count a contained failure; re-raise it in strict mode, and an undeclared field in
+    strict schema mode (the pytest plugin's: the test fails where the field is recorded)."""
     errors[operation] += 1
     if _strict:
         raise error
+    if _strict_schema:
+        from phonehome._core.errors import UndeclaredError  # not on the consent-off path
+
+        if isinstance(error, UndeclaredError):
+            raise error

@@ -40,6 +40,10 @@ SCHEMA_CHECK = "PHONEHOME_SCHEMA_CHECK"
 """Set by ``phonehome schema check``: the file where runs report undeclared fields (they
 then write and send nothing)."""
 
+POLICY_FILE = "PHONEHOME_POLICY_FILE"
+"""The machine policy file to read instead of the platform's (``/etc/phonehome/policy.toml``
+on Linux): for CI images, packagers and tests."""
+
 TELEMETRY_MODE = "{prefix}_TELEMETRY_MODE"
 """Forces the delivery mode (``cli``, ``ci``, ``service``) when the code leaves it ``auto``,
 e.g. ``ci`` in a container that lives for one command."""

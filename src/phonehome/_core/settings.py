@@ -48,6 +48,11 @@ DEFAULT_SERVICE_INTERVAL = 5.0
 PROMOTE_AFTER = 30.0
 """Seconds after which an ``auto`` block that is still running becomes a service."""
 
+USER_FILE_NAME = "config.toml"
+"""The user-wide file's name, in the platform's user configuration directory."""
+POLICY_FILE_NAME = "policy.toml"
+"""The machine policy file's name, in the platform's system configuration directory."""
+
 MODES = ("auto", "cli", "ci", "service")
 AUTOMATIONS = ("tag", "collapse", "drop")
 CONSENTS = ("opt-in", "opt-out")
@@ -144,8 +149,9 @@ class Settings:
 
     @property
     def ephemeral(self) -> bool:
-        """Running under CI or an agent: nothing about the install is kept."""
-        return self.detected is not None
+        """Running under CI or an agent, or checked by ``phonehome schema check``: nothing
+        about the install is kept (no install id, salt, usage or lifecycle file)."""
+        return self.detected is not None or bool(self.schema_check)
 
 
 def resolve(
@@ -317,6 +323,45 @@ def platform_state_dir(product: str, environ: Mapping[str, str] | None = None) -
         xdg = environ.get("XDG_STATE_HOME", "").strip()
         root = xdg if xdg and os.path.isabs(xdg) else os.path.join(home, ".local", "state")
     return os.path.join(root, "phonehome", product)
+
+
+def platform_config_dir(environ: Mapping[str, str] | None = None) -> str:
+    """The platform's per-user configuration directory, as platformdirs defines it.
+
+    ``$XDG_CONFIG_HOME`` or ``~/.config`` on Linux and the BSDs, ``~/Library/Application
+    Support`` on macOS, ``%APPDATA%`` on Windows.
+    """
+    environ = os.environ if environ is None else environ
+    home = os.path.expanduser("~")
+    if sys.platform == "win32":
+        return environ.get("APPDATA") or os.path.join(home, "AppData", "Roaming")
+    if sys.platform == "darwin":
+        return os.path.join(home, "Library", "Application Support")
+    xdg = environ.get("XDG_CONFIG_HOME", "").strip()
+    return xdg if xdg and os.path.isabs(xdg) else os.path.join(home, ".config")
+
+
+def user_file(environ: Mapping[str, str] | None = None) -> str:
+    """The user-wide choice for every product built on phonehome (``phonehome disable
+    --all``): ``<user config directory>/phonehome/config.toml``."""
+    return os.path.join(platform_config_dir(environ), "phonehome", USER_FILE_NAME)
+
+
+def policy_file(environ: Mapping[str, str] | None = None) -> str:
+    """The machine policy: ``PHONEHOME_POLICY_FILE``, else ``/etc/phonehome/policy.toml``
+    (``/Library/Application Support/phonehome`` on macOS, ``%PROGRAMDATA%\\phonehome`` on
+    Windows), where administrators, packagers and CI images put it."""
+    environ = os.environ if environ is None else environ
+    override = environ.get(env.POLICY_FILE, "").strip()
+    if override:
+        return override
+    if sys.platform == "win32":
+        root = environ.get("PROGRAMDATA") or os.path.join("C:\\", "ProgramData")
+    elif sys.platform == "darwin":
+        root = os.path.join("/Library", "Application Support")
+    else:
+        root = "/etc"
+    return os.path.join(root, "phonehome", POLICY_FILE_NAME)
 
 
 def _delivery_mode(

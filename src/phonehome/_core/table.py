@@ -92,6 +92,21 @@ TABLE: tuple[Row, ...] = (
     Row("optout", variables=(env.TELEMETRY_OPTOUT,), effect="true: telemetry off"),
     Row("otel_sdk_disabled", variables=(env.OTEL_SDK_DISABLED,), effect="true: telemetry off"),
     Row(
+        "machine_policy",
+        variables=(env.POLICY_FILE,),
+        default="`/etc/phonehome/policy.toml`",
+        effect="the machine policy file to read instead of the platform's "
+        "(`/etc/phonehome/policy.toml` on Linux): `telemetry`, `vendor`, `endpoint` "
+        "(see One switch for every tool, above)",
+    ),
+    Row(
+        "user_wide",
+        variables=("XDG_CONFIG_HOME",),
+        default="`~/.config/phonehome/config.toml`",
+        effect="where the user's choice for every product lives (`phonehome disable --all`): "
+        "`$XDG_CONFIG_HOME` (or `~/.config`) `/phonehome/config.toml` on Linux",
+    ),
+    Row(
         "level",
         variables=(env.TELEMETRY_LEVEL,),
         default="`all`",
@@ -201,8 +216,8 @@ TABLE: tuple[Row, ...] = (
         default="`None`",
         meaning="A `phonehome.Schema` or the path of a TOML file: what may be sent "
         "([privacy.md](privacy.md)).",
-        effect="set by `phonehome schema check`: runs report undeclared fields there and send "
-        "nothing",
+        effect="set by `phonehome schema check -- COMMAND`: runs report undeclared fields "
+        "there, and write and send nothing (not even an install id)",
     ),
     Row(
         "automation",

@@ -18,8 +18,8 @@ from time import monotonic
 from typing import Any
 
 from phonehome._core import destinations as destinations_
-from phonehome._core.consent import Decision, LiveConsent, Resolver, level
-from phonehome._core.diagnostics import record_error, strict_schema, warn
+from phonehome._core.consent import Decision, LiveConsent, MachinePolicy, Resolver, level
+from phonehome._core.diagnostics import notice_seen, record_error, strict_schema, warn
 from phonehome._core.errors import SchemaError
 from phonehome._core.settings import PROMOTE_AFTER, Settings
 from phonehome._host import identity, notice, outcome
@@ -36,6 +36,7 @@ from phonehome._host.recorder import (
     RecordingHistogram,
     RecordingSpan,
 )
+from phonehome._host.strict import CheckedInstrument, CheckedSpan, Strict
 from phonehome._host.telemetry import NOOP_SPAN, Counter, Gauge, Histogram, Span, Telemetry
 from phonehome._host.usage import Collector, Usage
 from phonehome._policy.enforce import Enforcer
@@ -44,6 +45,7 @@ from phonehome._spool.records import Record
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from phonehome._core.destinations import Role
     from phonehome._host.handoff import Courier
 
 MAX_BUFFERED = 2000
@@ -59,6 +61,8 @@ class Recording:
         self.handoff = handoff
         schema = handoff.enforcer.schema
         self._declared_params = {c: schema.collectable(c, ()) for c in schema.commands}
+        self._strict = Strict(schema) if strict_schema() else None
+        """In tests: an undeclared attribute raises where the code records it."""
         self.recorder = Recorder(
             self._write,
             MAX_BUFFERED,
@@ -101,6 +105,8 @@ class Recording:
                 name = text(name)
             declared = self._declared_params.get(name, ())
             attributes = command_attributes(name, params, collect, declared)
+            if self._strict is not None:
+                return CheckedSpan(self._strict, self.recorder, name, attributes, True)
             return RecordingSpan(self.recorder, name, attributes, True)
         except Exception as error:
             record_error("command", error)
@@ -108,17 +114,27 @@ class Recording:
 
     def span(self, name: str, attributes: Mapping[str, Any] | None) -> Span:
         try:
-            return RecordingSpan(self.recorder, text(name), clean(attributes), False)
+            name, values = text(name), clean(attributes)
+            if self._strict is not None:
+                self._strict.check(values, f"span {name!r}")
+                return CheckedSpan(self._strict, self.recorder, name, values, False)
+            return RecordingSpan(self.recorder, name, values, False)
         except Exception as error:
             record_error("span", error)
             return NOOP_SPAN
 
     def event(self, name: str, attributes: Mapping[str, Any] | None) -> None:
-        self.recorder.event(text(name), attributes)
+        name = text(name)
+        if self._strict is not None:
+            self._strict.check(clean(attributes), f"event {name!r}", name)
+        self.recorder.event(name, attributes)
 
     def instrument(self, kind: str, name: str, unit: str, description: str) -> Instrument:
         # the name as given: the sender scrubs it before making it a valid instrument name
-        return Instrument(self.recorder, kind, text(name), text(unit), text(description))
+        name, unit, description = text(name), text(unit), text(description)
+        if self._strict is not None:
+            return CheckedInstrument(self._strict, self.recorder, kind, name, unit, description)
+        return Instrument(self.recorder, kind, name, unit, description)
 
     def counter(self, name: str, unit: str, description: str) -> Counter:
         return RecordingCounter(self.instrument("counter", name, unit, description))
@@ -186,6 +202,8 @@ class Recording:
 
     def _emit(self, name: str, attributes: dict[str, Any]) -> None:
         values = clean(attributes)
+        if self._strict is not None:
+            self._strict.check(values, f"event {name!r}", name)
         values["event.name"] = name
         self.recorder.log(INFO, "INFO", name, values, name)
 
@@ -258,21 +276,19 @@ def start(
     for problem in settings.problems:
         warn(problem)
     state_dir = resolver.state_dir
-    destinations = destinations_.resolve(settings.vendor, settings.user)
-    if settings.vendor_optout:
-        destinations = [(role, d) for role, d in destinations if role != "vendor"]
+    destinations = _destinations(settings, resolver.policy)
     session = identity.session_id()
-    enforcer = Enforcer(
+    enforcer = Enforcer(  # never strict: in tests the recording raises at the call instead
         schema,
         _salt(settings, state_dir),
-        strict=strict_schema(),
         level=level(os.environ, settings.prefix),
         report_fields=bool(settings.schema_check),
     )
     hold = False
     if not settings.schema_check and not settings.debug and destinations:
         text = notice.text(settings.product, settings.prefix, schema.summary(), settings.notice_url)
-        hold = notice.check(state_dir, settings.nologo, schema.fingerprint(), text, session)
+        nologo = settings.nologo or notice_seen()  # notice_seen: under phonehome_env
+        hold = notice.check(state_dir, nologo, schema.fingerprint(), text, session)
     handoff = Handoff(
         settings=settings,
         state_dir=state_dir,
@@ -284,7 +300,7 @@ def start(
         hold=hold,
     )
     recording = Recording(settings, LiveConsent(resolver, decision), handoff)
-    if settings.detected is None and handoff.has_destinations:
+    if not settings.ephemeral and handoff.has_destinations:
         from phonehome._host.usage import lifecycle
 
         event = lifecycle(state_dir, settings.product, settings.version)
@@ -293,15 +309,27 @@ def start(
     return Telemetry(resolver, decision, recording)
 
 
+def _destinations(
+    settings: Settings, policy: MachinePolicy
+) -> list[tuple[Role, destinations_.Destination]]:
+    """Where this run's data goes: the vendor's (unless the user or the machine policy
+    turned it off), the user's own, and the organisation's endpoint the policy names."""
+    found = destinations_.resolve(settings.vendor, settings.user)
+    if settings.vendor_optout or policy.vendor_off:
+        found = [(role, d) for role, d in found if role != "vendor"]
+    if policy.endpoint:  # checked when the policy was read
+        found.append(("organisation", destinations_.otlp(policy.endpoint, allow_insecure=True)))
+    return found
+
+
 def _resource(settings: Settings, state_dir: Path, session: str) -> dict[str, str]:
     """The run's resource: who and where, anonymously (the vendor's whole resource)."""
     who = settings.detected
-    attributes = identity.resource(
-        settings.product,
-        settings.version,
-        identity.install_id(state_dir, who, settings.automation),
-        session,
-    )
+    if settings.ephemeral:  # CI, an agent, or `phonehome schema check`: no id is kept
+        install = identity.install_id(state_dir, who or "check", settings.automation)
+    else:
+        install = identity.install_id(state_dir)
+    attributes = identity.resource(settings.product, settings.version, install, session)
     if who is not None and settings.automation == "tag":
         attributes["phonehome.automation"] = who
     return attributes

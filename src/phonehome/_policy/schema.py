@@ -20,6 +20,13 @@ from typing import Any
 
 from phonehome._core.errors import SchemaError
 
+TOP_LEVEL = ("commands", "events", "attributes", "exception_messages")
+"""The sections of a schema file (schema-wide settings are listed here too)."""
+COMMAND_KEYS = ("description", "params")
+EVENT_KEYS = ("description", "attributes")
+FIELD_KEYS = ("type", "description", "policy", "values", "scrub", "reason")
+"""What a file may say at each level; anything else is refused, naming these."""
+
 POLICIES = ("raw", "enum", "hash", "presence", "drop")
 TYPES = ("string", "int", "float", "bool", "list")
 VALUE_POLICIES = frozenset(("raw", "enum", "hash"))
@@ -169,16 +176,21 @@ class Schema:
         except RecursionError:
             raise SchemaError("not valid TOML: nested too deeply") from None
 
+        return cls._from_data(data)
+
+    @classmethod
+    def _from_data(cls, data: dict[str, Any]) -> Schema:
+        _known(data, "the schema", TOP_LEVEL)
         descriptions: dict[str, str] = {}
         commands = {}
         for name, raw in _table(data.get("commands", {}), "commands").items():
-            spec = _table(raw, f"commands.{name}")
-            descriptions[name] = str(spec.get("description", ""))
+            spec = _known(_table(raw, f"commands.{name}"), f"commands.{name}", COMMAND_KEYS)
+            descriptions[name] = _text(spec, "description", f"commands.{name}")
             commands[name] = _fields(spec.get("params", {}), f"commands.{name}.params")
         events = {}
         for name, raw in _table(data.get("events", {}), "events").items():
-            spec = _table(raw, f"events.{name}")
-            descriptions[name] = str(spec.get("description", ""))
+            spec = _known(_table(raw, f"events.{name}"), f"events.{name}", EVENT_KEYS)
+            descriptions[name] = _text(spec, "description", f"events.{name}")
             events[name] = _fields(spec.get("attributes", {}), f"events.{name}.attributes")
         attributes = _fields(data.get("attributes", {}), "attributes")
         return cls(
@@ -300,11 +312,42 @@ def _table(value: Any, where: str) -> dict[str, Any]:
     return value
 
 
+def _known(table: dict[str, Any], where: str, valid: tuple[str, ...]) -> dict[str, Any]:
+    """``table``, if every key in it is one of ``valid``; else one line naming the first
+    unknown key and listing the valid ones (a misspelt key must not drop a field silently)."""
+    for key, value in table.items():
+        if key in valid:
+            continue
+        if valid is TOP_LEVEL:
+            raise SchemaError(f"unknown top-level key {key!r} (valid: {', '.join(sorted(valid))})")
+        container = _CONTAINERS.get(valid)
+        hint = ""
+        if container and isinstance(value, dict) and set(value) & set(FIELD_KEYS):
+            hint = f"; a field goes in [{where}.{container}.{key}]"
+        raise SchemaError(f"{where}: unknown key {key!r} (valid: {', '.join(sorted(valid))}){hint}")
+    return table
+
+
+_CONTAINERS: dict[tuple[str, ...], str] = {COMMAND_KEYS: "params", EVENT_KEYS: "attributes"}
+
+
+def _text(table: dict[str, Any], key: str, where: str) -> str:
+    value = table.get(key, "")
+    if not isinstance(value, str):
+        raise SchemaError(f"{where}.{key} must be a string")
+    return value
+
+
 def _fields(table: Any, where: str) -> dict[str, Field]:
     found = {}
     for name, spec in _table(table, where).items():
         if not isinstance(spec, dict):
             raise SchemaError(f"{where}.{name} must be a table")
+        _known(spec, f"{where}.{name}", FIELD_KEYS)
+        for key in ("description", "reason"):
+            _text(spec, key, f"{where}.{name}")
+        if not isinstance(spec.get("scrub", True), bool):
+            raise SchemaError(f"{where}.{name}.scrub must be true or false")
         try:
             found[name] = Field(**spec)
         except (TypeError, SchemaError) as error:

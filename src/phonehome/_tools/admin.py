@@ -14,9 +14,14 @@ from pathlib import Path
 from typing import Any
 
 from phonehome._core import environment as env
-from phonehome._core.consent import Resolver, level
+from phonehome._core.consent import Resolver, automation, level
 from phonehome._spool import manifest as manifests
 from phonehome._spool.manifest import Manifest
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from phonehome._core.destinations import Destination
+    from phonehome._spool.segments import Spool
 
 
 def _manifest(state_dir: Path) -> Manifest:
@@ -43,9 +48,6 @@ def resolver(product: str, directory: Path) -> Resolver:
 def status(product: str, directory: Path) -> list[tuple[str, str]]:
     """The decision and who made it, the level, destinations (masked), where state lives."""
     from phonehome._core import settings
-    from phonehome._core.consent import automation
-    from phonehome._sender.deliver import REPORT_FILE
-    from phonehome._spool.segments import Spool
 
     prefix = env.prefix_for(product)
     found = _manifest(directory)
@@ -54,32 +56,135 @@ def status(product: str, directory: Path) -> list[tuple[str, str]]:
         ("telemetry", f"{'on' if decision.enabled else 'off'}, decided by {decision.detail}"),
         ("level", level(os.environ, prefix)),
         ("delivery", settings.resolve(product).delivery_mode),
+        *_policies(),
     ]
     who = automation(os.environ)
     if who:
         rows.append(("automation", f"{who} (policy: {found.automation})"))
-    destinations = found.destination_entries
-    if not destinations:
-        rows.append(("destinations", "none recorded yet (the product has not run with consent)"))
-    for entry in destinations.values():
+    rows += _destinations(found)
+    optout = env.TELEMETRY_VENDOR_OPTOUT.format(prefix=prefix)
+    if env.flag(os.environ.get(optout, "")) is True:
+        rows.append(("vendor copy", f"off ({optout})"))
+    waiting = len(_spool(directory).names())
+    rows.append(("state", f"{directory} ({waiting} segment(s) waiting to be sent)"))
+    if waiting and not found.notice_confirmed and found.data:
+        rows.append(("notice", held_text(product)))
+    rows.append(("last delivery", _last_delivery(directory)))
+    return rows
+
+
+def held_text(product: str) -> str:
+    """Why what waits is not sent: the first-run notice was shown in the last run."""
+    return (
+        f"shown in the last run of {product}: what that run recorded is held, and sent by "
+        f"the next run of {product} if telemetry is still on"
+    )
+
+
+def _policies() -> list[tuple[str, str]]:
+    """The machine policy and the user-wide choice, when there are any."""
+    from phonehome._core.consent import read_policy, read_user_choice
+    from phonehome._core.settings import policy_file, user_file
+
+    policy = read_policy(policy_file())
+    rows = []
+    if policy.path:
+        rules = [
+            *(["telemetry off for every product"] if policy.off else []),
+            *(["the vendors' copies off"] if policy.vendor_off else []),
+            *([f"a copy of everything to {policy.endpoint}"] if policy.endpoint else []),
+        ]
+        rows.append(("machine policy", f"{policy.path}: {'; '.join(rules) or 'no rule'}"))
+    path = user_file()
+    everywhere = read_user_choice(path)
+    if everywhere is not None:
+        rows.append(
+            ("every product", f"{'on' if everywhere else 'off'} (the user-wide choice, {path})")
+        )
+    return rows
+
+
+def _destinations(found: Manifest) -> list[tuple[str, str]]:
+    entries = found.destination_entries
+    if not entries:
+        return [("destinations", "none recorded yet (the product has not run with consent)")]
+    rows = []
+    for entry in entries.values():
         try:
             described = manifests.destination(entry).describe()
         except (TypeError, ValueError):
             described = "unreadable"
         rows.append((f"{entry.get('role', '?')} destination", described))
-    if env.flag(os.environ.get(env.TELEMETRY_VENDOR_OPTOUT.format(prefix=prefix), "")) is True:
-        rows.append(("vendor copy", f"off ({env.TELEMETRY_VENDOR_OPTOUT.format(prefix=prefix)})"))
-    waiting = Spool(directory / "spool").names()
-    rows.append(("state", f"{directory} ({len(waiting)} segment(s) waiting to be sent)"))
+    return rows
+
+
+def _spool(directory: Path) -> Spool:
+    from phonehome._spool.segments import Spool
+
+    return Spool(directory / "spool")
+
+
+def _last_delivery(directory: Path) -> str:
+    from phonehome._sender.deliver import REPORT_FILE
+
     try:
         report = json.loads((directory / REPORT_FILE).read_text())
         at = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(report.get("at", 0)))
         sent = sum(report.get("delivered", {}).values())
         failed = ", ".join(report.get("failed", {}).values()) or "no failures"
-        rows.append(("last delivery", f"{at}: {sent} record(s) sent, {failed}"))
     except (OSError, ValueError, AttributeError, TypeError):
-        rows.append(("last delivery", "none yet"))
+        return "none yet"
+    return f"{at}: {sent} record(s) sent, {failed}"
+
+
+def known_products() -> list[str]:
+    """The products with telemetry state in this user's default location."""
+    from phonehome._core.settings import platform_state_dir
+
+    root = os.path.dirname(platform_state_dir("x"))
+    try:
+        names = os.listdir(root)
+    except OSError:
+        return []
+    return sorted(n for n in names if os.path.isdir(os.path.join(root, n)))
+
+
+def products() -> list[tuple[str, str]]:
+    """Every product with telemetry state in this user's default location: its decision
+    and what waits."""
+    rows = []
+    for product in known_products():
+        directory = state_dir(product)
+        decision = resolver(product, directory).resolve()
+        waiting = len(_spool(directory).names())
+        rows.append(
+            (
+                product,
+                f"{'on' if decision.enabled else 'off'} ({decision.detail}); "
+                f"{waiting} segment(s) waiting; {directory}",
+            )
+        )
     return rows
+
+
+def set_consent_everywhere(enabled: bool) -> tuple[str, list[str]]:
+    """Store the user's choice for every product built on phonehome; a "no" also purges
+    what waits and forgets the install id of every product that has state here. Returns
+    the file written and the products purged."""
+    from phonehome._core.consent import store_user_choice
+    from phonehome._core.settings import user_file
+    from phonehome._host.identity import forget
+
+    path = user_file()
+    store_user_choice(path, enabled)
+    purged = []
+    if not enabled:
+        for product in known_products():
+            directory = state_dir(product)
+            forget(directory)
+            _spool(directory).purge()
+            purged.append(product)
+    return path, purged
 
 
 def set_consent(product: str, directory: Path, enabled: bool) -> None:
@@ -143,17 +248,121 @@ def _described(mapped: Any) -> list[dict[str, Any]]:
     return found
 
 
-def flush(directory: Path, budget: float) -> str:
-    """Deliver what is waiting now, in this process."""
+def flush(product: str, directory: Path, budget: float) -> tuple[list[str], str]:
+    """Deliver what is waiting now, in this process: each failed destination named, with
+    the reason (one line each), and what happened."""
     from phonehome._sender.deliver import deliver
 
+    found = manifests.load(directory)
+    waiting = len(_spool(directory).names())
+    if found is None or not waiting:
+        return [], "nothing is waiting to be sent"
+    decision = resolver(product, directory).resolve()
+    if decision.enabled and not found.notice_confirmed:
+        return [], f"{waiting} segment(s) held, nothing sent: the notice was {held_text(product)}"
+    before = _last_failures(directory)
     report = deliver(directory, budget)
     if report is None:
-        return "a sender is already delivering for this product"
+        return [], f"a sender is already delivering for {product}; what waits goes with it"
     if report.purged:
-        return f"consent is off: {report.purged} waiting segment(s) purged, nothing sent"
+        return [], f"telemetry is off ({decision.detail}): {report.purged} segment(s) purged"
+    failures = [
+        f"{_label(found, key)}: {_reason(found, key, error)}"
+        for key, error in sorted(report.failed.items())
+    ]
+    pending = report.pending_segments
+    if pending and not failures:  # nothing failed in time, and yet not everything went
+        failures = _unfinished(found, budget, report.held, before)
     sent = sum(report.delivered.values())
-    failed = "; ".join(f"{k}: {v}" for k, v in report.failed.items())
-    return f"sent {sent} record(s); {report.pending_segments} segment(s) still waiting" + (
-        f"; failed: {failed}" if failed else ""
-    )
+    return failures, f"sent {sent} record(s); {pending} segment(s) still waiting"
+
+
+def _label(found: Manifest, key: str) -> str:
+    entry = found.destination_entries.get(key, {})
+    try:
+        return f"{entry.get('role', '?')} destination {manifests.destination(entry).describe()}"
+    except (TypeError, ValueError):
+        return f"destination {key}"
+
+
+def _unfinished(found: Manifest, budget: float, held: bool, before: dict[str, str]) -> list[str]:
+    """Why data still waits when no export failed in time (the exporter was still retrying
+    at the deadline): a Retry-After, a destination that cannot be reached, the error of the
+    previous delivery, or only time."""
+    if held:
+        return ["a destination asked to wait (Retry-After); what waits goes after that"]
+    ran_out = f"the time ran out after {budget:g} s (--timeout)"
+    lines = []
+    for key in sorted(found.destination_entries):
+        reason = _reason(found, key, "") or (
+            f"{ran_out}, still retrying after {before[key]} (the last delivery's error)"
+            if key in before
+            else ""
+        )
+        if reason:
+            lines.append(f"{_label(found, key)}: {reason}")
+    return lines or [ran_out]
+
+
+def _last_failures(directory: Path) -> dict[str, str]:
+    """Each destination's error in the last delivery's report, if any."""
+    from phonehome._sender.deliver import REPORT_FILE
+
+    try:
+        failed = json.loads((directory / REPORT_FILE).read_text()).get("failed", {})
+    except (OSError, ValueError, AttributeError):
+        return {}
+    return {str(k): str(v) for k, v in failed.items()} if isinstance(failed, dict) else {}
+
+
+def _reason(found: Manifest, key: str, error: str) -> str:
+    """Why a destination failed: the export's own error (an HTTP status), or what a
+    connection to it says now (refused, no answer, a name that does not resolve); ``""``
+    when there is no error and it can be reached."""
+    try:
+        destination = manifests.destination(found.destination_entries.get(key, {}))
+    except (TypeError, ValueError):
+        return error
+    url = _url(destination)
+    if not url:
+        return error
+    if "HTTP " not in error:
+        reached = _connect(url)
+        if reached:
+            return reached
+    return f"{error} ({url})" if error else ""
+
+
+def _url(destination: Destination) -> str:
+    if destination.from_environment:
+        variables = dict(destination.environment)
+        return variables.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or variables.get(
+            env.OTEL_EXPORTER_OTLP_ENDPOINT, ""
+        )
+    if destination.kind == "otlp" and destination.protocol != "grpc":
+        return destination.signal_endpoint("traces")
+    return destination.endpoint
+
+
+def _connect(url: str, timeout: float = 3.0) -> str:
+    """What connecting to ``url``'s host says, or ``""`` when it accepts."""
+    import socket
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:
+        return ""
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return ""
+    except ConnectionRefusedError:
+        return f"connection refused by {url}"
+    except socket.gaierror:
+        return f"the name {host!r} does not resolve ({url})"
+    except TimeoutError:
+        return f"no answer from {url} within {timeout:.0f} s"
+    except OSError as error:
+        return f"{error.strerror or error} ({url})"

@@ -26,7 +26,7 @@ def agent_path() -> Path:
     try:
         import rotel
     except ImportError:
-        raise RuntimeError("Rotel is not installed: pip install 'phonehome[dev]'") from None
+        raise RuntimeError("Rotel is not installed: pip install 'phonehome[collector]'") from None
     return Path(rotel.__file__).parent / "rotel-agent"
 
 

@@ -6,7 +6,8 @@
         run_my_cli(env={"OTEL_EXPORTER_OTLP_ENDPOINT": receiver.url})
         assert receiver.wait_until(lambda: receiver.spans)
 
-With pytest, the fixtures ``otlp_receiver`` and ``azure_ingestion`` do the same.
+With pytest, the fixtures ``otlp_receiver`` and ``azure_ingestion`` do the same, and
+``phonehome_env`` keeps a test's telemetry apart from the machine's (``docs/testing.md``).
 ``OTLPGrpcReceiver`` is the OTLP/gRPC counterpart; it needs grpcio (``phonehome[grpc]``)
 and is imported on first access.
 """
