@@ -205,18 +205,28 @@ def schema_check(command: tuple[str, ...]) -> None:
 )
 @click.option("--http-port", default=4318, show_default=True, help="OTLP/HTTP port on 127.0.0.1.")
 @click.option("--grpc-port", default=4317, show_default=True, help="OTLP/gRPC port on 127.0.0.1.")
+@click.option(
+    "--store",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Land everything in the embedded store at this file (phonehome[insights]).",
+)
 def collector(
     forward_to: str | None,
     config: Path | None,
     values: tuple[str, ...],
     http_port: int,
     grpc_port: int,
+    store: Path | None,
 ) -> None:
     """Run Rotel on loopback: the embedded collector for local development.
 
     Point a product at it with OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4318 (or
     vendor=...). Stops on Ctrl-C.
     """
+    if store is not None:  # issue 15: the store writer behind Rotel
+        from phonehome._tools.insights.command import run_collector
+
+        sys.exit(run_collector(store, http_port, grpc_port))
     import signal
     import threading
 
@@ -253,3 +263,16 @@ def collector(
     finally:
         rotel.stop()
     click.echo("collector stopped")
+
+
+@main.command(
+    "insights",
+    context_settings={"ignore_unknown_options": True, "help_option_names": []},
+    add_help_option=False,
+)
+@click.argument("arguments", nargs=-1, type=click.UNPROCESSED)
+def insights(arguments: tuple[str, ...]) -> None:
+    """Answer the product questions from the store (phonehome insights --help)."""
+    from phonehome._tools.insights import command
+
+    sys.exit(command.main(list(arguments)))
