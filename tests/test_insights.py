@@ -100,7 +100,8 @@ def datasets(draw: st.DrawFn) -> tuple[Dataset, list[bytes], list[bytes], list[b
     data = Dataset(
         "demo-cli",
         draw(st.lists(runs(), min_size=1, max_size=40)),
-        draw(st.lists(events(), max_size=25)),
+        # a record is its time (ns), session and name: two events never share all three
+        draw(st.lists(events(), max_size=25, unique_by=lambda e: (e.session, e.time, e.name))),
         draw(st.lists(dropped, max_size=4)),
     )
     # batches as the sender makes them, some delivered twice (a resend after kill -9)
