@@ -217,8 +217,8 @@ class ChDB(ClickHouseRows):
                 f"date_time_input_format='best_effort' FORMAT JSONEachRow\n{lines}"
             )
 
-    def query(self, sql: str) -> str:
-        result = self.session.query(f"USE {self.database}; {sql}")
+    def query(self, sql: str, database: str | None = None) -> str:
+        result = self.session.query(f"USE {database or self.database}; {sql}")
         return str(result.bytes().decode())
 
     def drop(self) -> None:

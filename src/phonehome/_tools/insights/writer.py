@@ -59,6 +59,18 @@ class _Handler(BaseHTTPRequestHandler):
         self.server.committed += sum(len(r) for r in rows.values())
         self._answer(200)
 
+    def do_GET(self) -> None:
+        """``/status``: the rows committed since this writer started, as a number."""
+        if self.path != "/status":
+            self._answer(404)
+            return
+        body = str(self.server.committed).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
     def _answer(self, status: int) -> None:
         self.send_response(status)
         self.send_header("Content-Type", "application/x-protobuf")
