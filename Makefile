@@ -2,11 +2,12 @@
 #   make demo   -- build the venv, start Rotel on loopback, run democli, print what arrived
 #   make test   -- build the venv, run ruff, mypy --strict and the test suite
 #   make reliability -- the reliability suites at full scale; writes docs/reliability.md
+#   make demo-month -- a month of a product with a few hundred installs; writes the HTML report
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint bench reliability docs clean
+.PHONY: demo demo-month test lint bench bench-insights reliability docs clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +20,10 @@ demo: $(BIN)/.installed
 
 bench: $(BIN)/.installed
 	$(BIN)/python benchmarks/run.py $(ARGS)
+
+# the store and `phonehome insights` over 1,000,000 spans (about ten minutes; docs/insights.md)
+bench-insights: $(BIN)/.installed
+	$(BIN)/python benchmarks/insights.py $(ARGS)
 
 # The reliability suites at full scale (about three minutes): writes docs/reliability.md
 RELIABILITY := tests/test_faults.py tests/test_crash.py tests/test_concurrency.py \

@@ -32,22 +32,35 @@ def duckdb() -> Any:
     return duckdb
 
 
+def _json_type(clickhouse: str) -> str:
+    """How a column travels in the batch file: times as integers of nanoseconds."""
+    if clickhouse == "DateTime64(9)":
+        return "BIGINT"
+    if clickhouse == "Array(DateTime64(9))":
+        return "BIGINT[]"
+    return layout.duckdb_type(clickhouse)
+
+
 def _insert_sql(table: layout.Table) -> str:
-    """One INSERT for a whole batch: every column passed as a list and unnested."""
+    """One INSERT for a whole batch, read from a newline-delimited JSON file (DuckDB's
+    fastest way in without pyarrow: about three times binding lists as parameters)."""
     items = []
-    for index, column in enumerate(table.columns, 1):
-        kind = column.clickhouse
-        if kind == "DateTime64(9)":
-            items.append(f"make_timestamp_ns(unnest(${index}))")
-        elif kind == "Array(DateTime64(9))":
-            items.append(f"list_transform(unnest(${index}), lambda t: make_timestamp_ns(t))")
-        elif kind.startswith("Map("):
-            items.append(f"unnest(${index})::MAP(VARCHAR, VARCHAR)")
-        elif kind.startswith("Array(Map("):
-            items.append(f"unnest(${index})::MAP(VARCHAR, VARCHAR)[]")
+    for index, column in enumerate(table.columns):
+        name = f'"c{index}"'
+        if column.clickhouse == "DateTime64(9)":
+            items.append(f"make_timestamp_ns({name})")
+        elif column.clickhouse == "Array(DateTime64(9))":
+            items.append(f"list_transform({name}, lambda t: make_timestamp_ns(t))")
         else:
-            items.append(f"unnest(${index})")
-    return f"INSERT INTO {table.name} SELECT {', '.join(items)}"
+            items.append(name)
+    types = ", ".join(
+        f"'c{index}': '{_json_type(column.clickhouse)}'"
+        for index, column in enumerate(table.columns)
+    )
+    return (
+        f"INSERT INTO {table.name} SELECT {', '.join(items)} FROM read_json($path, "
+        f"format = 'newline_delimited', columns = {{{types}}})"
+    )
 
 
 _INSERTS = {table.name: _insert_sql(table) for table in layout.TABLES}
@@ -72,38 +85,39 @@ class Store:
 
     def insert(self, rows: Rows) -> int:
         """Write every row of one request in one transaction; the count once committed."""
-        count = 0
-        self.connection.execute("BEGIN")
+        import os
+
+        batches = [(name, found, _batch_file(found)) for name, found in rows.items() if found]
         try:
-            for name, found in rows.items():
-                if found:
-                    columns = [list(values) for values in zip(*found, strict=True)]
-                    self.connection.execute(_INSERTS[name], [_maps(c) for c in columns])
-                    count += len(found)
-            self.connection.execute("COMMIT")
-        except BaseException:
-            self.connection.execute("ROLLBACK")
-            raise
-        return count
+            self.connection.execute("BEGIN")
+            try:
+                for name, _, path in batches:
+                    self.connection.execute(_INSERTS[name], {"path": path})
+                self.connection.execute("COMMIT")
+            except BaseException:
+                self.connection.execute("ROLLBACK")
+                raise
+        finally:
+            for _, _, path in batches:
+                os.unlink(path)
+        return sum(len(found) for _, found, _ in batches)
 
     def close(self) -> None:
         self.connection.close()
 
 
-def _maps(column: list[Any]) -> list[Any]:
-    """Dicts as DuckDB MAP literals ({'key': [...], 'value': [...]}), also inside lists."""
-    if column and isinstance(column[0], dict):
-        return [{"key": list(m), "value": list(m.values())} for m in column]
-    if column and isinstance(column[0], list):
-        return [
-            [_map(m) for m in item] if item and isinstance(item[0], dict) else item
-            for item in column
-        ]
-    return column
+def _batch_file(rows: list[Any]) -> str:
+    """The rows as newline-delimited JSON in a private temporary file (its path)."""
+    import json
+    import os
+    import tempfile
 
-
-def _map(value: dict[str, str]) -> dict[str, list[str]]:
-    return {"key": list(value), "value": list(value.values())}
+    handle, path = tempfile.mkstemp(prefix="phonehome-batch-", suffix=".json")
+    with os.fdopen(handle, "w", encoding="utf-8") as batch:
+        for row in rows:
+            values = {f"c{i}": v for i, v in enumerate(row)}
+            batch.write(json.dumps(values, separators=(",", ":")) + "\n")
+    return path
 
 
 def open_read_only(path: Path) -> Any:
