@@ -18,6 +18,10 @@ $(BIN)/.installed: pyproject.toml
 demo: $(BIN)/.installed
 	$(BIN)/python examples/demo.py
 
+# a month of a product with a few hundred installs, through real runs; writes build/month.html
+demo-month: $(BIN)/.installed
+	$(BIN)/python examples/month.py
+
 bench: $(BIN)/.installed
 	$(BIN)/python benchmarks/run.py $(ARGS)
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime
 import json
 import math
+import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Any
@@ -190,12 +191,12 @@ def _json_value(kind: str, value: Any) -> Any:
 class ChDB(ClickHouseRows):
     """ClickHouse itself, in this process: the exporter's tables in a database of their own."""
 
-    def __init__(self, session: Any, database: str) -> None:
+    def __init__(self, session: Any, database: str, create: bool = True) -> None:
         super().__init__()
         self.session = session
         self.database = database
         session.query(f"CREATE DATABASE IF NOT EXISTS {database}")
-        for table in layout.TABLES:
+        for table in layout.TABLES if create else ():
             session.query(layout.clickhouse_ddl(table, database=database, ttl_days=3650))
 
     def insert(self, rows: dict[str, list[tuple[Any, ...]]]) -> None:
@@ -361,3 +362,109 @@ def summary(report: dict[str, Any]) -> dict[str, Any]:
     if "funnel" in report:
         found["funnel"] = [s["installs"] for s in report["funnel"]]
     return found
+
+
+# -- ClickHouse's HTTP interface, served by ClickHouse in-process ----------------------------
+
+_INSERT = re.compile(
+    r"^\s*INSERT INTO\s+([\w.`\"]+)\s*\(([^)]*)\)\s*FORMAT\s+(\w+)\s*$", re.I | re.S
+)
+
+
+class ClickHouseServer:
+    """ClickHouse's HTTP interface on 127.0.0.1, answered by chDB: a query in the body, or in
+    ``?query=`` with the data in the body (how Rotel's ClickHouse exporter inserts, RowBinary
+    uncompressed). ``with ClickHouseServer(engine) as s``: ``s.url``."""
+
+    def __init__(self, engine: ChDB) -> None:
+        from http.server import BaseHTTPRequestHandler, HTTPServer
+
+        owner = self
+        self.engine = engine
+        self.inserted = 0
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
+                    self._answer(self._chunked())
+                else:
+                    self._answer(self.rfile.read(int(self.headers.get("Content-Length") or 0)))
+
+            def _chunked(self) -> bytes:
+                parts = []
+                for _ in range(1_000_000):
+                    size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                    if not size:
+                        self.rfile.readline()
+                        break
+                    parts.append(self.rfile.read(size))
+                    self.rfile.readline()
+                return b"".join(parts)
+
+            def do_GET(self) -> None:
+                self._answer(b"")
+
+            def _answer(self, body: bytes) -> None:
+                from urllib.parse import parse_qs, urlsplit
+
+                params = {k: v[0] for k, v in parse_qs(urlsplit(self.path).query).items()}
+                try:
+                    text = owner.handle(params, body)
+                    status = 200
+                except Exception as error:
+                    text, status = f"Code: 62. DB::Exception: {error}", 500
+                data = text.encode()
+                self.send_response(status)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.server = HTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/"
+
+    def handle(self, params: dict[str, str], body: bytes) -> str:
+        database = params.get("database", self.engine.database)
+        query = params.get("query")
+        if query is None:
+            return self.engine.query(body.decode(), database)
+        found = _INSERT.match(query)
+        if not found or not body:
+            return self.engine.query(query, database)
+        table, columns, form = found.group(1).replace("`", ""), found.group(2), found.group(3)
+        names = [c.strip().strip('`"') for c in columns.split(",")]
+        schema, _, name = table.rpartition(".")
+        types = dict(
+            json.loads(line)
+            for line in self.engine.query(
+                f"SELECT name, type FROM system.columns WHERE database = '{schema or database}'"
+                f" AND table = '{name}' FORMAT JSONCompactEachRow",
+                database,
+            ).splitlines()
+        )
+        structure = ", ".join(f"`{n}` {types[n]}" for n in names)
+        import tempfile
+
+        with tempfile.NamedTemporaryFile(suffix=".bin") as data:
+            data.write(body)
+            data.flush()
+            quoted = ", ".join(f"`{n}`" for n in names)
+            self.engine.query(
+                f"INSERT INTO {schema or database}.{name} ({quoted}) SELECT * FROM "
+                f"file('{data.name}', '{form}', '{structure}')",
+                database,
+            )
+        self.inserted += 1
+        return ""
+
+    def __enter__(self) -> ClickHouseServer:
+        import threading
+
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
