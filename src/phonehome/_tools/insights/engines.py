@@ -31,7 +31,8 @@ class Engine:
         """``template`` with each ``{relation}`` replaced by what this engine holds for it."""
         return template.format(**self.relations) if self.relations else template
 
-    def relation(self, name: str, template: str) -> None:
+    def relation(self, name: str, template: str, keep: bool = True) -> None:
+        """Hold ``template``'s rows as ``{name}`` (as a table if ``keep`` and the engine can)."""
         raise NotImplementedError
 
     def rows(self, template: str) -> list[Row]:
@@ -49,10 +50,12 @@ class Embedded(Engine):
     def __init__(self, path: Path) -> None:
         super().__init__()
         self.connection = open_read_only(path)
+        self.connection.execute("SET preserve_insertion_order = false")  # every answer sorts
         self.path = path
 
-    def relation(self, name: str, template: str) -> None:
-        self.rows(f"CREATE OR REPLACE TEMP TABLE {name} AS {template}")
+    def relation(self, name: str, template: str, keep: bool = True) -> None:
+        kind = "TABLE" if keep else "VIEW"
+        self.rows(f"CREATE OR REPLACE TEMP {kind} {name} AS {template}")
         self.relations[name] = name
 
     def rows(self, template: str) -> list[Row]:
@@ -71,7 +74,7 @@ class ClickHouseRows(Engine):
 
     dialect = dialect.ClickHouse
 
-    def relation(self, name: str, template: str) -> None:
+    def relation(self, name: str, template: str, keep: bool = True) -> None:
         self.relations[name] = f"({self.sql(template)})"
 
     def rows(self, template: str) -> list[Row]:

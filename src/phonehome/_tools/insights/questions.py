@@ -94,28 +94,52 @@ def activity(d: Dialect, r: Range) -> str:
 
 
 def firsts(d: Dialect, r: Range) -> str:
-    """Each human install's first appearance, over all the data before ``until``."""
+    """Each human install's first appearance over all the data before ``until``: from
+    ``activity`` since ``start``, and from the tables before it (a scan of older data only)."""
     device = d.attr("ResourceAttributes", "device.id")
     automation = d.attr("ResourceAttributes", "phonehome.automation")
     where = (
-        f"ServiceName = {d.text(r.product)} AND Timestamp < {d.time(r.until)} "
+        f"ServiceName = {d.text(r.product)} AND Timestamp < {d.time(r.start)} "
         f"AND {automation} = '' AND {device} != '' AND {device} NOT LIKE 'automation-%'"
     )
     return (
-        f"SELECT install, min(seen) AS first FROM ("
-        f"SELECT {device} AS install, {d.ns('Timestamp')} AS seen FROM otel_traces WHERE {where} "
+        "SELECT install, min(seen) AS first FROM ("
+        "SELECT install, seen FROM {activity} WHERE runner = 'human' AND install != '' "
+        f"UNION ALL SELECT {device} AS install, {d.ns('Timestamp')} AS seen FROM otel_traces "
+        f"WHERE {where} "
         f"UNION ALL SELECT {device} AS install, {d.ns('Timestamp')} AS seen FROM otel_logs "
         f"WHERE {where}) AS a GROUP BY install"
     )
 
 
-RELATIONS: tuple[tuple[str, Callable[[Dialect, Range], str]], ...] = (
-    ("commands", commands),
-    ("events", events),
-    ("activity", activity),
-    ("firsts", firsts),
+def days(d: Dialect, r: Range) -> str:
+    """Each human install's days of activity in the range (counted from ``since``), by version."""
+    day = d.div(f"seen - {r.since}", DAY)
+    return (
+        f"SELECT DISTINCT {day} AS day, install, version FROM {{activity}} "
+        f"WHERE runner = 'human' AND seen >= {r.since}"
+    )
+
+
+def profiles(d: Dialect, r: Range) -> str:
+    """Each human install's versions and platforms in the range, with its runs."""
+    return (
+        "SELECT install, version, os, arch, python, count(*) AS runs, min(seen) AS first_seen "
+        f"FROM {{activity}} WHERE runner = 'human' AND seen >= {r.since} "
+        "GROUP BY install, version, os, arch, python"
+    )
+
+
+RELATIONS: tuple[tuple[str, Callable[[Dialect, Range], str], bool], ...] = (
+    ("commands", commands, True),
+    ("events", events, True),
+    ("activity", activity, False),
+    ("firsts", firsts, True),
+    ("days", days, True),
+    ("profiles", profiles, True),
 )
-"""In order: a relation may use the ones before it."""
+"""In order (a relation may use the ones before it), and whether the embedded store keeps it
+as a table (``activity`` is only a union of two that are)."""
 
 
 # -- the questions ----------------------------------------------------------------------------
@@ -166,8 +190,8 @@ def installs_by(column: str) -> Callable[[Dialect, Range], str]:
 
     def question(d: Dialect, r: Range) -> str:
         return (
-            f"SELECT {column}, count(DISTINCT install), count(*), min(seen) FROM {{activity}} "
-            f"WHERE runner = 'human' AND seen >= {r.since} GROUP BY {column} ORDER BY {column}"
+            f"SELECT {column}, count(DISTINCT install), sum(runs), min(first_seen) "
+            f"FROM {{profiles}} GROUP BY {column} ORDER BY {column}"
         )
 
     return question
@@ -175,20 +199,24 @@ def installs_by(column: str) -> Callable[[Dialect, Range], str]:
 
 def adoption(d: Dialect, r: Range) -> str:
     """Human installs seen per day and version."""
-    day = d.div(f"seen - {r.since}", DAY)
     return (
-        f"SELECT {day} AS day, version, count(DISTINCT install) FROM {{activity}} "
-        f"WHERE runner = 'human' AND seen >= {r.since} GROUP BY day, version ORDER BY day, version"
+        "SELECT day, version, count(DISTINCT install) FROM {days} "
+        "GROUP BY day, version ORDER BY day, version"
     )
 
 
-def daily(d: Dialect, r: Range) -> str:
-    """Runs and active human installs per day."""
+def daily_runs(d: Dialect, r: Range) -> str:
+    """Command runs per day (every runner)."""
     day = d.div(f"seen - {r.since}", DAY)
     return (
-        f"SELECT {day} AS day, count(*), count(DISTINCT CASE WHEN runner = 'human' "
-        f"THEN install END) FROM {{commands}} WHERE seen >= {r.since} GROUP BY day ORDER BY day"
+        f"SELECT {day} AS day, count(*) FROM {{commands}} WHERE seen >= {r.since} "
+        "GROUP BY day ORDER BY day"
     )
+
+
+def daily_installs(d: Dialect, r: Range) -> str:
+    """Active human installs per day."""
+    return "SELECT day, count(DISTINCT install) FROM {days} GROUP BY day ORDER BY day"
 
 
 def runners(d: Dialect, r: Range) -> str:
@@ -224,14 +252,13 @@ def funnel_rows(steps: tuple[str, ...]) -> Callable[[Dialect, Range], str]:
 
 
 def active_weeks(d: Dialect, r: Range) -> str:
-    """Each human install's active weeks (counted from ``since``) and first week."""
-    week = d.div(f"a.seen - {r.since}", WEEK)
+    """Installs by first week (counted from ``since``) and by each week they were active."""
+    week = d.div("a.day", 7)
     first = d.div(f"f.first - {r.since}", WEEK)
     return (
         f"SELECT {first} AS cohort, {week} AS week, count(DISTINCT a.install) "
-        "FROM {activity} AS a JOIN {firsts} AS f ON a.install = f.install "
-        f"WHERE a.runner = 'human' AND a.seen >= {r.since} AND f.first >= {r.since} "
-        "GROUP BY cohort, week ORDER BY cohort, week"
+        "FROM {days} AS a JOIN {firsts} AS f ON a.install = f.install "
+        f"WHERE f.first >= {r.since} GROUP BY cohort, week ORDER BY cohort, week"
     )
 
 
@@ -251,10 +278,17 @@ def dropped(d: Dialect, r: Range) -> str:
 
 
 def delivered(d: Dialect, r: Range) -> str:
-    """Spans and log records that arrived in the range, each once."""
-    spans = f"SELECT DISTINCT TraceId, SpanId FROM otel_traces WHERE {_where(d, r, r.since)}"
+    """Spans and log records that arrived in the range, each once: the command spans are
+    counted already; the others (nested spans) are few."""
+    spans = (
+        f"SELECT DISTINCT TraceId, SpanId FROM otel_traces WHERE {_where(d, r, r.since)} "
+        f"AND {d.attr('SpanAttributes', 'command.name')} = ''"
+    )
     logs = (
         f"SELECT DISTINCT Timestamp, {d.attr('ResourceAttributes', 'service.instance.id')} AS s,"
         f" Body FROM otel_logs WHERE {_where(d, r, r.since)}"
     )
-    return f"SELECT (SELECT count(*) FROM ({spans}) AS x), (SELECT count(*) FROM ({logs}) AS y)"
+    return (
+        f"SELECT (SELECT count(*) FROM {{commands}} WHERE seen >= {r.since}) + "
+        f"(SELECT count(*) FROM ({spans}) AS x), (SELECT count(*) FROM ({logs}) AS y)"
+    )

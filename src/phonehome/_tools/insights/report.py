@@ -45,8 +45,8 @@ def build(engine: Engine, r: q.Range, funnel: Sequence[str] = ()) -> dict[str, A
     if r.product not in known:
         listed = ", ".join(known[:10]) or "none"
         raise NoData(f"--product {r.product}: no telemetry for it here (products: {listed})")
-    for name, relation in q.RELATIONS:
-        engine.relation(name, relation(d, r))
+    for name, relation, keep in q.RELATIONS:
+        engine.relation(name, relation(d, r), keep)
 
     def ask(question: Any) -> list[tuple[Any, ...]]:
         return engine.rows(question(d, r))
@@ -79,7 +79,7 @@ def build(engine: Engine, r: q.Range, funnel: Sequence[str] = ()) -> dict[str, A
     if funnel:
         report["funnel"] = _funnel(tuple(funnel), ask(q.funnel_rows(tuple(funnel))))
     report["retention"] = _retention(r, ask(q.active_weeks))
-    report["daily"] = _daily(r, ask(q.daily))
+    report["daily"] = _daily(r, ask(q.daily_runs), ask(q.daily_installs))
     report["data_loss"] = _loss(ask(q.dropped), delivered)
     return report
 
@@ -205,11 +205,14 @@ def _retention(r: q.Range, rows: list[tuple[Any, ...]]) -> list[dict[str, Any]]:
     return found
 
 
-def _daily(r: q.Range, rows: list[tuple[Any, ...]]) -> list[dict[str, Any]]:
-    counted = {int(i): (int(runs), int(installs)) for i, runs, installs in rows}
+def _daily(
+    r: q.Range, runs: list[tuple[Any, ...]], installs: list[tuple[Any, ...]]
+) -> list[dict[str, Any]]:
+    ran = {int(i): int(n) for i, n in runs}
+    active = {int(i): int(n) for i, n in installs}
     days = (r.until - r.since + q.DAY - 1) // q.DAY
     return [
-        {"day": day(r, i), "runs": counted.get(i, (0, 0))[0], "installs": counted.get(i, (0, 0))[1]}
+        {"day": day(r, i), "runs": ran.get(i, 0), "installs": active.get(i, 0)}
         for i in range(min(days, 366))
     ]
 
