@@ -316,3 +316,27 @@ def test_the_clickhouse_url_gives_the_stores_answers_and_bad_input_is_one_line(
     ]
     for arguments, fragment in cases:
         _one_line(_run([*PHONEHOME, "insights", *arguments]), fragment)
+    other = tmp_path / "other.duckdb"
+    import duckdb
+
+    duckdb.connect(str(other)).execute("CREATE TABLE orders (id INTEGER)").close()
+    for store, fragment in (
+        (not_a_store, "not a phonehome store"),
+        (other, "not a phonehome store"),
+        (tmp_path / "missing" / "x.duckdb", "No such file"),
+    ):
+        _one_line(
+            _run(
+                [
+                    *PHONEHOME,
+                    "collector",
+                    "--store",
+                    str(store),
+                    "--http-port",
+                    str(free_port()),
+                    "--grpc-port",
+                    str(free_port()),
+                ]
+            ),
+            fragment,
+        )

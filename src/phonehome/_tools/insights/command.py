@@ -133,9 +133,10 @@ def run_collector(store: Path, http_port: int, grpc_port: int) -> int:
     try:
         collector.start()
     except (StoreError, RuntimeError, OSError) as error:
-        print(
-            f"phonehome collector: --store {store}: {str(error).splitlines()[0]}", file=sys.stderr
-        )
+        message = str(error).splitlines()[0]
+        if not message.startswith("--store"):
+            message = f"--store {store}: {message}"
+        print(f"phonehome collector: {message}", file=sys.stderr)
         return 1
     print(
         f"collector listening on {collector.http_endpoint} (HTTP) and "

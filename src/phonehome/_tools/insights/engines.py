@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from phonehome._tools.insights import dialect
-from phonehome._tools.insights.store import StoreError, open_read_only
+from phonehome._tools.insights.store import SPANS, StoreError, open_read_only
 
 Row = tuple[Any, ...]
 
@@ -54,6 +54,9 @@ class Embedded(Engine):
         self.path = path
 
     def relation(self, name: str, template: str, keep: bool = True) -> None:
+        if name == "spans":  # the store keeps it: store.SPANS
+            self.relations[name] = SPANS
+            return
         kind = "TABLE" if keep else "VIEW"
         self.rows(f"CREATE OR REPLACE TEMP {kind} {name} AS {template}")
         self.relations[name] = name

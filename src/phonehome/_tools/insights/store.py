@@ -10,9 +10,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from phonehome._tools.insights import layout
+from phonehome._tools.insights import dialect, layout
 from phonehome._tools.insights.otlp import Rows
+from phonehome._tools.insights.questions import spans
 
+SPANS = "phonehome_spans"
+"""The store's own table: ``questions.spans`` kept as the batches arrive."""
 MARKER = "phonehome_store"
 """A table naming the store's layout version: what tells a store from any DuckDB file."""
 VERSION = 1
@@ -64,6 +67,7 @@ def _insert_sql(table: layout.Table) -> str:
 
 
 _INSERTS = {table.name: _insert_sql(table) for table in layout.TABLES}
+_STAGE = _INSERTS["otel_traces"].replace("INSERT INTO otel_traces", "INSERT INTO staging", 1)
 
 
 class Store:
@@ -74,10 +78,27 @@ class Store:
         try:
             self.connection = duckdb().connect(str(path))
         except Exception as error:
-            raise StoreError(f"--store {path}: {_first_line(error)}") from None
+            text = _first_line(error)
+            if "not a valid" in text:
+                text = "not a phonehome store (not a DuckDB file)"
+            elif "lock" in text.lower():
+                text = "in use by another process (a collector already writes it)"
+            raise StoreError(f"--store {path}: {text.removeprefix('IO Error: ')}") from None
+        tables = {row[0] for row in self.connection.execute("SHOW TABLES").fetchall()}
+        if tables and MARKER not in tables:
+            self.connection.close()
+            raise StoreError(f"--store {path}: a DuckDB file, but not a phonehome store")
         self.connection.execute("BEGIN")
         for table in layout.TABLES:
             self.connection.execute(layout.duckdb_ddl(table))
+        extract = spans(dialect.DuckDB, "otel_traces")
+        if SPANS not in tables:
+            self.connection.execute(f"CREATE TABLE {SPANS} AS {extract}")  # with what is there
+        self.connection.execute("CREATE TEMP TABLE staging AS SELECT * FROM otel_traces LIMIT 0")
+        self._spans = (
+            f"INSERT INTO otel_traces SELECT * FROM staging; "
+            f"INSERT INTO {SPANS} {spans(dialect.DuckDB, 'staging')}; DELETE FROM staging"
+        )
         self.connection.execute(f"CREATE TABLE IF NOT EXISTS {MARKER} (version INTEGER)")
         if not self.connection.execute(f"SELECT 1 FROM {MARKER}").fetchall():
             self.connection.execute(f"INSERT INTO {MARKER} VALUES ({VERSION})")
@@ -92,7 +113,11 @@ class Store:
             self.connection.execute("BEGIN")
             try:
                 for name, _, path in batches:
-                    self.connection.execute(_INSERTS[name], {"path": path})
+                    if name == "otel_traces":  # through staging, to keep phonehome_spans
+                        self.connection.execute(_STAGE, {"path": path})
+                        self.connection.execute(self._spans)
+                    else:
+                        self.connection.execute(_INSERTS[name], {"path": path})
                 self.connection.execute("COMMIT")
             except BaseException:
                 self.connection.execute("ROLLBACK")
