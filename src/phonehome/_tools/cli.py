@@ -224,6 +224,10 @@ def collector(
     vendor=...). Stops on Ctrl-C.
     """
     if store is not None:  # issue 15: the store writer behind Rotel
+        if forward_to is not None or config is not None:
+            raise click.UsageError(
+                "--store lands everything in the store: drop --forward-to/--config"
+            )
         from phonehome._tools.insights.command import run_collector
 
         sys.exit(run_collector(store, http_port, grpc_port))
