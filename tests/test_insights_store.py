@@ -340,3 +340,7 @@ def test_the_clickhouse_url_gives_the_stores_answers_and_bad_input_is_one_line(
             ),
             fragment,
         )
+    both = _run(
+        [*PHONEHOME, "collector", "--store", str(path), "--forward-to", "http://127.0.0.1:9/"]
+    )
+    assert both.returncode == 2 and "drop --forward-to" in both.stderr
