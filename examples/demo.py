@@ -125,12 +125,13 @@ def main() -> int:
             stdout=subprocess.PIPE,
             text=True,
             stdin=subprocess.DEVNULL,
+            start_new_session=True,  # so that a failed run can stop Rotel and the writer too
         )
         try:
             return run(environ, user, state, store, port, collector, started)
         finally:
             if collector.poll() is None:
-                collector.kill()
+                os.killpg(collector.pid, signal.SIGKILL)
                 collector.wait(timeout=10)
 
 

@@ -130,6 +130,7 @@ def main() -> int:
             stdout=subprocess.PIPE,
             text=True,
             stdin=subprocess.DEVNULL,
+            start_new_session=True,  # so that a failed run can stop Rotel and the writer too
         )
         try:
             assert collector.stdout is not None
@@ -147,7 +148,7 @@ def main() -> int:
             collector.wait(timeout=60)
         finally:
             if collector.poll() is None:
-                collector.kill()
+                os.killpg(collector.pid, signal.SIGKILL)
                 collector.wait(timeout=10)
         window = ["--since", f"{DAYS + 1}d", "--until", "0d"]
         funnel = ["--funnel", "signup,first_generate,purchase"]

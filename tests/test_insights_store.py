@@ -74,12 +74,13 @@ def collector(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], Path, int
         stderr=subprocess.PIPE,
         text=True,
         stdin=subprocess.DEVNULL,
+        start_new_session=True,  # a failed test stops Rotel and the writer with it
     )
     assert process.stdout is not None
     assert "storing into" in process.stdout.readline()
     yield process, store, port
     if process.poll() is None:
-        process.kill()
+        os.killpg(process.pid, signal.SIGKILL)
         process.wait(timeout=10)
 
 

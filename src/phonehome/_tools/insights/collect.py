@@ -13,6 +13,7 @@ import sys
 import time
 from pathlib import Path
 from types import TracebackType
+from typing import IO
 
 from phonehome._tools.collector import Rotel, free_port
 from phonehome._tools.insights.store import StoreError, duckdb
@@ -34,6 +35,7 @@ class StoreWriter:
         self.port = port or free_port()
         self.restarts = 0
         self._process: subprocess.Popen[bytes] | None = None
+        self._errors: IO[bytes] | None = None
 
     @property
     def url(self) -> str:
@@ -45,6 +47,13 @@ class StoreWriter:
 
     def start(self, timeout: float = 20.0) -> None:
         duckdb()  # the one-line message when the extra is missing, before any process
+        import tempfile
+
+        # a file, not a pipe: nobody reads it while the writer runs, and a full pipe would
+        # stop the writer mid-request
+        if self._errors is not None:
+            self._errors.close()
+        self._errors = tempfile.TemporaryFile()  # noqa: SIM115 - closed in stop()
         self._process = subprocess.Popen(
             [
                 sys.executable,
@@ -54,7 +63,7 @@ class StoreWriter:
             ],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
+            stderr=self._errors,
         )
         deadline = time.monotonic() + timeout
         while not _accepts(self.port):
@@ -68,7 +77,10 @@ class StoreWriter:
         process = self._process
         if process is None or process.poll() is None:
             return f"the store writer did not start within the time allowed ({self.store})"
-        error = (process.stderr.read() if process.stderr else b"").decode(errors="replace")
+        if self._errors is None:
+            return "the store writer exited"
+        self._errors.seek(0)
+        error = self._errors.read()[-4096:].decode(errors="replace")
         lines = [line for line in error.strip().splitlines() if line.strip()]
         return lines[-1].removeprefix("store writer: ") if lines else "the store writer exited"
 
@@ -92,8 +104,9 @@ class StoreWriter:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait(timeout=5)
-        if process.stderr:
-            process.stderr.close()
+        if self._errors is not None:
+            self._errors.close()
+            self._errors = None
 
 
 def _accepts(port: int) -> bool:

@@ -144,12 +144,13 @@ def run_collector(store: Path, http_port: int, grpc_port: int) -> int:
         flush=True,
     )
     stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    # Ctrl-C and SIGTERM both stop it in order (also when started with SIGINT ignored, as a
+    # shell's background job is)
+    for number in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(number, lambda *_: stop.set())
     try:
         while not stop.wait(0.2) and collector.alive():
             collector.watch()
-    except KeyboardInterrupt:
-        pass
     finally:
         collector.stop()
     print("collector stopped; the store is closed", flush=True)

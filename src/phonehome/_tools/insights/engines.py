@@ -51,6 +51,7 @@ class Embedded(Engine):
         super().__init__()
         self.connection = open_read_only(path)
         self.connection.execute("SET preserve_insertion_order = false")  # every answer sorts
+        self.connection.execute("SET enable_progress_bar = false")
         self.path = path
 
     def relation(self, name: str, template: str, keep: bool = True) -> None:

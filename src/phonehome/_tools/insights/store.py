@@ -84,6 +84,7 @@ class Store:
             elif "lock" in text.lower():
                 text = "in use by another process (a collector already writes it)"
             raise StoreError(f"--store {path}: {text.removeprefix('IO Error: ')}") from None
+        self.connection.execute("SET enable_progress_bar = false")
         tables = {row[0] for row in self.connection.execute("SHOW TABLES").fetchall()}
         if tables and MARKER not in tables:
             self.connection.close()
