@@ -136,7 +136,10 @@ def test_real_runs_land_in_the_store_and_every_answer_counts_them(
     shown = _run(
         [*PHONEHOME, "insights", "--store", str(store), "--product", "democli", "--html", str(html)]
     )
-    assert shown.returncode == 0 and "<svg" in html.read_text()
+    page = html.read_text()
+    assert shown.returncode == 0 and "<svg" in page
+    generate = next(c for c in report["commands"] if c["name"] == "generate")
+    assert f"<td>{generate['p95_ms']:.1f}</td>" in page  # milliseconds, not a percentage
     text = _run([*PHONEHOME, "insights", "--store", str(store), "--product", "democli"])
     assert "generate" in text.stdout and "Weekly retention" in text.stdout
 

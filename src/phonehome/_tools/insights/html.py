@@ -113,8 +113,8 @@ def render(report: dict[str, Any]) -> str:
                     c["installs"],
                     c["failure_rate"],
                     c["usage_error_rate"],
-                    c["p50_ms"],
-                    c["p95_ms"],
+                    f"{c['p50_ms']:.1f}",  # milliseconds: not a share
+                    f"{c['p95_ms']:.1f}",
                 )
                 for c in report["commands"]
             ],
