@@ -2,11 +2,12 @@
 #   make demo   -- build the venv, start Rotel on loopback, run democli, print what arrived
 #   make test   -- build the venv, run ruff, mypy --strict and the test suite
 #   make reliability -- the reliability suites at full scale; writes docs/reliability.md
+#   make demo-month -- a month of a product with a few hundred installs; writes the HTML report
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint bench footprint reliability docs clean
+.PHONY: demo demo-month test lint bench bench-insights footprint reliability docs clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,12 +18,20 @@ $(BIN)/.installed: pyproject.toml
 demo: $(BIN)/.installed
 	$(BIN)/python examples/demo.py
 
+# a month of a product with a few hundred installs, through real runs; writes build/month.html
+demo-month: $(BIN)/.installed
+	$(BIN)/python examples/month.py
+
 bench: $(BIN)/.installed
 	$(BIN)/python benchmarks/run.py $(ARGS)
 
 # What each install weighs (fresh venvs from PyPI, a minute or two): README.md's table
 footprint: $(BIN)/.installed
 	$(BIN)/python benchmarks/footprint.py
+
+# the store and `phonehome insights` over 1,000,000 spans (about ten minutes; docs/insights.md)
+bench-insights: $(BIN)/.installed
+	$(BIN)/python benchmarks/insights.py $(ARGS)
 
 # The reliability suites at full scale (about three minutes): writes docs/reliability.md
 RELIABILITY := tests/test_faults.py tests/test_crash.py tests/test_concurrency.py \

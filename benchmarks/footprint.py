@@ -14,7 +14,7 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-INSTALLS = ("", "grpc", "azure", "system", "collector")
+INSTALLS = ("", "grpc", "azure", "system", "collector", "insights")
 
 
 def size(path: Path) -> int:

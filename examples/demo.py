@@ -1,22 +1,24 @@
 #!/usr/bin/env python3
 """The demo: democli runs several times; the vendor's and the user's destinations both receive.
 
-Starts, all on 127.0.0.1: a capture receiver for the vendor with a real Rotel collector in
-front of it, and a capture receiver standing for the user's own backend. Runs democli as an
-end user would (one run fails), then prints what each destination received. Stops
-everything it started.
+Starts, all on 127.0.0.1: the vendor's collector as a vendor runs it (`phonehome collector
+--store`: Rotel in front of the embedded store), and a capture receiver standing for the
+user's own backend. Runs democli as an end user would (one run fails), prints what the
+user's destination received, stops the collector with Ctrl-C and ends with the vendor's
+answers: `phonehome insights` over the store. Stops everything it started.
 """
 
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from phonehome.testing import OTLPReceiver, Rotel
+from phonehome.testing import OTLPReceiver, free_port
 
 HERE = Path(__file__).resolve().parent
 RUNS = [
@@ -71,47 +73,111 @@ def arrived(receiver: OTLPReceiver) -> int:
     return min(len(receiver.spans), int(counted))
 
 
+PHONEHOME = [sys.executable, "-m", "phonehome"]
+
+
+def flushed(state: str, environ: dict[str, str]) -> bool:
+    """Whether everything spooled went (``phonehome flush`` waits for the background sender
+    to finish, then sends what is left): after it, nothing writes in ``state``."""
+    result = subprocess.run(
+        [*PHONEHOME, "--product", "democli", "--state-dir", state, "flush", "--timeout", "30"],
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    return result.returncode == 0  # non-zero while anything still waits
+
+
 def main() -> int:
     started = time.monotonic()
+    environ = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("OTEL_", "DO_NOT_TRACK", "DEMOCLI_", "APPLICATIONINSIGHTS"))
+    }
     with (
-        OTLPReceiver() as vendor,
         OTLPReceiver() as user,
-        Rotel(vendor.url) as rotel,
         tempfile.TemporaryDirectory(prefix="democli-state-") as state,
     ):
-        print(f"vendor: Rotel on {rotel.http_endpoint} -> capture receiver on {vendor.url}")
-        print(f"user:   capture receiver on {user.url} (OTEL_EXPORTER_OTLP_ENDPOINT)\n")
-        environ = {
-            k: v
-            for k, v in os.environ.items()
-            if not k.startswith(("OTEL_", "DO_NOT_TRACK", "DEMOCLI_", "APPLICATIONINSIGHTS"))
-        }
-        environ.update(
-            DEMOCLI_VENDOR=rotel.http_endpoint,
-            OTEL_EXPORTER_OTLP_ENDPOINT=user.url,
-            DEMOCLI_TELEMETRY_DIR=state,
+        store, port = Path(state) / "vendor.duckdb", free_port()
+        collector = subprocess.Popen(
+            [
+                *PHONEHOME,
+                "collector",
+                "--store",
+                str(store),
+                "--http-port",
+                str(port),
+                "--grpc-port",
+                str(free_port()),
+            ],
+            env=environ,
+            stdout=subprocess.PIPE,
+            text=True,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,  # so that a failed run can stop Rotel and the writer too
         )
-        for argv in RUNS:
-            result = subprocess.run(
-                [sys.executable, str(HERE / "democli.py"), *argv],
-                env=environ,
-                capture_output=True,
-                text=True,
-                timeout=60,
-                stdin=subprocess.DEVNULL,
-            )
-            output = (result.stdout + result.stderr).strip()
-            print(f"$ democli {' '.join(argv)}\n  {output}  [exit {result.returncode}]")
-        expected = len(RUNS)
-        for receiver in (vendor, user):
-            if not receiver.wait_until(lambda r=receiver: arrived(r) >= expected, timeout=20):
-                print(f"only {len(receiver.spans)} of {expected} commands arrived", file=sys.stderr)
-                return 1
-        print()
-        print(table("vendor (through Rotel)", vendor))
-        print()
-        print(table("user's own destination", user))
-    print(f"\ndone in {time.monotonic() - started:.1f} s; everything started has been stopped")
+        try:
+            return run(environ, user, state, store, port, collector, started)
+        finally:
+            if collector.poll() is None:
+                os.killpg(collector.pid, signal.SIGKILL)
+                collector.wait(timeout=10)
+
+
+def run(
+    environ: dict[str, str],
+    user: OTLPReceiver,
+    state: str,
+    store: Path,
+    port: int,
+    collector: subprocess.Popen[str],
+    started: float,
+) -> int:
+    assert collector.stdout is not None
+    print(f"vendor: {collector.stdout.readline().strip()}")
+    print(f"user:   capture receiver on {user.url} (OTEL_EXPORTER_OTLP_ENDPOINT)\n")
+    environ = {
+        **environ,
+        "DEMOCLI_VENDOR": f"http://127.0.0.1:{port}",
+        "OTEL_EXPORTER_OTLP_ENDPOINT": user.url,
+        "DEMOCLI_TELEMETRY_DIR": state,
+    }
+    for argv in RUNS:
+        result = subprocess.run(
+            [sys.executable, str(HERE / "democli.py"), *argv],
+            env=environ,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            stdin=subprocess.DEVNULL,
+        )
+        output = (result.stdout + result.stderr).strip()
+        print(f"$ democli {' '.join(argv)}\n  {output}  [exit {result.returncode}]")
+    expected = len(RUNS)
+    if not user.wait_until(lambda: arrived(user) >= expected, timeout=20):
+        print(f"only {len(user.spans)} of {expected} commands arrived", file=sys.stderr)
+        return 1
+    if not flushed(state, environ):
+        print("the vendor's copy is still waiting in the spool", file=sys.stderr)
+        return 1
+    print()
+    print(table("user's own destination", user))
+    collector.send_signal(signal.SIGINT)  # Ctrl-C: Rotel drains into the store
+    collector.wait(timeout=30)
+    print("\nvendor: phonehome insights --store vendor.duckdb --product democli --since 1d\n")
+    report = subprocess.run(
+        [*PHONEHOME, "insights", "--store", str(store), "--product", "democli", "--since", "1d"],
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    print(report.stdout or report.stderr)
+    if report.returncode != 0:
+        return 1
+    print(f"done in {time.monotonic() - started:.1f} s; everything started has been stopped")
     return 0
 
 

@@ -30,7 +30,7 @@ KNOWN = {
         "transform",
         "filter",
     },
-    "exporters": {"otlp", "otlphttp", "azuremonitor", "loadbalancing", "debug"},
+    "exporters": {"otlp", "otlphttp", "azuremonitor", "loadbalancing", "debug", "clickhouse"},
     "connectors": {"routing"},
     "extensions": {"health_check", "pprof", "zpages"},
 }

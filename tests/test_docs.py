@@ -200,6 +200,18 @@ def _pytest_passes(run: Run) -> None:
     assert re.search(r"\b2 passed\b", run.stdout), run.stdout
 
 
+def _insights(run: Run) -> None:
+    """The store's answers: both runs of the block, in the JSON and on the page."""
+    report, page = run.directory / "report.json", run.directory / "report.html"
+    assert poll(lambda: page.is_file() and "</html>" in page.read_text(), timeout=90)
+    found = json.loads(report.read_text())
+    assert found["installs"]["total"] == 1
+    assert [(c["name"], c["runs"], c["failures"]) for c in found["commands"]] == [
+        ("generate", 2, 0)
+    ]
+    assert "generate" in page.read_text()  # the last command: the block ran to its end
+
+
 SMOKE_TEST = """\
 import phonehome
 
@@ -254,6 +266,7 @@ BLOCKS: dict[tuple[str, str], Expect] = {
         check=_schema_commands,
     ),
     ("docs/testing.md", "def test_"): Expect(check=_pytest_passes),
+    ("docs/insights.md", "phonehome collector --store"): Expect(check=_insights),
 }
 """Blocks that need more than the defaults, keyed by their document and a phrase in them.
 Every other block must run and exit 0 without a traceback."""

@@ -261,9 +261,18 @@ def flush(product: str, directory: Path, budget: float) -> tuple[list[str], str]
     if decision.enabled and not found.notice_confirmed:
         return [], f"{waiting} segment(s) held, nothing sent: the notice was {held_text(product)}"
     before = _last_failures(directory)
-    report = deliver(directory, budget)
-    if report is None:
-        return [], f"a sender is already delivering for {product}; what waits goes with it"
+    deadline = time.monotonic() + budget
+    fd = _lock_within(directory, deadline)
+    if fd is None:
+        return [
+            f"a sender was still delivering for {product} after {budget:g} s (--timeout); "
+            "what waits goes with it"
+        ], f"{waiting} segment(s) waiting"
+    if not _spool(directory).names():
+        os.close(fd)
+        return [], "nothing is waiting to be sent: the sender that was running delivered it"
+    report = deliver(directory, max(0.0, deadline - time.monotonic()), lock_fd=fd)
+    assert report is not None  # the lock is ours
     if report.purged:
         return [], f"telemetry is off ({decision.detail}): {report.purged} segment(s) purged"
     failures = [
@@ -275,6 +284,17 @@ def flush(product: str, directory: Path, budget: float) -> tuple[list[str], str]
         failures = _unfinished(found, budget, report.held, before)
     sent = sum(report.delivered.values())
     return failures, f"sent {sent} record(s); {pending} segment(s) still waiting"
+
+
+def _lock_within(directory: Path, deadline: float) -> int | None:
+    """The sender lock, waiting for a running sender to finish until ``deadline``."""
+    from phonehome._spool.lock import try_lock
+
+    while True:
+        fd = try_lock(directory)
+        if fd is not None or time.monotonic() >= deadline:
+            return fd
+        time.sleep(0.1)
 
 
 def _label(found: Manifest, key: str) -> str:

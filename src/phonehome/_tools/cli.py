@@ -5,6 +5,8 @@
     phonehome disable --all              opt out of every product built on phonehome
     phonehome schema check telemetry.toml
     phonehome collector --forward-to https://backend.example.com:4318
+    phonehome collector --store telemetry.duckdb
+    phonehome insights --store telemetry.duckdb -p democli
 
 Built on ``argparse`` so that the base install needs nothing beyond OpenTelemetry. Each
 subcommand is a :class:`~phonehome._tools.subcommand.Subcommand` (a function that adds its
@@ -20,9 +22,14 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from phonehome._tools import develop, manage
+from phonehome._tools.insights import command as insights
 from phonehome._tools.subcommand import USAGE, Failure, Subcommand, add_product_options
 
-SUBCOMMANDS: tuple[Subcommand, ...] = (*manage.SUBCOMMANDS, *develop.SUBCOMMANDS)
+SUBCOMMANDS: tuple[Subcommand, ...] = (
+    *manage.SUBCOMMANDS,
+    *develop.SUBCOMMANDS,
+    insights.SUBCOMMAND,
+)
 """Every subcommand: add one here."""
 
 

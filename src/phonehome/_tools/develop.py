@@ -143,6 +143,13 @@ def add_collector(parser: argparse.ArgumentParser) -> None:
         help="a value for a ${NAME} placeholder of --config (repeatable)",
     )
     parser.add_argument(
+        "--store",
+        type=Path,
+        metavar="PATH",
+        help="land everything in the embedded store at PATH, for `phonehome insights` "
+        "(phonehome[insights])",
+    )
+    parser.add_argument(
         "--http-port",
         type=port,
         default=DEFAULT_HTTP_PORT,
@@ -160,9 +167,19 @@ def run_collector(args: argparse.Namespace) -> int:
     import signal
     import threading
 
+    values = _collector_values(args)
+    stop = threading.Event()
+    # Ctrl-C and SIGTERM both stop it in order, also when they come during the start (set
+    # first) and when it was started with SIGINT ignored, as a shell's background job is
+    for number in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(number, lambda *_: stop.set())
+    if args.store is not None:
+        from phonehome._tools.insights.command import run_collector as run_store
+
+        return run_store(args.store, args.http_port, args.grpc_port, stop)
+
     from phonehome._tools.collector import Rotel
 
-    values = _collector_values(args)
     rotel = Rotel(
         args.forward_to,
         config=args.config,
@@ -182,13 +199,9 @@ def run_collector(args: argparse.Namespace) -> int:
         f"(gRPC), forwarding to {target}; Ctrl-C stops it",
         flush=True,
     )
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
         while not stop.wait(0.5) and rotel.alive():
             pass
-    except KeyboardInterrupt:
-        pass
     finally:
         rotel.stop()
     print("collector stopped")
@@ -199,6 +212,8 @@ def _collector_values(args: argparse.Namespace) -> dict[str, str]:
     """The options checked together: one line for the first conflict found."""
     if args.forward_to and args.config:
         raise Failure("give either --forward-to or --config (it says where to send)", USAGE)
+    if args.store is not None and (args.forward_to or args.config):
+        raise Failure("--store lands everything in the store: drop --forward-to/--config", USAGE)
     if args.values and not args.config:
         raise Failure("--set fills the placeholders of a --config file; give one", USAGE)
     if args.http_port == args.grpc_port:
