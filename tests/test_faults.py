@@ -272,7 +272,8 @@ def deliver_until(state: Path, done: Any, timeout: float = 15.0) -> None:
     """Run senders (as later runs would) until ``done()`` or the deadline."""
     deadline = time.monotonic() + timeout
     while not done() and time.monotonic() < deadline:
-        _sender.deliver(state, budget=min(3.0, max(0.1, deadline - time.monotonic())))
+        budget = min(3.0, max(0.1, deadline - time.monotonic()))
+        _sender.deliver(state, budget=budget, retry_now=True)  # as if its backoff were over
 
 
 # -- the suite ----------------------------------------------------------------------------------

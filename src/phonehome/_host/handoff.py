@@ -3,7 +3,8 @@
 Every batch of records goes through the schema (``phonehome._policy.enforce``) and is written
 as one spool segment. What the end of the block does depends on the mode:
 
-- ``cli``: start a detached sender (:func:`spawn_sender`) unless one runs; wait for nothing:
+- ``cli``: start a detached sender (``phonehome._spool.lock.spawn``) unless one runs, or
+  every destination waits (``phonehome._spool.schedule``); wait for nothing:
   the host takes the sender lock and hands its descriptor to the child, which runs
   ``python -m phonehome._sender`` in a new session with its streams on ``/dev/null``;
 - ``ci``: deliver in this process within ``ci_budget``, because a detached process would be
@@ -19,8 +20,6 @@ The host never imports the sender: in-process delivery and the debug display com
 
 from __future__ import annotations
 
-import os
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -31,7 +30,7 @@ from phonehome._core.environment import instrument_name
 from phonehome._policy.enforce import Enforcer
 from phonehome._policy.exemptions import Exemptions
 from phonehome._spool import manifest
-from phonehome._spool.lock import try_lock
+from phonehome._spool.lock import spawn
 from phonehome._spool.manifest import Manifest
 from phonehome._spool.records import Record, measure
 from phonehome._spool.segments import Spool
@@ -201,11 +200,19 @@ class Handoff:
         if self.hold or not self.has_destinations or not self.spool.names():
             return
         if self.mode == "cli":
-            spawn_sender(self.state_dir, self.settings.sender_lifetime)
+            if not self._resting():
+                spawn(self.state_dir, self.settings.sender_lifetime)
         elif self.mode == "ci":
             self.deliver_now(self.settings.ci_budget)
         else:
             self.deliver_now(self.settings.shutdown_timeout)
+
+    def _resting(self) -> bool:
+        """Every destination of this run waits (``Retry-After``, or the backoff of one that
+        keeps failing): a sender would send nothing. One small file read."""
+        from phonehome._spool.schedule import resting
+
+        return resting(self.spool.directory / "progress", self.header["destinations"])
 
     def deliver_now(self, budget: float) -> bool:
         """Deliver in this process within ``budget`` seconds; ``False`` if another sender runs,
@@ -214,55 +221,3 @@ class Handoff:
         if self.mode in ("debug", "check"):
             return False
         return self.courier.deliver(self.state_dir, budget)
-
-
-# -- the detached sender ---------------------------------------------------------------------
-_SENDER = (
-    "import sys; del sys.path[0]; import runpy; "
-    "runpy.run_module('phonehome._sender', run_name='__main__', alter_sys=True)"
-)
-"""How the sender starts: like ``-m phonehome._sender``, without the working directory on
-``sys.path`` (whatever ``.py`` files lie there are not ours to run)."""
-
-
-def spawn_sender(state_dir: Path, lifetime: float) -> bool:
-    """Start a detached sender unless one runs; it holds the lock we take here."""
-    fd = try_lock(state_dir)
-    if fd is None:
-        return False  # a sender is running; it looks for new segments before it exits
-    try:
-        package_root = str(Path(__file__).resolve().parents[2])
-        environ = dict(os.environ)
-        environ["PYTHONPATH"] = os.pathsep.join(
-            p for p in (package_root, environ.get("PYTHONPATH", "")) if p
-        )
-        argv = [sys.executable, "-c", _SENDER, str(state_dir), str(lifetime), str(fd)]
-        os.set_inheritable(fd, True)
-        if hasattr(os, "posix_spawn"):
-            devnull = os.devnull
-            os.posix_spawn(
-                sys.executable,
-                argv,
-                environ,
-                setsid=True,
-                file_actions=[
-                    (os.POSIX_SPAWN_OPEN, 0, devnull, os.O_RDONLY, 0),
-                    (os.POSIX_SPAWN_OPEN, 1, devnull, os.O_WRONLY, 0),
-                    (os.POSIX_SPAWN_OPEN, 2, devnull, os.O_WRONLY, 0),
-                ],
-            )
-        else:  # pragma: no cover - Windows
-            import subprocess
-
-            subprocess.Popen(
-                argv,
-                env=environ,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-                creationflags=0x00000008 | 0x00000200,
-                close_fds=False,
-            )
-        return True
-    finally:
-        os.close(fd)  # the child keeps the lock through its inherited descriptor

@@ -147,7 +147,7 @@ def flush(directory: Path, budget: float) -> str:
     """Deliver what is waiting now, in this process."""
     from phonehome._sender.deliver import deliver
 
-    report = deliver(directory, budget)
+    report = deliver(directory, budget, retry_now=True)
     if report is None:
         return "a sender is already delivering for this product"
     if report.purged:
