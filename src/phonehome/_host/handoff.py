@@ -20,6 +20,7 @@ The host never imports the sender: in-process delivery and the debug display com
 
 from __future__ import annotations
 
+import _thread
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -115,6 +116,8 @@ class Handoff:
         """The destinations, one line each, credentials masked."""
         self.debug_records: list[Record] = []
         self._manifest_written = False
+        self._lock = _thread.allocate_lock()
+        """One write at a time: the manifest once, the schema's counts, the fallback."""
 
     @property
     def has_destinations(self) -> bool:
@@ -124,8 +127,19 @@ class Handoff:
         """Make records durable: one segment file.
 
         If the state directory cannot be written, the spool moves (once, with a warning) to
-        a private directory under the system's temporary directory.
+        a private directory under the system's temporary directory. Threads write one at a
+        time.
         """
+        with self._lock:
+            self._write(records)
+
+    def forked(self) -> None:
+        """In the child of a fork: a new lock (a thread of the parent may have held this
+        one), and none of the parent's records to show (debug mode)."""
+        self._lock = _thread.allocate_lock()
+        self.debug_records = []
+
+    def _write(self, records: list[Record]) -> None:
         if self.mode == "check":  # `phonehome schema check`: report, never write or send
             self._enforce(records)
             self._report_undeclared()
@@ -159,7 +173,7 @@ class Handoff:
         self.state_dir = fallback
         self.spool = Spool(fallback / "spool", self.spool.max_bytes, self.spool.max_age)
         self._manifest_written = False
-        self.write(records)
+        self._write(records)
 
     def _enforce(self, records: list[Record]) -> list[Record]:
         """The schema, applied before anything is written: undeclared values stop here."""
@@ -190,8 +204,9 @@ class Handoff:
                 report.writelines(f"{line}\n" for line in found)
 
     # -- after recording ---------------------------------------------------------------------
-    def finish(self) -> None:
-        """Hand over what was spooled, as the mode says."""
+    def finish(self, child: bool = False) -> None:
+        """Hand over what was spooled, as the mode says. In the ``child`` of a fork only a
+        CLI run starts a sender: a CI run's or a service's parent delivers it."""
         if self.mode == "check":
             return
         if self.mode == "debug":
@@ -202,6 +217,8 @@ class Handoff:
         if self.mode == "cli":
             if not self._resting():
                 spawn(self.state_dir, self.settings.sender_lifetime)
+        elif child:
+            return
         elif self.mode == "ci":
             self.deliver_now(self.settings.ci_budget)
         else:

@@ -4,14 +4,20 @@ Nothing here imports OpenTelemetry, opens a file or starts a thread. Records are
 tuples of ``phonehome._spool.records`` (small, and cheap to make); the hand-off writes them
 to the spool, the sender turns them into OpenTelemetry data. Ids are W3C-sized and random
 per process.
+
+Threads may record at once: adding a record and taking the buffer to spool it are one lock's
+work, so no record is lost between them. After ``os.fork()`` the child's recorder starts
+empty, with ids of its own (:meth:`Recorder.forked`); a span the child inherited open is the
+parent's to record.
 """
 
 from __future__ import annotations
 
+import _thread
 import os
 from collections.abc import Callable, Mapping
 from contextvars import ContextVar
-from time import time_ns
+from time import monotonic, time_ns
 from types import TracebackType
 from typing import Any, Literal
 
@@ -68,7 +74,17 @@ class Recorder:
     nanoseconds) can be given, for tests that compare exported data whole.
     """
 
-    __slots__ = ("_flush", "clock", "exceptions", "ids", "max_buffered", "records")
+    __slots__ = (
+        "_flush",
+        "_lock",
+        "clock",
+        "due",
+        "exceptions",
+        "generation",
+        "ids",
+        "max_buffered",
+        "records",
+    )
 
     def __init__(
         self,
@@ -85,21 +101,50 @@ class Recorder:
         """What a recorded exception carries (its message only if the schema opts in)."""
         self._flush = flush
         self.max_buffered = max_buffered
+        self._lock = _thread.allocate_lock()
+        self.generation = 0
+        """Which process of a line of forks this is: a span entered in another is not ours."""
+        self.due: tuple[float, Callable[[], None]] | None = None
+        """A monotonic time, and what to call at the first record after it."""
 
     def add(self, record: Record) -> None:
-        records = self.records
-        records.append(record)
-        if len(records) >= self.max_buffered:
-            self.drain()
+        full: list[Record] | None = None
+        with self._lock:
+            records = self.records
+            records.append(record)
+            if len(records) >= self.max_buffered:
+                full, self.records = records, []
+        due = self.due
+        if due is not None and monotonic() >= due[0]:
+            self.due = None
+            try:
+                due[1]()
+            except Exception as error:
+                record_error("due", error)
+        if full is not None:
+            self._spool(full)
 
     def drain(self) -> None:
         """Hand the buffered records to ``flush``."""
-        if self.records:
+        with self._lock:
             records, self.records = self.records, []
-            try:
-                self._flush(records)
-            except Exception as error:
-                record_error("spool", error)
+        if records:
+            self._spool(records)
+
+    def _spool(self, records: list[Record]) -> None:
+        try:
+            self._flush(records)
+        except Exception as error:
+            record_error("spool", error)
+
+    def forked(self) -> None:
+        """In the child of a fork: nothing held (the parent spools what it recorded), new ids
+        (parent and child never share one), a new lock (another thread may have held this
+        one when the process forked)."""
+        self._lock = _thread.allocate_lock()
+        self.records = []
+        self.ids = Ids()
+        self.generation += 1
 
     def current(self) -> tuple[int, int] | None:
         return _current.get()
@@ -147,6 +192,7 @@ class RecordingSpan(Span):
         "_attributes",
         "_command",
         "_events",
+        "_generation",
         "_id",
         "_name",
         "_parent",
@@ -176,6 +222,7 @@ class RecordingSpan(Span):
             self._trace, self._parent = trace, _ = parent
         self._id = span_id = ids.span_id()
         self._token = _current.set((trace, span_id))
+        self._generation = self._recorder.generation
         self._start = self._recorder.clock()
         return self
 
@@ -195,6 +242,8 @@ class RecordingSpan(Span):
             _current.reset(token)
         except ValueError:  # exited in another context than it was entered in
             _current.set(None if self._parent == 0 else (self._trace, self._parent))
+        if self._generation != recorder.generation:  # entered before a fork: the parent's
+            return False
         attributes = self._attributes
         if exc is None:
             error_type = exception = None
@@ -202,8 +251,7 @@ class RecordingSpan(Span):
                 attributes["command.result"] = "success"
         else:
             error_type, exception = self._failure(exc, attributes)
-        records = recorder.records
-        records.append(
+        recorder.add(
             new(
                 SpanRecord,
                 (
@@ -222,8 +270,6 @@ class RecordingSpan(Span):
                 ),
             )
         )
-        if len(records) >= recorder.max_buffered:
-            recorder.drain()
         return False
 
     def _failure(

@@ -197,17 +197,19 @@ def _round(
     revoked, nothing more may be sent)."""
     names = spool.names()
     segments: dict[str, Segment] = {}
+    unsupported = 0
     for name in names:
         segment = spool.read(name)
         if segment is None:
             continue
         if segment.unsupported:  # a newer sender's: left for it, until the age cap
-            report.unsupported += 1
+            unsupported += 1
             continue
         segments[name] = segment
         if len(segments) >= ROUND_SEGMENTS:
             break
     names = list(segments)
+    report.unsupported = max(report.unsupported, unsupported)
     report.corrupt += sum(s.corrupt for s in segments.values())
     jobs = {
         key: pending
