@@ -74,9 +74,10 @@ def serve(state_dir: Path, end: float) -> set[str]:
     without one or ``end`` is near. The segments there were at the last look."""
     spool = state_dir / "spool"
     while True:
-        report = deliver_locked(state_dir, end)
+        # looked at before delivering: a segment spooled during the delivery is new after it
         modified = _modified(spool)
         known = set(Spool(spool).names())
+        report = deliver_locked(state_dir, end)
         if not _linger_for(report) or not linger(spool, known, modified, end - MARGIN):
             return known
 
