@@ -20,8 +20,11 @@ SUITES = {
         "(UNAVAILABLE), 429 with Retry-After (RESOURCE_EXHAUSTED with RetryInfo), 400 "
         "(INVALID_ARGUMENT), connection refused, reset mid-request, a response slower than "
         "the timeout, a port that accepts and never answers, a TLS handshake that fails, a "
-        "name that does not resolve, and Azure's partial acceptance (every fifth item refused "
-        "for good, the next one once). Spans, log records and metrics in every case.",
+        "name that does not resolve, and a partial acceptance (OTLP partial_success refusing "
+        "every fifth span and event; Azure's 206 refusing every fifth item for good, the next "
+        "one once). Spans, log records and metrics in every case. And the logs signal down "
+        "(OTLP/HTTP and gRPC) while traces and metrics work, over several runs: each span is "
+        "sent once.",
     ),
     "crash": (
         "Crash consistency (kill -9)",
@@ -33,14 +36,23 @@ SUITES = {
         "at-least-once window at work: about 100 senders are killed while a slow destination "
         "takes their groups, and a group accepted but not yet written down is sent again "
         "whole (its spans are sent before its logs and metrics, so a kill during either "
-        "resends the spans). The bound checked is 512 items per destination per kill.",
+        "resends the spans). The bound checked is 512 items per destination per kill. "
+        "And a long command killed by SIGTERM (SIGHUP too, at full scale) after it became a "
+        "service (PROMOTE_AFTER, 30 s), with a service interval of 1 s: phonehome installs no "
+        "handler for the host's signals, so the records since the last spooling are lost; "
+        "the check is that they are at most the last interval's.",
     ),
     "concurrency": (
         "Concurrency",
         "tests/test_concurrency.py",
         "50 CLI runs started at once, 8 extra senders racing them for the lock, and a "
         "service writing to the same state directory all the while; then every record is "
-        "looked for on the wire. Nothing crashes here, so exactly once is the target.",
+        "looked for on the wire. Ten threads of 1,000 commands each in one block (no "
+        "warning, no fallback directory, one install id), and threads spooling while others "
+        "record. Real os.fork() children, exiting through their block or by atexit, with "
+        "spans open across the fork; a fork-mode multiprocessing Pool whose workers record "
+        "(40 tasks, 200 at full scale): the pre-fork records once, every child's once, no "
+        "id made twice. Nothing crashes here, so exactly once is the target.",
     ),
     "state": (
         "Corrupt and hostile state",
@@ -50,7 +62,23 @@ SUITES = {
         "read-only state directory; a full disk (a 64 KiB filesystem, full); a state "
         "directory that is a link to a private directory (followed), or to one others can "
         "write (not used); a planted link as the temporary fallback; links planted inside "
-        "the state directory (never written through).",
+        "the state directory (never written through). A fresh install whose HOME is a file, "
+        "/nonexistent, read-only, or holds a state directory of another user: the notice "
+        "once, one warning, and three runs' records delivered from the private fallback. A "
+        "directory named like a segment (left alone, nothing stopped); a segment of a newer "
+        "format version (kept for a newer sender, then dropped at the age cap and reported "
+        "as unsupported).",
+    ),
+    "senders": (
+        "Senders for sequential runs",
+        "tests/test_senders.py",
+        "A script runs the program again and again (1,000 runs, 100 in the quick run), each "
+        "run one command in CLI mode, through a live collector (Rotel), then with the "
+        "collector's port closed (half as many runs). The measuring process is the senders' "
+        "subreaper: every sender is counted, and its CPU time read, when it ends. Targets: "
+        "at most 20 sender starts per 1,000 runs, sender CPU at most 25 % of the runs' own, "
+        "every record delivered exactly once within 60 s of the last run, never two senders "
+        "at once; offline, no more senders than the backoff schedule's attempts.",
     ),
     "input": (
         "Bad input (property-based)",
@@ -107,8 +135,12 @@ def render(figures: dict[str, object]) -> str:
             f"| {command} |"
         )
     lines += ["", "Target for every suite: 0 host failures, nothing lost.", ""]
-    for title, _, what in SUITES.values():
+    for key, (title, _, what) in SUITES.items():
         lines += [f"## {title}", "", what, ""]
+        row = rows.get(key)
+        notes = row.get("notes", {}) if isinstance(row, dict) else {}
+        if notes:
+            lines += [f"- {label}: {text}." for label, text in notes.items()] + [""]
     return "\n".join(lines) + "\n" + NOTES
 
 
@@ -124,6 +156,10 @@ NOTES = """## Reading the figures
   that report on the wire). gRPC statuses are all retried.
 - **Dropped, still spooled**: a name that never resolves leaves its records in the spool;
   later runs retry them until the age cap (7 days), which reports them as `reason="age"`.
+- **Dropped, killed by a signal**: the records a long command made since its last spooling
+  when SIGTERM or SIGHUP killed it (at most one service interval's; the host's signals are
+  not phonehome's to handle). The span of the command under way, which only its end
+  records, is not counted: it was never made.
 - **Duplicated** records come only from the documented at-least-once windows: a sender
   killed after a destination accepted a group and before it wrote that down sends the group
   again (at most 512 items per destination per kill); a destination that takes a request
