@@ -227,9 +227,12 @@ class Handoff:
     def _resting(self) -> bool:
         """Every destination of this run waits (``Retry-After``, or the backoff of one that
         keeps failing): a sender would send nothing. One small file read."""
+        waiting = self.spool.waiting_file
+        if not waiting.exists():  # nothing waits: most runs, without loading the schedule
+            return False
         from phonehome._spool.schedule import resting
 
-        return resting(self.spool.directory / "progress", self.header["destinations"])
+        return resting(waiting.parent, self.header["destinations"])
 
     def deliver_now(self, budget: float) -> bool:
         """Deliver in this process within ``budget`` seconds; ``False`` if another sender runs,

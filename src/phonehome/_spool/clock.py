@@ -15,12 +15,12 @@ tests give their own :class:`Clock`.
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable
 from typing import Any
 
 BOOT_ID_FILE = "/proc/sys/kernel/random/boot_id"
+_INFINITY = float("inf")
 BOOT_ID_LENGTH = 12
 """Hex digits of the boot id kept: enough to tell two boots apart, short in a file name."""
 
@@ -60,8 +60,8 @@ def parse(text: str) -> Moment | None:
         boot = float(parts[1]) if len(parts) >= 3 else None
     except (IndexError, ValueError):
         return None
-    if not math.isfinite(wall) or (boot is not None and not math.isfinite(boot)):
-        return None
+    if not abs(wall) < _INFINITY or (boot is not None and not abs(boot) < _INFINITY):
+        return None  # NaN or infinite
     return Moment(wall, boot, parts[2] if boot is not None else "")
 
 
@@ -75,11 +75,11 @@ def since(then: Moment, now: Moment) -> float:
 
 def _boot_id() -> str:
     try:
-        with open(BOOT_ID_FILE, encoding="ascii") as file:
+        with open(BOOT_ID_FILE, "rb") as file:
             found = file.read(64)
     except OSError:
         return ""
-    digits = "".join(c for c in found if c in "0123456789abcdef")
+    digits = "".join(c for c in found.decode("latin-1") if c in "0123456789abcdef")
     return digits[:BOOT_ID_LENGTH]
 
 

@@ -27,6 +27,7 @@ from pathlib import Path
 
 from phonehome._core import state as statefiles
 from phonehome._spool.clock import SYSTEM, Clock, Moment, parse, since
+from phonehome._spool.segments import WAITING_FILE
 
 MAX_HOLD = 3600.0
 """The longest ``Retry-After`` honoured (an hour), whatever the destination asks."""
@@ -34,8 +35,6 @@ BACKOFF_FIRST = 30.0
 BACKOFF_MAX = 1800.0
 """A destination that keeps failing waits 30 s after its first failed delivery, twice as long
 after each further one, at most 30 minutes."""
-WAITING_FILE = "all.waiting"
-"""Named with a dot: not a segment list (``Progress.compact``)."""
 
 
 def backoff(failures: int) -> float:

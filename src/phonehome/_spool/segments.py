@@ -34,6 +34,9 @@ _FRAME = struct.Struct("<II")
 SEGMENT_SUFFIX = ".seg"
 ABANDONED = 600.0
 """Seconds after which a temporary segment file is a dead host's, and deleted."""
+WAITING_FILE = "all.waiting"
+"""In the progress directory: which destinations wait, and how long (``schedule``). Named
+with a dot: not a segment list (``Progress.compact``)."""
 
 
 _SIGNAL_OF = {SPAN: "traces", LOG: "logs", MEASURE: "metrics"}
@@ -93,6 +96,11 @@ class Spool:
         self.clock = clock
         """What dates segments: their names carry the moment of the write (``written``)."""
         self._progress: Progress | None = None
+
+    @property
+    def waiting_file(self) -> Path:
+        """Where the sender says which destinations wait (``schedule.resting`` reads it)."""
+        return self.directory / "progress" / WAITING_FILE
 
     @property
     def progress(self) -> Progress:
