@@ -86,8 +86,9 @@ def test_a_garbage_state_file_is_recovered_from(
         paths = [
             tmp_path / "spool" / "progress" / f"{k}{suffix}"
             for k in keys
-            for suffix in ("", ".dropped", ".hold")
+            for suffix in ("", ".dropped", ".hold", ".backoff")
         ]
+        paths.append(tmp_path / "spool" / "progress" / "all.waiting")
     else:
         paths = [tmp_path / name]
     assert paths
