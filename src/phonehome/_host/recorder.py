@@ -5,16 +5,18 @@ tuples of ``phonehome._spool.records`` (small, and cheap to make); the hand-off 
 to the spool, the sender turns them into OpenTelemetry data. Ids are W3C-sized and random
 per process.
 
-Threads may record at once: adding a record and taking the buffer to spool it are one lock's
-work, so no record is lost between them. After ``os.fork()`` the child's recorder starts
-empty, with ids of its own (:meth:`Recorder.forked`); a span the child inherited open is the
-parent's to record.
+Threads may record at once: the buffer is a ``deque``, whose appends and pops are atomic, and
+spooling pops what it takes instead of swapping the buffer for a new one (a thread that had
+just read the old one would append to it unseen), so no record is lost or spooled twice,
+without a lock on the hot path. After ``os.fork()`` the child's recorder starts empty, with
+ids of its own (:meth:`Recorder.forked`); a span the child inherited open is the parent's to
+record.
 """
 
 from __future__ import annotations
 
-import _thread
 import os
+from collections import deque
 from collections.abc import Callable, Mapping
 from contextvars import ContextVar
 from time import monotonic, time_ns
@@ -76,7 +78,6 @@ class Recorder:
 
     __slots__ = (
         "_flush",
-        "_lock",
         "clock",
         "due",
         "exceptions",
@@ -94,26 +95,21 @@ class Recorder:
         clock: Callable[[], int] = time_ns,
         exceptions: Exceptions | None = None,
     ) -> None:
-        self.records: list[Record] = []
+        self.records: deque[Record] = deque()
         self.ids = ids if ids is not None else Ids()
         self.clock = clock
         self.exceptions = exceptions if exceptions is not None else Exceptions()
         """What a recorded exception carries (its message only if the schema opts in)."""
         self._flush = flush
         self.max_buffered = max_buffered
-        self._lock = _thread.allocate_lock()
         self.generation = 0
         """Which process of a line of forks this is: a span entered in another is not ours."""
         self.due: tuple[float, Callable[[], None]] | None = None
         """A monotonic time, and what to call at the first record after it."""
 
     def add(self, record: Record) -> None:
-        full: list[Record] | None = None
-        with self._lock:
-            records = self.records
-            records.append(record)
-            if len(records) >= self.max_buffered:
-                full, self.records = records, []
+        records = self.records
+        records.append(record)
         due = self.due
         if due is not None and monotonic() >= due[0]:
             self.due = None
@@ -121,28 +117,35 @@ class Recorder:
                 due[1]()
             except Exception as error:
                 record_error("due", error)
-        if full is not None:
-            self._spool(full)
+        if len(records) >= self.max_buffered:
+            self.drain()
 
     def drain(self) -> None:
         """Hand the buffered records to ``flush``."""
-        with self._lock:
-            records, self.records = self.records, []
+        records = self.take()
         if records:
-            self._spool(records)
+            try:
+                self._flush(records)
+            except Exception as error:
+                record_error("spool", error)
 
-    def _spool(self, records: list[Record]) -> None:
+    def take(self) -> list[Record]:
+        """What is buffered now, oldest first: each record taken once, however many threads
+        add or take meanwhile."""
+        records = self.records
+        taken: list[Record] = []
+        pop, keep = records.popleft, taken.append
         try:
-            self._flush(records)
-        except Exception as error:
-            record_error("spool", error)
+            for _ in range(len(records)):
+                keep(pop())
+        except IndexError:  # another thread took the rest
+            pass
+        return taken
 
     def forked(self) -> None:
-        """In the child of a fork: nothing held (the parent spools what it recorded), new ids
-        (parent and child never share one), a new lock (another thread may have held this
-        one when the process forked)."""
-        self._lock = _thread.allocate_lock()
-        self.records = []
+        """In the child of a fork: nothing held (the parent spools what it recorded), and
+        new ids (parent and child never share one)."""
+        self.records = deque()
         self.ids = Ids()
         self.generation += 1
 
