@@ -20,7 +20,7 @@ demo: $(BIN)/.installed
 bench: $(BIN)/.installed
 	$(BIN)/python benchmarks/run.py $(ARGS)
 
-# The reliability suites at full scale (about three minutes): writes docs/reliability.md
+# The reliability suites at full scale (about eight minutes): writes docs/reliability.md
 RELIABILITY := tests/test_faults.py tests/test_crash.py tests/test_concurrency.py \
 	tests/test_hostile_state.py tests/test_bad_input.py tests/test_fuzz_settings.py \
 	tests/test_security.py tests/test_destinations.py tests/test_senders.py
