@@ -33,10 +33,10 @@ footprint: $(BIN)/.installed
 bench-insights: $(BIN)/.installed
 	$(BIN)/python benchmarks/insights.py $(ARGS)
 
-# The reliability suites at full scale (about three minutes): writes docs/reliability.md
+# The reliability suites at full scale (about eight minutes): writes docs/reliability.md
 RELIABILITY := tests/test_faults.py tests/test_crash.py tests/test_concurrency.py \
 	tests/test_hostile_state.py tests/test_bad_input.py tests/test_fuzz_settings.py \
-	tests/test_security.py tests/test_destinations.py
+	tests/test_security.py tests/test_destinations.py tests/test_senders.py
 reliability: $(BIN)/.installed
 	PHONEHOME_RELIABILITY=full PHONEHOME_RELIABILITY_REPORT=build/reliability.json \
 		$(BIN)/python -m pytest -q -p no:logging $(RELIABILITY)

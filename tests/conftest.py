@@ -81,6 +81,26 @@ def poll(condition: Any, timeout: float, interval: float = 0.02) -> bool:
     return True
 
 
+def backoff_over(state: Path) -> int:
+    """Time passes for the destinations that failed: their backoff ends now, as it would for
+    a run half an hour later (each ``.backoff`` file's moment moved back by its wait).
+    How many there were."""
+    from phonehome._spool.clock import Moment, parse
+
+    found = 0
+    for path in (state / "spool" / "progress").glob("*.backoff"):
+        failures, seconds, rest = path.read_text().split(" ", 2)
+        began = parse(rest)
+        assert began is not None, path
+        back = float(seconds) + 1
+        boot = None if began.boot is None else began.boot - back
+        moved = Moment(began.wall - back, boot, began.boot_id)
+        path.write_text(f"{failures} {seconds} {moved.text()}\n")
+        found += 1
+    (state / "spool" / "progress" / "all.waiting").unlink(missing_ok=True)
+    return found
+
+
 def silent_server() -> tuple[socket.socket, int]:
     """A loopback port that accepts connections and never answers (close it when done)."""
     server = socket.socket()

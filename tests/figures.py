@@ -20,6 +20,7 @@ SUITES = {
     "crash": "Crash consistency (kill -9)",
     "concurrency": "Concurrency",
     "state": "Corrupt and hostile state",
+    "senders": "Senders for sequential runs",
     "input": "Bad input (property-based)",
     "security": "Security",
 }
@@ -40,6 +41,8 @@ class Row:
     duplicated: int = 0
     host_failures: int = 0
     """Runs in which the host's output, exit code or time changed, or a traceback printed."""
+    notes: dict[str, str] = field(default_factory=dict)
+    """Figures of the suite's own, by name (sender starts, CPU)."""
 
 
 _rows: dict[str, Row] = {}

@@ -247,6 +247,54 @@ def test_flush_says_when_data_is_held_for_the_notice(tmp_path: Path) -> None:
         assert vendor.requests == []
 
 
+HOLD = """
+import fcntl, os, sys, time
+fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT, 0o600)
+fcntl.flock(fd, fcntl.LOCK_EX)
+print("held", flush=True)
+sys.stdin.readline() if sys.argv[2] == "until-told" else time.sleep(float(sys.argv[2]))
+"""
+"""Holds the sender lock of a state directory, as a running sender does."""
+
+
+def hold_lock(state: Path, how: str) -> subprocess.Popen[str]:
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD, str(state / "sender.lock"), how],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+    return holder
+
+
+def test_flush_waits_for_a_running_sender_then_sends(tmp_path: Path) -> None:
+    with OTLPReceiver() as vendor:
+        vendor.status = 503
+        democli(tmp_path, "version", DEMOCLI_VENDOR=vendor.url, DEMOCLI_TELEMETRY_MODE="ci")
+        vendor.status = 200
+        holder = hold_lock(tmp_path, "1.5")  # a sender busy for longer than flush takes to start
+        try:
+            result = phonehome("flush", "-p", "democli", "--state-dir", str(tmp_path))
+        finally:
+            holder.communicate(timeout=30)
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.startswith("sent 2 record(s)"), result.stdout + result.stderr
+        assert [s.name for s in vendor.spans] == ["version"]
+
+
+def test_flush_fails_when_the_running_sender_outlasts_its_timeout(tmp_path: Path) -> None:
+    democli(tmp_path, "version", DEMOCLI_VENDOR="http://127.0.0.1:9", DEMOCLI_TELEMETRY_MODE="ci")
+    holder = hold_lock(tmp_path, "until-told")
+    try:
+        result = phonehome("flush", "-p", "democli", "--state-dir", str(tmp_path), "--timeout", "1")
+    finally:
+        holder.communicate("go\n", timeout=30)
+    one_line(result, 1, "a sender was still delivering for democli after 1 s (--timeout)")
+    assert "segment(s) waiting" in result.stdout
+    assert list((tmp_path / "spool").glob("*.seg"))  # kept for it
+
+
 def test_flush_takes_a_number_of_seconds(tmp_path: Path) -> None:
     result = phonehome("flush", "-p", "democli", "--state-dir", str(tmp_path), "--timeout", "x")
     one_line(result, 2, "--timeout", "'x' is not a number of seconds")

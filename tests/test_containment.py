@@ -145,9 +145,10 @@ def test_an_unusable_state_directory_still_delivers_with_warnings(
         t.event("e")
     assert otlp_receiver.wait_until(lambda: app_logs(otlp_receiver))
     err = capsys.readouterr().err
+    fallback = tmp_path / "tmp" / f"phonehome-{os.geteuid()}" / "s"
     assert err == (
-        f"phonehome: cannot write to {blocker / 's'} (Not a directory); this run keeps its "
-        "telemetry in a private temporary directory and uses a new install id\n"
+        f"phonehome: cannot write to {blocker / 's'} (Not a directory); telemetry is kept "
+        f"in {fallback} instead (said once a day)\n"
     )  # one line
     assert list((tmp_path / "tmp").glob(f"phonehome-{os.geteuid()}/s/spool"))
     assert not _diagnostics.errors

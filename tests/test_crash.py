@@ -25,6 +25,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pytest
+
 from phonehome._sender import deliver as _sender
 from phonehome._sender.worker import CHUNK
 from phonehome._spool.segments import Spool
@@ -148,3 +150,74 @@ def test_kill_9_of_sender_and_host_at_random_points_loses_nothing(tmp_path: Path
     assert Spool(state / "spool").names() == [], context
     assert duplicated <= trials.sender_kills * CHUNK, context
     assert trials.sender_kills >= count // 6, context  # the kills did land on running senders
+
+
+LONG = """
+import sys, time, phonehome
+schema = phonehome.Schema(events={"progress": {"i": phonehome.field("int")}})
+with phonehome.instrument("democli", version="1.0", vendor=sys.argv[1], state_dir=sys.argv[2],
+                          schema=schema) as t:
+    with t.command("sync"):
+        i = 0
+        while i < 100_000:
+            t.event("progress", {"i": i})
+            print(i, flush=True)
+            i += 1
+            time.sleep(0.05)
+"""
+INTERVAL = 1.0
+"""The service interval the long command runs with (``OTEL_BSP_SCHEDULE_DELAY``)."""
+
+
+@pytest.mark.parametrize(
+    "signum", [signal.SIGTERM, *([signal.SIGHUP] if figures.FULL else [])], ids=lambda s: s.name
+)
+def test_a_long_command_killed_by_a_signal_loses_at_most_one_service_interval(
+    tmp_path: Path, signum: signal.Signals
+) -> None:
+    """No handler is installed for the host's signals: a long command becomes a service after
+    PROMOTE_AFTER and spools every service interval, so a kill loses at most that window
+    (and the span of the command under way, which only its end records)."""
+    from phonehome._core.settings import PROMOTE_AFTER
+
+    state = tmp_path / "state"
+    with OTLPReceiver() as vendor:
+        host = subprocess.Popen(
+            [sys.executable, "-c", LONG, vendor.url, str(state)],
+            env=clean_environ(OTEL_BSP_SCHEDULE_DELAY=str(int(INTERVAL * 1000))),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            stdin=subprocess.DEVNULL,
+            cwd=ROOT,
+        )
+        assert host.stdout is not None
+        started = time.monotonic()
+        printed = -1
+        while time.monotonic() - started < PROMOTE_AFTER + 4 * INTERVAL:
+            printed = int(host.stdout.readline())
+        host.send_signal(signum)
+        out, err = host.communicate(timeout=30)
+        printed = max([printed, *(int(line) for line in out.split())])
+        deliver_until_empty(state)
+        events = sorted(int(r.attributes["i"]) for r in vendor.logs if r.event_name == "progress")
+    produced = printed + 1
+    lost = produced - len(events)
+    bound = int((INTERVAL + 0.5) / 0.05) + 1  # a service interval's events, and a tick's time
+    row = figures.row("crash")
+    row.cases += 1
+    row.produced += produced
+    row.delivered += len(events)
+    row.dropped[f"killed by {signum.name}: the last {INTERVAL:.0f} s"] += lost
+    row.host_failures += (host.returncode, err) != (-signum, "")
+    assert (host.returncode, err) == (-signum, "")
+    assert events == list(range(len(events)))  # what arrived is everything up to a point
+    assert 0 <= lost <= bound, (produced, len(events))
+    assert not any(s.name == "sync" for s in vendor.spans)  # the command never ended
+
+
+def deliver_until_empty(state: Path, timeout: float = 30) -> None:
+    wait_no_sender(state)
+    deadline = time.monotonic() + timeout
+    while Spool(state / "spool").names() and time.monotonic() < deadline:
+        _sender.deliver(state, budget=10, retry_now=True)

@@ -360,3 +360,29 @@ def test_a_service_delivers_while_it_runs_and_stops_at_once_when_consent_is_revo
     assert [s.name for s in otlp_receiver.spans] == ["while-running"]
     assert spooled_after_opt_out == []
     assert list((tmp_path / "spool").glob("*.seg")) == []
+
+
+@pytest.mark.parametrize("jump", [7200.0, -30 * 86400.0], ids=["2h-ahead", "30d-behind"])
+def test_a_hold_written_under_a_jumped_wall_clock_lasts_what_it_asked(
+    tmp_path: Path, jump: float
+) -> None:
+    """A Retry-After hold of 3 s, as a sender leaves it when the wall clock was set two hours
+    ahead (or thirty days behind) while it waited: the boot clock counts, not the wall."""
+    from phonehome._spool.clock import parse
+
+    state = tmp_path / "state"
+    with OTLPReceiver() as vendor:
+        vendor.status, vendor.retry_after = 429, "3"
+        finished(host(vendor.url, state, mode="ci", budget=2.0))
+        (hold,) = (state / "spool" / "progress").glob("*.hold")
+        seconds, _, moment = hold.read_text().partition(" ")
+        began = parse(moment)
+        assert began is not None and began.boot is not None  # Linux: a boot clock
+        hold.write_text(f"{seconds} {began.wall + jump!r} {began.boot!r} {began.boot_id}\n")
+        vendor.status = 200
+        report = _sender.deliver(state, budget=5)
+        assert report is not None and report.held  # the hold is not over yet
+        started = time.monotonic()
+        assert poll(lambda: bool(_sender.deliver(state, budget=5) and vendor.spans), 15, 0.2)
+        assert time.monotonic() - started < 10  # seconds, not hours or days
+        assert len(vendor.spans) == 1

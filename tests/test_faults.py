@@ -33,6 +33,8 @@ from phonehome._sender import deliver as _sender
 from phonehome._spool.records import LogRecord, SpanRecord
 from phonehome._spool.segments import Spool
 from phonehome.testing import AzureIngestion, OTLPReceiver, free_port
+from phonehome.testing import LogRecord as ReceivedLog
+from phonehome.testing import Span as ReceivedSpan
 from tests import figures
 from tests.conftest import ROOT, clean_environ, silent_server
 from tests.test_delivery import wait_no_sender
@@ -72,13 +74,13 @@ FAULTS = (
     "accepts, never answers",
     "TLS handshake fails",
     "name does not resolve",
-    "partial acceptance",  # Azure only
+    "partial acceptance",  # OTLP partial_success, Azure 206
 )
 CASES = [
     pytest.param(kind, fault, id=f"{kind}-{fault.replace(' ', '-')}")
     for k, kind in enumerate(KINDS)
     for f, fault in enumerate(FAULTS)
-    if (fault != "partial acceptance" or kind == "azure") and (figures.FULL or (k + f) % 3 == 0)
+    if figures.FULL or (k + f) % 3 == 0 or fault == "partial acceptance"
 ]
 
 
@@ -272,7 +274,8 @@ def deliver_until(state: Path, done: Any, timeout: float = 15.0) -> None:
     """Run senders (as later runs would) until ``done()`` or the deadline."""
     deadline = time.monotonic() + timeout
     while not done() and time.monotonic() < deadline:
-        _sender.deliver(state, budget=min(3.0, max(0.1, deadline - time.monotonic())))
+        budget = min(3.0, max(0.1, deadline - time.monotonic()))
+        _sender.deliver(state, budget=budget, retry_now=True)  # as if its backoff were over
 
 
 # -- the suite ----------------------------------------------------------------------------------
@@ -291,6 +294,15 @@ def refuse_some(item: dict[str, Any], first_time: set[tuple[str, int]]) -> int |
     return None
 
 
+def refuse_every_fifth(item: Any) -> bool:
+    """OTLP's partial success: every fifth span and event refused (metrics all taken)."""
+    if isinstance(item, ReceivedSpan):
+        return int(item.attributes["command.param.i"]) % 5 == 0
+    if isinstance(item, ReceivedLog) and "i" in item.attributes:
+        return int(item.attributes["i"]) % 5 == 0
+    return False
+
+
 def provoke(
     kind: str, fault: str, state: Path, ca: str, authority: Authority, env: dict[str, str]
 ) -> tuple[tuple[int, str, str, float], Any, str, int]:
@@ -303,10 +315,13 @@ def provoke(
     if fault in ("server error", "unavailable", "throttled", "refused data"):
         destination = server(kind, port).__enter__()
         fail_with(kind, destination, fault)
-    elif fault == "partial acceptance":
+    elif fault == "partial acceptance" and kind == "azure":
         destination = server(kind, port).__enter__()
         first_time: set[tuple[str, int]] = set()
         destination.refuse = lambda item: refuse_some(item, first_time)
+    elif fault == "partial acceptance":
+        destination = server(kind, port).__enter__()
+        destination.refuse = refuse_every_fifth
     elif fault == "stalls past the timeout":
         destination = server(kind, port).__enter__()
         destination.delay = TIMEOUT + 0.5
@@ -334,7 +349,7 @@ def expected_rejected(kind: str, fault: str, produced: int) -> int:
     if fault == "refused data" and kind != "otlp-grpc":  # gRPC statuses are all retried
         return produced  # the whole group
     if fault == "partial acceptance":
-        return 2 * (COMMANDS // 5)  # every fifth span and event
+        return 2 * (COMMANDS // 5)  # every fifth span and event (Azure: refused for good)
     return 0
 
 
@@ -405,3 +420,63 @@ def test_a_destination_fault_leaves_the_host_alone_and_loses_nothing(
     assert spooled(state) == 0
     if fault != "stalls past the timeout":  # a destination that took it late has it twice
         assert duplicated == 0
+
+
+# -- one signal down ---------------------------------------------------------------------------
+@pytest.mark.parametrize("kind", ["otlp-http", "otlp-grpc"])
+def test_a_logs_outage_sends_no_accepted_span_again(
+    kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The logs request fails, the traces and metrics requests succeed: what was accepted is
+    written down per signal, and only the logs are sent again, however long the outage."""
+    state = tmp_path / "state"
+    state.mkdir(mode=0o700)
+    (state / "lifecycle.json").write_text('{"version": "1.0"}')
+    port = free_port()
+    where = endpoint(kind, "http", "127.0.0.1", port)
+    runs = figures.scale(3, 6)
+    with server(kind, port) as destination:
+        fail_with(kind, destination, "unavailable")
+        destination.failing = {"logs"}
+        results = []
+        for run in range(runs):  # each run, and a later sender after it, during the outage
+            results.append(run_host(kind, where, "", state, f"r{run}"))
+            _sender.deliver(state, budget=BUDGET, retry_now=True)
+        assert spooled(state) > 0  # the logs wait
+        heal(kind, destination)
+        destination.failing = None
+        deliver_until(state, lambda: spooled(state) == 0)
+        got = [arrived(kind, destination, f"r{run}") for run in range(runs)]
+    row = figures.row("faults")
+    row.cases += 1
+    row.produced += runs * (2 * COMMANDS + 1)
+    row.delivered += sum(len(a.spans) + len(a.logs) + (a.executions >= COMMANDS) for a in got)
+    row.duplicated += sum(
+        sum(n - 1 for n in (*a.spans.values(), *a.logs.values())) for a in got
+    ) + sum(max(0, round(a.executions / COMMANDS) - 1) for a in got)
+    row.host_failures += sum((code, out, err) != (0, "done\n", "") for code, out, err, _ in results)
+    assert [(code, out, err) for code, out, err, _ in results] == [(0, "done\n", "")] * runs
+    for a in got:
+        assert a.spans == Counter(range(COMMANDS))  # each span once
+        assert a.logs == Counter(range(COMMANDS))
+        assert a.executions == COMMANDS  # the metrics once
+    assert spooled(state) == 0
+
+
+def test_the_grpc_exporters_answer_is_read_through_the_stub_the_sdk_keeps() -> None:
+    """The OTel gRPC exporter drops the export response; phonehome wraps the stub it calls
+    (``_client``, made by ``_stub``) to read ``partial_success``. Breaks if the SDK renames
+    them, rather than silently counting nothing refused."""
+    import phonehome
+    from phonehome._core import diagnostics
+    from phonehome._sender import exporters
+
+    destination = phonehome.otlp("http://127.0.0.1:9", protocol="grpc")
+    for signal in ("traces", "logs", "metrics"):
+        exporter = exporters.build(destination, signal)
+        assert isinstance(exporter._client, exporters._Reading), signal
+        assert exporters.outcome(exporter) is exporter._phonehome_outcome
+        exporter._initialize_channel_and_stub()  # a reconnection makes a new stub: read too
+        assert isinstance(exporter._client, exporters._Reading), signal
+        exporter.shutdown()
+    assert diagnostics.errors["grpc partial_success unreadable"] == 0

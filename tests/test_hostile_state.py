@@ -6,8 +6,13 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import struct
 import subprocess
 import sys
+import tempfile
+import time
+import zlib
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -81,8 +86,9 @@ def test_a_garbage_state_file_is_recovered_from(
         paths = [
             tmp_path / "spool" / "progress" / f"{k}{suffix}"
             for k in keys
-            for suffix in ("", ".dropped", ".hold")
+            for suffix in ("", ".dropped", ".hold", ".backoff")
         ]
+        paths.append(tmp_path / "spool" / "progress" / "all.waiting")
     else:
         paths = [tmp_path / name]
     assert paths
@@ -121,6 +127,12 @@ ONE_LINE = (
     "phonehome: cannot write to {state} ({reason}); this run keeps its telemetry in a "
     "private temporary directory and uses a new install id\n"
 )
+"""A write that fails as the run goes (a full disk)."""
+FALLBACK = (
+    "phonehome: cannot write to {state} ({reason}); telemetry is kept in "
+    "{tmp}/phonehome-{uid}/{name} instead (said once a day)\n"
+)
+"""A state directory found unusable as the run starts."""
 
 
 def in_mount_namespace(setup: str) -> tuple[str, ...]:
@@ -137,8 +149,13 @@ def test_a_read_only_state_directory(otlp_receiver: OTLPReceiver, tmp_path: Path
     result = run(otlp_receiver.url, state, prefix=mount, TMPDIR=str(tmp_path))
     record(result, otlp_receiver.wait_until(lambda: len(otlp_receiver.spans) == 2))
     assert (result.returncode, result.stdout) == (0, "host output\n")
-    assert result.stderr == ONE_LINE.format(state=state, reason="Read-only file system")
+    assert result.stderr == FALLBACK.format(
+        state=state, reason="Read-only file system", tmp=tmp_path, uid=os.geteuid(), name="state"
+    )
     assert len(otlp_receiver.spans) == 2  # delivered from the temporary directory
+    # the same install: its id came along, and the notice it had seen is not shown again
+    ids = {s.resource["device.id"] for s in otlp_receiver.spans}
+    assert len(ids) == 1
 
 
 @ROOT_ONLY
@@ -181,7 +198,9 @@ def test_a_state_directory_others_can_write_is_not_used(
     record(result, otlp_receiver.wait_until(lambda: len(otlp_receiver.spans) == 1))
     assert (result.returncode, result.stdout) == (0, "host output\n")
     reason = "owned by another user or writable by others"
-    assert result.stderr == ONE_LINE.format(state=link, reason=reason)
+    assert result.stderr == FALLBACK.format(
+        state=link, reason=reason, tmp=tmp_path, uid=os.geteuid(), name="state"
+    )
     assert list(shared.iterdir()) == []  # nothing kept where others could read it
 
 
@@ -224,3 +243,152 @@ def test_a_link_planted_in_the_state_directory_is_not_written_through(
     assert victim.read_text() == "precious"
     assert (result.returncode, result.stdout) == (0, "host output\n")
     assert len(result.stderr.splitlines()) <= 1, result.stderr
+
+
+# -- a fresh install whose HOME cannot be used ---------------------------------------------------
+FRESH_HOST = """
+import sys, phonehome
+with phonehome.instrument("democli", version="1.0", vendor=sys.argv[1], mode="ci") as t:
+    with t.command(sys.argv[2]):
+        print("host output")
+"""
+NOBODY = 65534
+UNUSABLE_HOMES = ("a file", "/nonexistent", "read-only", "another user's state directory")
+
+
+def fresh_run(
+    vendor: str, name: str, home: str, tmp: Path, prefix: tuple[str, ...]
+) -> subprocess.CompletedProcess[str]:
+    # no machine policy, at a path the other user may look at (pytest's are private)
+    environ = clean_environ(HOME=home, TMPDIR=str(tmp), PHONEHOME_POLICY_FILE=f"{tmp}/no-policy")
+    environ.pop("XDG_STATE_HOME", None)
+    environ.pop("XDG_CONFIG_HOME", None)  # the user-wide choice under HOME, as installed
+    environ.pop("DEMOCLI_TELEMETRY_NOLOGO")  # a fresh install: the notice is shown
+    return subprocess.run(
+        [*prefix, sys.executable, "-c", FRESH_HOST, vendor, name],
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+    )
+
+
+@pytest.fixture
+def open_tmp_path() -> Iterator[Path]:
+    """A directory another user can reach (pytest's own are private to their owner)."""
+    path = Path(tempfile.mkdtemp(prefix="phonehome-test-"))
+    path.chmod(0o755)
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def unusable_home(case: str, tmp_path: Path) -> tuple[str, Path, tuple[str, ...], str]:
+    """The HOME of ``case``, the temporary directory, how the host runs, the reason given."""
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    home = tmp_path / "home"
+    if case == "a file":
+        home.write_text("not a directory")
+        return str(home), tmp, (), "Not a directory"
+    if case == "/nonexistent":
+        if os.geteuid() != 0:  # an ordinary user cannot create it
+            return "/nonexistent", tmp, (), "Permission denied"
+        if not shutil.which("setpriv"):
+            pytest.skip("root would create /nonexistent: needs setpriv(1) to run as nobody")
+        os.chown(tmp, NOBODY, NOBODY)
+        nobody = ("setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups")
+        return "/nonexistent", tmp, nobody, "Permission denied"
+    if os.geteuid() != 0 or not shutil.which("unshare"):
+        pytest.skip("needs root: a read-only mount, or a directory of another user")
+    home.mkdir()
+    if case == "read-only":
+        return (
+            str(home),
+            tmp,
+            in_mount_namespace(f"mount --bind -o ro {home} {home}"),
+            ("Read-only file system"),
+        )
+    state = home / ".local" / "state" / "phonehome" / "democli"
+    state.mkdir(parents=True, mode=0o700)
+    os.chown(state, NOBODY, NOBODY)
+    return str(home), tmp, (), "owned by another user or writable by others"
+
+
+@pytest.mark.parametrize("case", UNUSABLE_HOMES)
+def test_a_fresh_install_with_an_unusable_home_works_from_the_fallback(
+    otlp_receiver: OTLPReceiver, open_tmp_path: Path, case: str
+) -> None:
+    """The notice once, one warning a day, and the data delivered from the next run on."""
+    home, tmp, prefix, reason = unusable_home(case, open_tmp_path)
+    runs = [fresh_run(otlp_receiver.url, f"run{n}", home, tmp, prefix) for n in range(3)]
+    delivered = otlp_receiver.wait_until(lambda: len(otlp_receiver.spans) == 3)
+    for result in runs:
+        row = figures.row("state")
+        row.cases += 1
+        row.produced += 1
+        row.host_failures += (result.returncode, result.stdout) != (0, "host output\n")
+    figures.row("state").delivered += len({s.name for s in otlp_receiver.spans})
+    first, second, third = runs
+    assert [r.returncode for r in runs] == [0, 0, 0] and first.stdout == "host output\n"
+    state = f"{home}/.local/state/phonehome/democli"
+    uid = NOBODY if prefix[:1] == ("setpriv",) else os.geteuid()
+    warning = FALLBACK.format(state=state, reason=reason, tmp=tmp, uid=uid, name="democli")
+    lines = first.stderr.splitlines(keepends=True)
+    assert lines.count(warning) == 1, first.stderr
+    assert "democli collects anonymous usage data" in first.stderr  # the notice, once
+    assert (second.stderr, third.stderr) == ("", "")  # no notice, no warning: said today
+    assert delivered, otlp_receiver.spans
+    assert sorted(s.name for s in otlp_receiver.spans) == ["run0", "run1", "run2"]
+    assert len({s.resource["device.id"] for s in otlp_receiver.spans}) == 1  # one install
+
+
+# -- the spool holds what it should not ---------------------------------------------------------
+def test_a_directory_named_like_a_segment_stops_nothing(
+    otlp_receiver: OTLPReceiver, tmp_path: Path
+) -> None:
+    run(otlp_receiver.url, tmp_path)
+    planted = tmp_path / "spool" / "00000000000000000001-1-abcdef.seg"
+    planted.mkdir(parents=True)
+    results = [run(otlp_receiver.url, tmp_path) for _ in range(2)]
+    delivered = otlp_receiver.wait_until(lambda: len(otlp_receiver.spans) == 3)
+    for result in results:
+        record(result, delivered)
+    assert delivered, otlp_receiver.spans
+    assert [(r.returncode, r.stderr) for r in results] == [(0, ""), (0, "")]
+    assert planted.is_dir()  # left alone
+    assert not list((tmp_path / "spool").glob("*.seg.tmp"))
+
+
+def newer_segment(state: Path, name: str) -> Path:
+    """A segment a newer phonehome wrote: format version 2, for this install's destinations."""
+    keys = sorted(json.loads((state / "config.json").read_text())["destinations"])
+    header = {"format": "phonehome-spool", "version": 2, "destinations": keys, "new": "?"}
+    frame = struct.pack("<II", 3, zlib.crc32(b"abc")) + b"abc"
+    path = state / "spool" / name
+    path.write_bytes(json.dumps(header).encode() + b"\n" + frame * 2)
+    return path
+
+
+def test_a_newer_format_segment_waits_for_a_newer_sender_then_is_reported_as_unsupported(
+    otlp_receiver: OTLPReceiver, tmp_path: Path
+) -> None:
+    run(otlp_receiver.url, tmp_path)
+    written = f"{time.time_ns():020d}-1-abcdef.seg"
+    newer = newer_segment(tmp_path, written)
+    result = run(otlp_receiver.url, tmp_path)
+    record(result, otlp_receiver.wait_until(lambda: len(otlp_receiver.spans) == 2))
+    assert newer.exists()  # kept, not deleted unsent
+    report = json.loads((tmp_path / "last-delivery.json").read_text())
+    assert (report["corrupt"], report["unsupported"]) == (0, 1)
+    # a week and a day later no newer sender came: dropped, and the destination told why
+    newer.rename(newer.with_name(f"{time.time_ns() - 8 * 86400 * 10**9:020d}-1-abcdef.seg"))
+    result = run(otlp_receiver.url, tmp_path)
+    dropped = lambda: [  # noqa: E731
+        p for p in otlp_receiver.points("phonehome.spool.dropped") if p.value
+    ]
+    record(result, otlp_receiver.wait_until(lambda: bool(dropped())))
+    assert [(p.attributes["reason"], p.value) for p in dropped()] == [("unsupported", 2)]
+    assert list((tmp_path / "spool").glob("*.seg")) == []

@@ -15,7 +15,7 @@ import pytest
 import phonehome
 from phonehome import Schema, field
 from phonehome.testing import AzureIngestion, OTLPReceiver
-from tests.conftest import ROOT, app_logs, clean_environ
+from tests.conftest import ROOT, app_logs, backoff_over, clean_environ
 
 NOTE = "see alice@example.com"
 
@@ -126,6 +126,7 @@ def test_debug_mode_sends_nothing_by_any_path_held_data_included(tmp_path: Path)
         assert "nothing was sent" in run.stderr
         assert len(vendor.requests) == before
         assert list((state / "spool").glob("*.seg"))  # still held, for a run that may send
+        assert backoff_over(state) == 1  # the 503 put the vendor in backoff; it is over
         assert host().stdout.split() == ["True", "service"]  # and a run that may, sends it
         assert vendor.spans
 

@@ -15,10 +15,11 @@ from typing import Any
 import pytest
 import trustme
 
+from phonehome._spool.clock import BOOT_ID_FILE
 from phonehome.testing import AzureIngestion, OTLPReceiver
 from phonehome.testing._server import LoopbackServer
 from tests import figures
-from tests.conftest import ROOT, app_logs, clean_environ, run_python
+from tests.conftest import ROOT, app_logs, backoff_over, clean_environ, run_python
 from tests.test_delivery import wait_no_sender
 
 CA_VARIABLES = ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "SSL_CERT_FILE", "SSL_CERT_DIR")
@@ -243,6 +244,9 @@ def file_offences(
                 # imports it when installed) and its own process's figures (the Azure
                 # exporter's performance counters)
                 or path == Path("/proc/stat")
+                # the boot's id: the spool dates what it keeps on the boot clock too
+                # (phonehome._spool.clock), safe from wall-clock jumps
+                or path == Path(BOOT_ID_FILE)
                 or own in path.parents
             )
         else:  # names only, never contents: the import system lists each sys.path entry,
@@ -423,10 +427,11 @@ def test_an_untrusted_https_vendor_gets_nothing_and_the_records_wait_in_the_spoo
         assert vendor.requests == []
         assert len(segments(state)) == 1  # kept for a later delivery, not deleted
 
-        # the same records go out once the CA is trusted (requests' standard variable)
+        # the same records go out once the CA is trusted (requests' standard variable), by
+        # a flush (a sender started by a run would wait out the failed vendor's backoff)
         later = run_python(
             "from pathlib import Path; from phonehome._sender import deliver as _sender; "
-            f"print(_sender.deliver(Path({str(state)!r}), 10).failed)",
+            f"print(_sender.deliver(Path({str(state)!r}), 10, retry_now=True).failed)",
             default_trust(REQUESTS_CA_BUNDLE=str(tls.ca_file)),
         )
         assert later.stdout == "{}\n", later.stderr
@@ -488,7 +493,8 @@ def test_an_untrusted_https_azure_endpoint_gets_nothing_and_the_records_wait_in_
         assert len(segments(state)) == 1
 
         # trusted (azure-core's requests transport reads REQUESTS_CA_BUNDLE): the next run
-        # delivers what the first one held, and its own
+        # after the failed vendor's backoff delivers what the first one held, and its own
+        assert backoff_over(state) == 1
         environ = default_trust(REQUESTS_CA_BUNDLE=str(tls.ca_file))
         assert unchanged(run(["-c", TLS_HOST, vendor, str(state)], environ), tls_baseline)
         names = lambda: [d["name"] for d in ingestion.of_type("RemoteDependencyData")]  # noqa: E731

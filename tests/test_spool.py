@@ -6,6 +6,7 @@ import json
 import time
 from pathlib import Path
 
+from phonehome._spool.clock import Clock, Moment
 from phonehome._spool.records import MeasureRecord, measure
 from phonehome._spool.segments import Spool
 
@@ -72,10 +73,94 @@ def test_the_age_cap_drops_old_segments(tmp_path: Path) -> None:
     spool = Spool(tmp_path, max_age=60)
     spool.append(HEADER, records(2))
     spool.append(HEADER, records(1))
-    assert spool.enforce_caps(now=time.time() + 30) == 0
-    assert spool.enforce_caps(now=time.time() + 120) == 3
+    later = spool.clock.now()
+    assert spool.enforce_caps(now=later.later(30)) == 0
+    assert spool.enforce_caps(now=later.later(120)) == 3
     assert spool.names() == []
     assert spool.progress.dropped("vendor-1") == {"age": 3}
+
+
+class Clocks:
+    """A wall clock and a boot clock that a test moves, each on its own."""
+
+    def __init__(self, wall: float = 1_700_000_000.0, boot: float = 5_000.0) -> None:
+        self.wall, self.boot, self.boot_id = wall, boot, "b00710000001"
+
+    def clock(self) -> Clock:
+        return Clock(lambda: self.wall, lambda: self.boot, self.boot_id)
+
+    def reboot(self, wall_jump: float) -> None:
+        self.wall, self.boot, self.boot_id = self.wall + wall_jump, 10.0, "b00710000002"
+
+
+def test_a_wall_clock_jump_does_not_age_the_spool_within_a_boot(tmp_path: Path) -> None:
+    clocks = Clocks()
+    spool = Spool(tmp_path, max_age=7 * 86400, clock=clocks.clock())
+    spool.append(HEADER, records(2))
+    clocks.wall += 30 * 86400  # someone sets the clock 30 days ahead; a minute passes
+    clocks.boot += 60
+    assert spool.enforce_caps() == 0
+    clocks.wall -= 60 * 86400  # and 30 days behind: still a minute and a bit
+    assert spool.enforce_caps() == 0
+    clocks.boot += 7 * 86400  # a week passes, whatever the wall clock says
+    assert spool.enforce_caps() == 2
+    assert spool.progress.dropped("vendor-1") == {"age": 2}
+
+
+def test_across_a_reboot_the_spool_ages_by_the_wall_clock_and_never_backwards(
+    tmp_path: Path,
+) -> None:
+    clocks = Clocks()
+    spool = Spool(tmp_path, max_age=7 * 86400, clock=clocks.clock())
+    spool.append(HEADER, records(1))
+    clocks.reboot(wall_jump=-30 * 86400)  # back after a reboot: the segment is not "old"
+    spool.clock = clocks.clock()
+    assert spool.enforce_caps() == 0
+    clocks.reboot(wall_jump=60 * 86400)  # 30 days after it was written, by the wall clock
+    spool.clock = clocks.clock()
+    assert spool.enforce_caps() == 1
+
+
+def test_an_older_senders_segment_name_ages_by_the_wall_clock(tmp_path: Path) -> None:
+    clocks = Clocks()
+    spool = Spool(tmp_path, max_age=60, clock=clocks.clock())
+    path = spool.append(HEADER, records(1))
+    old = tmp_path / f"{int(clocks.wall * 1e9):020d}-1-abcdef.seg"  # version 1 names
+    path.rename(old)
+    clocks.boot += 3600
+    assert spool.enforce_caps() == 0  # no boot clock in the name: the wall clock decides
+    clocks.wall += 61
+    assert spool.enforce_caps() == 1
+
+
+def test_a_directory_named_like_a_segment_is_not_one(tmp_path: Path) -> None:
+    spool = Spool(tmp_path)
+    kept = spool.append(HEADER, records(1))
+    (tmp_path / "00000000000000000001-1-abcdef.seg").mkdir()
+    (tmp_path / "00000000000000000002-1-abcdef.seg").symlink_to(kept)
+    assert spool.names() == [kept.name]
+    spool.remove("00000000000000000001-1-abcdef.seg")  # never raises
+    assert (tmp_path / "00000000000000000001-1-abcdef.seg").is_dir()
+    assert spool.enforce_caps(now=Moment(time.time() + 30 * 86400)) == 1  # only the segment
+
+
+def test_a_newer_format_is_kept_for_a_newer_sender_then_dropped_as_unsupported(
+    tmp_path: Path,
+) -> None:
+    clocks = Clocks()
+    spool = Spool(tmp_path, max_age=3600, clock=clocks.clock())
+    path = spool.append(HEADER, records(3))
+    raw = path.read_bytes().replace(b'"version":1', b'"version":2', 1)
+    path.write_bytes(raw)
+    segment = spool.read(path.name)
+    assert segment is not None and segment.unsupported and segment.corrupt == 0
+    assert spool.enforce_caps() == 0 and spool.names() == [path.name]
+    spool.progress.mark_delivered("user-1", [path.name])
+    clocks.boot += 3601
+    assert spool.enforce_caps() == 3  # its frames still count its records
+    assert spool.names() == []
+    assert spool.progress.dropped("vendor-1") == {"unsupported": 3}
+    assert spool.progress.dropped("user-1") == {}
 
 
 def test_progress_is_kept_per_destination_and_compacted(tmp_path: Path) -> None:
@@ -115,5 +200,5 @@ def test_a_dead_hosts_temporary_file_is_deleted_once_old(tmp_path: Path) -> None
     abandoned.write_bytes(b"half a segment")
     spool.enforce_caps()
     assert abandoned.exists()  # it may still be being written
-    spool.enforce_caps(now=time.time() + 3600)
+    spool.enforce_caps(now=Moment(time.time() + 3600))
     assert not abandoned.exists() and kept.exists()

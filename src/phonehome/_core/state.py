@@ -7,6 +7,7 @@ directory.
 
 from __future__ import annotations
 
+import _thread
 import contextlib
 import errno
 import os
@@ -45,13 +46,13 @@ def write_text(path: Path, text: str) -> None:
     """Write a small file atomically (temp file, fsync, rename), private to the user.
 
     Raises ``OSError`` when the directory cannot be written, or is not private (see
-    :func:`private`). A temporary file left by a dead process, or planted as a symlink, is
-    replaced, never written through.
+    :func:`private`). The temporary file's name is this writer's own (process, thread and a
+    random part), so two threads or processes writing the same file never remove each
+    other's; it is created exclusively, never through a link planted in its place.
     """
     private(path.parent)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(temporary)
+    writer = f"{os.getpid()}.{_thread.get_ident():x}.{os.urandom(4).hex()}"
+    temporary = path.with_name(f".{path.name}.{writer}.tmp")
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
     fd = os.open(temporary, flags, 0o600)
     try:
@@ -95,6 +96,61 @@ def fallback_dir(state_dir: Path) -> Path:
     ):
         raise PermissionError(errno.EPERM, f"{root} is not the user's own private directory")
     return root / state_dir.name
+
+
+FALLBACK_WARNED_FILE = "fallback-warned"
+"""In the fallback directory: when a run last said it uses it (said at most once a day)."""
+WARN_EVERY = 86400.0
+
+
+def usable(state_dir: Path) -> Path:
+    """The directory this run keeps its state in, decided once, before anything is kept.
+
+    ``state_dir``, or when it cannot be used (a file in its path, a read-only file system,
+    a directory that cannot be created, or one that is not the user's own) the private
+    fallback directory (:func:`fallback_dir`), for the notice, the install id and the spool
+    alike, so that a fresh install with an unusable ``HOME`` works end to end. That is said
+    in one line, at most once a day. When there is no private fallback either, it is
+    ``state_dir`` all the same: the writes fail, and the run says so (``cannot_write``).
+    """
+    try:
+        private(state_dir)
+        if not os.access(state_dir, os.W_OK | os.X_OK):
+            code = errno.EACCES
+            if hasattr(os, "statvfs") and os.statvfs(state_dir).f_flag & os.ST_RDONLY:
+                code = errno.EROFS
+            raise OSError(code, os.strerror(code))
+        return state_dir
+    except OSError as error:
+        problem = error
+    try:
+        fallback = fallback_dir(state_dir)
+        private(fallback)
+    except OSError:
+        return state_dir
+    _say_daily(
+        fallback,
+        f"cannot write to {state_dir} ({problem.strerror or problem}); "
+        f"telemetry is kept in {fallback} instead (said once a day)",
+    )
+    return fallback
+
+
+def _say_daily(directory: Path, message: str) -> None:
+    """``message``, unless it was said in the last day (as ``directory`` remembers)."""
+    import time
+
+    marker = directory / FALLBACK_WARNED_FILE
+    now = time.time()
+    try:
+        said = float(read_text(marker) or "nan")
+    except (OSError, ValueError):
+        said = float("nan")
+    if 0 <= now - said < WARN_EVERY:
+        return
+    warn(message)
+    with contextlib.suppress(OSError):
+        write_text(marker, f"{now!r}\n")
 
 
 def cannot_write(state_dir: Path, error: OSError) -> None:

@@ -3,7 +3,8 @@
 Every batch of records goes through the schema (``phonehome._policy.enforce``) and is written
 as one spool segment. What the end of the block does depends on the mode:
 
-- ``cli``: start a detached sender (:func:`spawn_sender`) unless one runs; wait for nothing:
+- ``cli``: start a detached sender (``phonehome._spool.lock.spawn``) unless one runs, or
+  every destination waits (``phonehome._spool.schedule``); wait for nothing:
   the host takes the sender lock and hands its descriptor to the child, which runs
   ``python -m phonehome._sender`` in a new session with its streams on ``/dev/null``;
 - ``ci``: deliver in this process within ``ci_budget``, because a detached process would be
@@ -19,8 +20,7 @@ The host never imports the sender: in-process delivery and the debug display com
 
 from __future__ import annotations
 
-import os
-import sys
+import _thread
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -31,7 +31,7 @@ from phonehome._core.environment import instrument_name
 from phonehome._policy.enforce import Enforcer
 from phonehome._policy.exemptions import Exemptions
 from phonehome._spool import manifest
-from phonehome._spool.lock import try_lock
+from phonehome._spool.lock import spawn
 from phonehome._spool.manifest import Manifest
 from phonehome._spool.records import Record, measure
 from phonehome._spool.segments import Spool
@@ -116,6 +116,8 @@ class Handoff:
         """The destinations, one line each, credentials masked."""
         self.debug_records: list[Record] = []
         self._manifest_written = False
+        self._lock = _thread.allocate_lock()
+        """One write at a time: the manifest once, the schema's counts, the fallback."""
 
     @property
     def has_destinations(self) -> bool:
@@ -125,8 +127,19 @@ class Handoff:
         """Make records durable: one segment file.
 
         If the state directory cannot be written, the spool moves (once, with a warning) to
-        a private directory under the system's temporary directory.
+        a private directory under the system's temporary directory. Threads write one at a
+        time.
         """
+        with self._lock:
+            self._write(records)
+
+    def forked(self) -> None:
+        """In the child of a fork: a new lock (a thread of the parent may have held this
+        one), and none of the parent's records to show (debug mode)."""
+        self._lock = _thread.allocate_lock()
+        self.debug_records = []
+
+    def _write(self, records: list[Record]) -> None:
         if self.mode == "check":  # `phonehome schema check`: report, never write or send
             self._enforce(records)
             self._report_undeclared()
@@ -160,7 +173,7 @@ class Handoff:
         self.state_dir = fallback
         self.spool = Spool(fallback / "spool", self.spool.max_bytes, self.spool.max_age)
         self._manifest_written = False
-        self.write(records)
+        self._write(records)
 
     def _enforce(self, records: list[Record]) -> list[Record]:
         """The schema, applied before anything is written: undeclared values stop here."""
@@ -191,8 +204,9 @@ class Handoff:
                 report.writelines(f"{line}\n" for line in found)
 
     # -- after recording ---------------------------------------------------------------------
-    def finish(self) -> None:
-        """Hand over what was spooled, as the mode says."""
+    def finish(self, child: bool = False) -> None:
+        """Hand over what was spooled, as the mode says. In the ``child`` of a fork only a
+        CLI run starts a sender: a CI run's or a service's parent delivers it."""
         if self.mode == "check":
             return
         if self.mode == "debug":
@@ -201,11 +215,24 @@ class Handoff:
         if self.hold or not self.has_destinations or not self.spool.names():
             return
         if self.mode == "cli":
-            spawn_sender(self.state_dir, self.settings.sender_lifetime)
+            if not self._resting():
+                spawn(self.state_dir, self.settings.sender_lifetime)
+        elif child:
+            return
         elif self.mode == "ci":
             self.deliver_now(self.settings.ci_budget)
         else:
             self.deliver_now(self.settings.shutdown_timeout)
+
+    def _resting(self) -> bool:
+        """Every destination of this run waits (``Retry-After``, or the backoff of one that
+        keeps failing): a sender would send nothing. One small file read."""
+        waiting = self.spool.waiting_file
+        if not waiting.exists():  # nothing waits: most runs, without loading the schedule
+            return False
+        from phonehome._spool.schedule import resting
+
+        return resting(waiting.parent, self.header["destinations"])
 
     def deliver_now(self, budget: float) -> bool:
         """Deliver in this process within ``budget`` seconds; ``False`` if another sender runs,
@@ -214,55 +241,3 @@ class Handoff:
         if self.mode in ("debug", "check"):
             return False
         return self.courier.deliver(self.state_dir, budget)
-
-
-# -- the detached sender ---------------------------------------------------------------------
-_SENDER = (
-    "import sys; del sys.path[0]; import runpy; "
-    "runpy.run_module('phonehome._sender', run_name='__main__', alter_sys=True)"
-)
-"""How the sender starts: like ``-m phonehome._sender``, without the working directory on
-``sys.path`` (whatever ``.py`` files lie there are not ours to run)."""
-
-
-def spawn_sender(state_dir: Path, lifetime: float) -> bool:
-    """Start a detached sender unless one runs; it holds the lock we take here."""
-    fd = try_lock(state_dir)
-    if fd is None:
-        return False  # a sender is running; it looks for new segments before it exits
-    try:
-        package_root = str(Path(__file__).resolve().parents[2])
-        environ = dict(os.environ)
-        environ["PYTHONPATH"] = os.pathsep.join(
-            p for p in (package_root, environ.get("PYTHONPATH", "")) if p
-        )
-        argv = [sys.executable, "-c", _SENDER, str(state_dir), str(lifetime), str(fd)]
-        os.set_inheritable(fd, True)
-        if hasattr(os, "posix_spawn"):
-            devnull = os.devnull
-            os.posix_spawn(
-                sys.executable,
-                argv,
-                environ,
-                setsid=True,
-                file_actions=[
-                    (os.POSIX_SPAWN_OPEN, 0, devnull, os.O_RDONLY, 0),
-                    (os.POSIX_SPAWN_OPEN, 1, devnull, os.O_WRONLY, 0),
-                    (os.POSIX_SPAWN_OPEN, 2, devnull, os.O_WRONLY, 0),
-                ],
-            )
-        else:  # pragma: no cover - Windows
-            import subprocess
-
-            subprocess.Popen(
-                argv,
-                env=environ,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-                creationflags=0x00000008 | 0x00000200,
-                close_fds=False,
-            )
-        return True
-    finally:
-        os.close(fd)  # the child keeps the lock through its inherited descriptor

@@ -4,14 +4,22 @@ Nothing here imports OpenTelemetry, opens a file or starts a thread. Records are
 tuples of ``phonehome._spool.records`` (small, and cheap to make); the hand-off writes them
 to the spool, the sender turns them into OpenTelemetry data. Ids are W3C-sized and random
 per process.
+
+Threads may record at once: the buffer is a ``deque``, whose appends and pops are atomic, and
+spooling pops what it takes instead of swapping the buffer for a new one (a thread that had
+just read the old one would append to it unseen), so no record is lost or spooled twice,
+without a lock on the hot path. After ``os.fork()`` the child's recorder starts empty, with
+ids of its own (:meth:`Recorder.forked`); a span the child inherited open is the parent's to
+record.
 """
 
 from __future__ import annotations
 
 import os
+from collections import deque
 from collections.abc import Callable, Mapping
 from contextvars import ContextVar
-from time import time_ns
+from time import monotonic, time_ns
 from types import TracebackType
 from typing import Any, Literal
 
@@ -78,8 +86,10 @@ class Recorder:
         "_flush",
         "clock",
         "crashed",
+        "due",
         "exceptions",
         "failed",
+        "generation",
         "ids",
         "max_buffered",
         "records",
@@ -93,7 +103,7 @@ class Recorder:
         clock: Callable[[], int] = time_ns,
         exceptions: Exceptions | None = None,
     ) -> None:
-        self.records: list[Record] = []
+        self.records: deque[Record] = deque()
         self.ids = ids if ids is not None else Ids()
         self.clock = clock
         self.exceptions = exceptions if exceptions is not None else Exceptions()
@@ -104,21 +114,53 @@ class Recorder:
         """The exception of the last crash report, so that it is reported once."""
         self.failed: tuple[BaseException | None, SpanRecord] | None = None
         """The last command that an exception ended, and that exception."""
+        self.generation = 0
+        """Which process of a line of forks this is: a span entered in another is not ours."""
+        self.due: tuple[float, Callable[[], None]] | None = None
+        """A monotonic time, and what to call at the first record after it."""
 
     def add(self, record: Record) -> None:
         records = self.records
         records.append(record)
+        due = self.due
+        if due is not None and monotonic() >= due[0]:
+            self.due = None
+            try:
+                due[1]()
+            except Exception as error:
+                record_error("due", error)
         if len(records) >= self.max_buffered:
             self.drain()
 
     def drain(self) -> None:
         """Hand the buffered records to ``flush``."""
-        if self.records:
-            records, self.records = self.records, []
+        records = self.take()
+        if records:
             try:
                 self._flush(records)
             except Exception as error:
                 record_error("spool", error)
+
+    def take(self) -> list[Record]:
+        """What is buffered now, oldest first: each record taken once, however many threads
+        add or take meanwhile."""
+        records = self.records
+        taken: list[Record] = []
+        pop, keep = records.popleft, taken.append
+        try:
+            for _ in range(len(records)):
+                keep(pop())
+        except IndexError:  # another thread took the rest
+            pass
+        return taken
+
+    def forked(self) -> None:
+        """In the child of a fork: nothing held (the parent spools what it recorded), and
+        new ids (parent and child never share one)."""
+        self.records = deque()
+        self.ids = Ids()
+        self.failed = None
+        self.generation += 1
 
     def current(self) -> tuple[int, int] | None:
         return _current.get()
@@ -206,6 +248,7 @@ class RecordingSpan(Span):
         "_command",
         "_events",
         "_exit",
+        "_generation",
         "_id",
         "_name",
         "_parent",
@@ -236,6 +279,7 @@ class RecordingSpan(Span):
             self._trace, self._parent = trace, _ = parent
         self._id = span_id = ids.span_id()
         self._token = _current.set((trace, span_id))
+        self._generation = self._recorder.generation
         self._start = self._recorder.clock()
         return self
 
@@ -255,6 +299,8 @@ class RecordingSpan(Span):
             _current.reset(token)
         except ValueError:  # exited in another context than it was entered in
             _current.set(None if self._parent == 0 else (self._trace, self._parent))
+        if self._generation != recorder.generation:  # entered before a fork: the parent's
+            return False
         attributes = self._attributes
         error_type = exception = None
         ended = self._exit if exc is None else self._outcome(exc)
@@ -264,7 +310,6 @@ class RecordingSpan(Span):
                 attributes[outcome.EXIT_CODE] = 0
         else:
             error_type, exception = self._ended(ended, exc, attributes)
-        records = recorder.records
         record = new(
             SpanRecord,
             (
@@ -282,11 +327,9 @@ class RecordingSpan(Span):
                 self._events,
             ),
         )
-        records.append(record)
         if ended is not _OK and ended.crash and self._command:
             recorder.failed = (exc, record)
-        if len(records) >= recorder.max_buffered:
-            recorder.drain()
+        recorder.add(record)
         return False
 
     def _ended(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 import time
 from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
@@ -18,11 +19,12 @@ from time import monotonic
 from typing import Any
 
 from phonehome._core import destinations as destinations_
+from phonehome._core import state as statefiles
 from phonehome._core.consent import Decision, LiveConsent, MachinePolicy, Resolver, level
 from phonehome._core.diagnostics import notice_seen, record_error, strict_schema, warn
 from phonehome._core.errors import SchemaError
 from phonehome._core.settings import PROMOTE_AFTER, Settings
-from phonehome._host import identity, notice, outcome
+from phonehome._host import forks, identity, notice, outcome
 from phonehome._host.attributes import clean, command_attributes, text
 from phonehome._host.exceptions import Exceptions
 from phonehome._host.handoff import Handoff
@@ -72,11 +74,18 @@ class Recording:
         self._system: Any = settings.system_metrics
         """``True`` until the first service tick starts the instrumentation; then it."""
         self._service: Any = None
+        self._closed = False
+        self._forked = False
+        """This is the child of a fork (``forks``): its end only spools and hands over."""
+        self._lock = threading.Lock()
+        """Becoming a service and ending, one at a time (any thread may record)."""
         self._promote_at = float("inf")
         if handoff.mode == "service":
             self.promote()
         elif settings.mode == "auto" and handoff.mode in ("cli", "ci"):
             self._promote_at = time.monotonic() + PROMOTE_AFTER
+            self.recorder.due = (self._promote_at, self.promote)
+        forks.track(self)
         self._bridge: Any = None
         if settings.capture_logging:
             if "logging" in sys.modules:
@@ -175,18 +184,25 @@ class Recording:
         return self.handoff.deliver_now(timeout)
 
     def promote(self) -> None:
-        """Become a service: tick and deliver from a background thread from now on."""
-        self._promote_at = float("inf")
-        handoff = self.handoff
-        if self._service is not None or not handoff.has_destinations:
-            return
-        if handoff.mode in ("debug", "check"):
-            return
-        from phonehome._host.service import Service
+        """Become a service: tick and deliver from a background thread from now on.
 
-        handoff.mode = "service"
-        self._service = Service(self.settings.service_interval, self.tick, handoff.deliver_now)
-        self._service.start()
+        A block that runs longer than ``PROMOTE_AFTER`` does so at its next record (or
+        command), so that a kill (``SIGTERM``, ``SIGHUP``) loses at most the records of
+        the last ``service_interval`` from then on (docs/delivery.md).
+        """
+        self._promote_at = float("inf")
+        self.recorder.due = None
+        handoff = self.handoff
+        with self._lock:
+            if self._service is not None or self._closed or not handoff.has_destinations:
+                return
+            if handoff.mode in ("debug", "check"):
+                return
+            from phonehome._host.service import Service
+
+            handoff.mode = "service"
+            self._service = Service(self.settings.service_interval, self.tick, handoff.deliver_now)
+            self._service.start()
 
     def tick(self) -> None:
         """A service's periodic work: due collectors, heartbeat, system metrics, then spool."""
@@ -227,6 +243,14 @@ class Recording:
     # -- the end -----------------------------------------------------------------------------
     def close(self) -> None:
         """The block ended: due usage, spool what is held and hand it over."""
+        if self._forked:
+            self.end_child()
+            return
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+        forks.forget(self)
         self.unhook_logging()
         self.run_usage()
         if self._system not in (True, False, None):
@@ -241,6 +265,34 @@ class Recording:
             self.handoff.finish()
         except Exception as error:
             record_error("shutdown", error)
+
+    # -- across a fork (``forks``) ---------------------------------------------------------
+    def forked(self) -> None:
+        """In the child of a fork: record on its own, from an empty buffer."""
+        self._forked = True
+        self._lock = threading.Lock()
+        self.recorder.forked()
+        self.handoff.forked()
+        if self._service is not None:  # its thread is the parent's: become one again
+            self._service = None
+            self._promote_at = 0.0
+            self.recorder.due = (0.0, self.promote)
+
+    def end_child(self) -> None:
+        """The child of a fork exits normally: spool what it recorded and hand it over."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            service = self._service
+        forks.forget(self)
+        try:
+            if service is not None:
+                service.stop(0)
+            self.recorder.drain()
+            self.handoff.finish(child=True)
+        except Exception as error:
+            record_error("fork exit", error)
 
     def revoke(self, decision: Decision) -> None:
         """Consent was withdrawn while recording: stop now and keep nothing."""
@@ -275,7 +327,7 @@ def start(
         return Telemetry(resolver, Decision(False, "invalid", f"bad schema: {error}"))
     for problem in settings.problems:
         warn(problem)
-    state_dir = resolver.state_dir
+    state_dir = _usable(resolver.state_dir)  # before the id, the notice, the spool
     destinations = _destinations(settings, resolver.policy)
     session = identity.session_id()
     enforcer = Enforcer(  # never strict: in tests the recording raises at the call instead
@@ -320,6 +372,23 @@ def _destinations(
     if policy.endpoint:  # checked when the policy was read
         found.append(("organisation", destinations_.otlp(policy.endpoint, allow_insecure=True)))
     return found
+
+
+def _usable(state_dir: Path) -> Path:
+    """The state directory, or the private fallback when it cannot be written; then an
+    install whose directory became read-only keeps its id, salt and seen notice, read from
+    where they were."""
+    usable = statefiles.usable(state_dir)
+    if usable != state_dir:
+        for name in (identity.INSTALL_ID_FILE, identity.SALT_FILE, notice.NOTICE_FILE):
+            try:
+                if not (usable / name).exists() and (
+                    found := statefiles.read_text(state_dir / name)
+                ):
+                    statefiles.write_text(usable / name, found)
+            except OSError:
+                continue
+    return usable
 
 
 def _resource(settings: Settings, state_dir: Path, session: str) -> dict[str, str]:

@@ -29,6 +29,7 @@ from phonehome._sender.worker import Worker
 from phonehome._spool import manifest as manifests
 from phonehome._spool.lock import try_lock, unlock
 from phonehome._spool.manifest import Manifest
+from phonehome._spool.schedule import Schedule
 from phonehome._spool.segments import Segment, Spool
 
 TYPE_CHECKING = False
@@ -51,8 +52,12 @@ class Report:
     pending_segments: int = 0
     corrupt: int = 0
     purged: int = 0
+    unsupported: int = 0
+    """Segments of a newer format, kept for a newer sender."""
     held: bool = False
-    """A destination asked to wait (``Retry-After``) beyond this delivery."""
+    """A destination waits beyond this delivery (``Retry-After``, or its backoff)."""
+    waiting: list[str] = field(default_factory=list)
+    """The destinations that wait."""
 
 
 _QUIET_LOGGERS = ("opentelemetry", "azure.monitor.opentelemetry.exporter", "azure.core.pipeline")
@@ -79,17 +84,27 @@ def quiet_exporter_logs() -> None:
             logger.propagate = False
 
 
-def deliver(state_dir: Path, budget: float, lock_fd: int | None = None) -> Report | None:
-    """Deliver what is spooled within ``budget`` seconds; ``None`` if another sender runs."""
+def deliver(
+    state_dir: Path, budget: float, lock_fd: int | None = None, *, retry_now: bool = False
+) -> Report | None:
+    """Deliver what is spooled within ``budget`` seconds; ``None`` if another sender runs.
+
+    ``retry_now``: also try the destinations whose backoff is not over (an explicit flush);
+    a ``Retry-After`` is honoured all the same.
+    """
     fd = lock_fd if lock_fd is not None else try_lock(state_dir)
     if fd is None:
         return None
-    quiet_exporter_logs()
     try:
-        report = _deliver_locked(state_dir, time.monotonic() + budget)
+        return deliver_locked(state_dir, time.monotonic() + budget, retry_now=retry_now)
     finally:
         unlock(fd)
-    return report
+
+
+def deliver_locked(state_dir: Path, deadline: float, *, retry_now: bool = False) -> Report:
+    """:func:`deliver`, by a caller that holds the sender lock (the detached sender)."""
+    quiet_exporter_logs()
+    return _deliver_locked(state_dir, deadline, not retry_now)
 
 
 def _ready(state_dir: Path, report: Report) -> tuple[Manifest, Spool, LiveConsent] | None:
@@ -110,66 +125,99 @@ def _ready(state_dir: Path, report: Report) -> tuple[Manifest, Spool, LiveConsen
     return found, spool, LiveConsent(resolver, decision)
 
 
-def _deliver_locked(state_dir: Path, deadline: float) -> Report:
+def _deliver_locked(state_dir: Path, deadline: float, backoff: bool) -> Report:
     report = Report()
     ready = _ready(state_dir, report)
     if ready is None:
         return report
     found, spool, consent = ready
     spool.enforce_caps()
+    schedule = Schedule(spool.directory / "progress", spool.clock)
     workers = {
         key: Worker(
-            key,
-            destination,
-            found.role(key),
-            spool.progress,
-            found.resource,
-            state_dir,
+            key, destination, found.role(key), spool.progress, found.resource, state_dir, schedule
         )
         for key, destination in found.destinations().items()
     }
-    from phonehome._policy.scrub import Scrubber
+    ready_workers = {k: w for k, w in workers.items() if not w.held(backoff)}
+    if ready_workers:
+        from phonehome._policy.scrub import Scrubber
 
-    scrubber = Scrubber()
-    while time.monotonic() < deadline:
-        roles = {workers[key].role for key in workers}
-        mapped = _Mapped(scrubber, Exemptions.from_data(found.exemptions), roles)
-        go_on = _round(spool, workers, mapped, consent, deadline, report)
-        if go_on is None:  # consent was revoked during the round
-            report.purged = spool.purge()
-            return report
-        if not go_on:
-            break
+        scrubber = Scrubber()
+        while time.monotonic() < deadline:
+            roles = {worker.role for worker in ready_workers.values()}
+            mapped = _Mapped(scrubber, Exemptions.from_data(found.exemptions), roles)
+            go_on = _round(spool, ready_workers, workers, mapped, consent, deadline, report)
+            if go_on is None:  # consent was revoked during the round
+                report.purged = spool.purge()
+                return report
+            # a destination that failed is left to a later sender, after its backoff
+            ready_workers = {k: w for k, w in ready_workers.items() if not w.error}
+            if not go_on or not ready_workers:
+                break
     for worker in workers.values():
+        _settle(worker, schedule)
         report.delivered[worker.key] = worker.records
-        report.held = report.held or worker.held()
+        if worker.held():
+            report.waiting.append(worker.key)
         if worker.error:
             report.failed[worker.key] = worker.error
+    report.held = bool(report.waiting)
+    with contextlib.suppress(OSError):
+        schedule.publish(workers)
     report.pending_segments = len(spool.names())
     _write_report(state_dir, report)
     return report
 
 
+def _settle(worker: Worker, schedule: Schedule) -> None:
+    """The destination's backoff after this delivery: none once it took something; longer
+    if it was tried and took nothing."""
+    if not worker.tried:
+        return
+    with contextlib.suppress(OSError):
+        if worker.progressed:
+            schedule.succeed(worker.key)
+        elif worker.error and not schedule.waits(worker.key, backoff=False):
+            schedule.fail(worker.key)
+
+
 def _round(
     spool: Spool,
     workers: dict[str, Worker],
+    every: dict[str, Worker],
     mapped: _Mapped,
     consent: LiveConsent,
     deadline: float,
     report: Report,
 ) -> bool | None:
     """One round over the oldest ``ROUND_SEGMENTS`` segments: map them here while each
-    destination's thread exports what is already mapped. Whether another round may help
-    (``None``: consent was revoked, nothing more may be sent)."""
-    names = spool.names()[:ROUND_SEGMENTS]
-    segments = {n: s for n in names if (s := spool.read(n)) is not None}
+    ready destination's thread (``workers``; ``every`` destination counts for deleting)
+    exports what is already mapped. Whether another round may help (``None``: consent was
+    revoked, nothing more may be sent)."""
+    names = spool.names()
+    segments: dict[str, Segment] = {}
+    unsupported = 0
+    for name in names:
+        segment = spool.read(name)
+        if segment is None:
+            continue
+        if segment.unsupported:  # a newer sender's: left for it, until the age cap
+            unsupported += 1
+            continue
+        segments[name] = segment
+        if len(segments) >= ROUND_SEGMENTS:
+            break
+    names = list(segments)
+    report.unsupported = max(report.unsupported, unsupported)
     report.corrupt += sum(s.corrupt for s in segments.values())
     jobs = {
         key: pending
         for key, worker in workers.items()
-        if (pending := [n for n in names if _wants(worker, n, segments)]) and not worker.held()
+        if (pending := [n for n in names if _wants(worker, n, segments)])
     }
     if not jobs:
+        _remove_delivered(spool, segments, every)
         return False
     threads = [
         threading.Thread(
@@ -189,7 +237,7 @@ def _round(
         return None
     if any(thread.is_alive() for thread in threads):
         return False
-    _remove_delivered(spool, segments, workers)
+    _remove_delivered(spool, segments, every)
     # every destination with work failed this round: back off until the next run
     return any(workers[key].progressed for key in jobs)
 
@@ -261,11 +309,14 @@ def _remove_delivered(
     spool: Spool, segments: dict[str, Segment], workers: dict[str, Worker]
 ) -> None:
     """Delete the segments every destination named in them has; forget their progress."""
+    removed = False
     for name, segment in segments.items():
         wanted = [k for k in segment.destinations if k in workers]
         if all(name in workers[k].done for k in wanted):
             spool.remove(name)
-    spool.progress.compact(set(spool.names()))
+            removed = True
+    if removed:
+        spool.progress.compact(set(spool.names()))
 
 
 def _write_report(state_dir: Path, report: Report) -> None:
@@ -280,6 +331,8 @@ def _write_report(state_dir: Path, report: Report) -> None:
                     "pending_segments": report.pending_segments,
                     "corrupt": report.corrupt,
                     "purged": report.purged,
+                    "unsupported": report.unsupported,
+                    "waiting": report.waiting,
                 }
             ),
         )

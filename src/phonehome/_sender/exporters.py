@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 from phonehome._core import environment as env
 from phonehome._core.destinations import Destination, signal_settings
+from phonehome._core.diagnostics import errors
 from phonehome._core.errors import MissingExtra
 
 Signal = Literal["traces", "metrics", "logs"]
@@ -102,7 +103,8 @@ class Outcome:
         self.retry_after: float | None = None
         """Seconds the destination asked us to wait (``Retry-After``)."""
         self.rejected = 0
-        """Items the destination refused for good inside an accepted request (Azure's 206)."""
+        """Items the destination refused for good inside an accepted request: OTLP's
+        ``partial_success`` (spans, log records, data points), Azure's 206."""
 
     def clear(self) -> None:
         self.status, self.retry_after, self.rejected = None, None, 0
@@ -171,16 +173,105 @@ def _no_ambient_auth() -> Any:
     return NoAmbientAuth()
 
 
-def _session_remembering_outcome(vendor: bool) -> tuple[Any, Outcome]:
+def _session_remembering_outcome(vendor: bool, signal: Signal) -> tuple[Any, Outcome]:
     seen = Outcome()
     session = _session(vendor)
 
     def remember(response: Any, *args: Any, **kwargs: Any) -> None:
         seen.status = response.status_code
         seen.retry_after = _retry_after(response.headers.get("Retry-After"))
+        seen.rejected = 0
+        if response.status_code == 200 and response.content:
+            seen.rejected = _partial_success(
+                signal, response.headers.get("Content-Type", ""), response.content
+            )
 
     session.hooks["response"].append(remember)
     return session, seen
+
+
+_REJECTED = {
+    "traces": "rejected_spans",
+    "logs": "rejected_log_records",
+    "metrics": "rejected_data_points",
+}
+"""Each signal's count of refused items in an OTLP export response's ``partial_success``."""
+
+
+def _partial_success(signal: Signal, content_type: str, body: bytes) -> int:
+    """The items an OTLP/HTTP response says were refused (``ExportTraceServiceResponse``
+    and its siblings, protobuf or JSON); 0 if it says nothing readable."""
+    try:
+        if "json" in content_type:
+            import json
+
+            found = json.loads(body).get("partialSuccess", {})
+            camel = "".join(w.title() for w in _REJECTED[signal].split("_"))
+            return max(0, int(found.get(camel[0].lower() + camel[1:], 0)))
+        message = _response_message(signal)
+        message.ParseFromString(body)
+        return _rejected(signal, message)
+    except Exception:  # an answer we cannot read refuses nothing we know of
+        return 0
+
+
+def _response_message(signal: Signal) -> Any:
+    if signal == "traces":
+        from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+            ExportTraceServiceResponse,
+        )
+
+        return ExportTraceServiceResponse()
+    if signal == "logs":
+        from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
+            ExportLogsServiceResponse,
+        )
+
+        return ExportLogsServiceResponse()
+    from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
+        ExportMetricsServiceResponse,
+    )
+
+    return ExportMetricsServiceResponse()
+
+
+def _rejected(signal: Signal, response: Any) -> int:
+    """The refused items of a decoded OTLP export response (gRPC or HTTP)."""
+    partial = getattr(response, "partial_success", None)
+    return max(0, int(getattr(partial, _REJECTED[signal], 0) or 0))
+
+
+class _Reading:
+    """A gRPC exporter's stub whose ``Export`` remembers the response's ``partial_success``
+    (the SDK's exporter drops the response)."""
+
+    def __init__(self, client: Any, signal: Signal, seen: Outcome) -> None:
+        self._client = client
+        self._signal = signal
+        self._seen = seen
+
+    def Export(self, *args: Any, **kwargs: Any) -> Any:  # the stub's own name
+        self._seen.clear()
+        response = self._client.Export(*args, **kwargs)
+        self._seen.rejected = _rejected(self._signal, response)
+        return response
+
+
+def read_grpc_responses(exporter: Any, signal: Signal) -> bool:
+    """Let a gRPC exporter's outcome count what the destination refused in a success.
+
+    The SDK's exporter calls ``self._client.Export(...)`` and makes ``_client`` with
+    ``self._stub(channel)`` (again after a reconnection): both are wrapped. ``False`` if
+    the SDK no longer has them (``tests/test_faults.py`` breaks then).
+    """
+    stub, client = getattr(exporter, "_stub", None), getattr(exporter, "_client", None)
+    if stub is None or client is None or not hasattr(client, "Export"):
+        return False
+    seen = Outcome()
+    exporter._stub = lambda channel: _Reading(stub(channel), signal, seen)
+    exporter._client = _Reading(client, signal, seen)
+    exporter._phonehome_outcome = seen
+    return True
 
 
 def _retry_after(value: str | None) -> float | None:
@@ -209,29 +300,36 @@ def _quiet_grpc() -> None:
 def _otlp(signal: Signal, protocol: str, kwargs: dict[str, Any], vendor: bool = True) -> Any:
     if protocol == "grpc":
         _quiet_grpc()
-        try:
-            if signal == "traces":
-                from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
-
-                return OTLPSpanExporter(**kwargs)
-            if signal == "metrics":
-                from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import (
-                    OTLPMetricExporter,
-                )
-
-                return OTLPMetricExporter(**kwargs)
-            from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter
-
-            return OTLPLogExporter(**kwargs)
-        except ImportError:
-            raise MissingExtra(
-                "the OTLP gRPC exporter is not installed: pip install 'phonehome[grpc]'"
-            ) from None
-    session, seen = _session_remembering_outcome(vendor)
+        exporter = _otlp_grpc(signal, kwargs)
+        if not read_grpc_responses(exporter, signal):
+            errors["grpc partial_success unreadable"] += 1
+        return exporter
+    session, seen = _session_remembering_outcome(vendor, signal)
     kwargs["session"] = session
     exporter = _otlp_http(signal, kwargs)
     exporter._phonehome_outcome = seen
     return exporter
+
+
+def _otlp_grpc(signal: Signal, kwargs: dict[str, Any]) -> Any:
+    try:
+        if signal == "traces":
+            from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+
+            return OTLPSpanExporter(**kwargs)
+        if signal == "metrics":
+            from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import (
+                OTLPMetricExporter,
+            )
+
+            return OTLPMetricExporter(**kwargs)
+        from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter
+
+        return OTLPLogExporter(**kwargs)
+    except ImportError:
+        raise MissingExtra(
+            "the OTLP gRPC exporter is not installed: pip install 'phonehome[grpc]'"
+        ) from None
 
 
 def _otlp_http(signal: Signal, kwargs: dict[str, Any]) -> Any:

@@ -14,14 +14,14 @@ import json
 import marshal
 import os
 import struct
-import time
 import zlib
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from phonehome._core.settings import DEFAULT_SPOOL_MAX_AGE, DEFAULT_SPOOL_MAX_BYTES
-from phonehome._spool.records import Record, from_wire, to_wires
+from phonehome._spool.clock import SYSTEM, Clock, Moment, since
+from phonehome._spool.records import LOG, MEASURE, SPAN, Record, from_wire, to_wires
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -35,25 +35,50 @@ _FRAME = struct.Struct("<II")
 SEGMENT_SUFFIX = ".seg"
 ABANDONED = 600.0
 """Seconds after which a temporary segment file is a dead host's, and deleted."""
+WAITING_FILE = "all.waiting"
+"""In the progress directory: which destinations wait, and how long (``schedule``). Named
+with a dot: not a segment list (``Progress.compact``)."""
+
+
+_SIGNAL_OF = {SPAN: "traces", LOG: "logs", MEASURE: "metrics"}
 
 
 class Segment:
     """One spooled write: its header, the records that could be read, and how many lines
-    were skipped because they were torn or did not check out (``corrupt``)."""
+    were skipped because they were torn or did not check out (``corrupt``).
 
-    __slots__ = ("corrupt", "header", "name", "records")
+    ``unsupported``: the segment is of a newer format version than this sender reads; it is
+    kept, unread, for a newer sender, until the age cap drops it (``reason="unsupported"``).
+    """
+
+    __slots__ = ("corrupt", "header", "name", "records", "unsupported")
 
     def __init__(
-        self, name: str, header: dict[str, Any], records: list[Record], corrupt: int
+        self,
+        name: str,
+        header: dict[str, Any],
+        records: list[Record],
+        corrupt: int,
+        unsupported: bool = False,
     ) -> None:
         self.name = name
         self.header = header
         self.records = records
         self.corrupt = corrupt
+        self.unsupported = unsupported
 
     @property
     def destinations(self) -> list[str]:
-        return list(self.header.get("destinations", ()))
+        found = self.header.get("destinations", ())
+        return [str(d) for d in found] if isinstance(found, list | tuple) else []
+
+    def counts(self) -> dict[str, int]:
+        """Its records by the signal they are sent as (``traces``, ``logs``, ``metrics``)."""
+        counts: dict[str, int] = {}
+        for record in self.records:
+            signal = _SIGNAL_OF.get(record[0], "metrics")
+            counts[signal] = counts.get(signal, 0) + 1
+        return counts
 
 
 class Spool:
@@ -64,11 +89,19 @@ class Spool:
         directory: Path,
         max_bytes: int = DEFAULT_SPOOL_MAX_BYTES,
         max_age: float = DEFAULT_SPOOL_MAX_AGE,
+        clock: Clock = SYSTEM,
     ) -> None:
         self.directory = directory
         self.max_bytes = max_bytes
         self.max_age = max_age
+        self.clock = clock
+        """What dates segments: their names carry the moment of the write (``written``)."""
         self._progress: Progress | None = None
+
+    @property
+    def waiting_file(self) -> Path:
+        """Where the sender says which destinations wait (``schedule.resting`` reads it)."""
+        return self.directory / "progress" / WAITING_FILE
 
     @property
     def progress(self) -> Progress:
@@ -104,7 +137,7 @@ class Spool:
         finally:
             if collecting:
                 gc.enable()
-        name = f"{time.time_ns():020d}-{os.getpid()}-{os.urandom(3).hex()}{SEGMENT_SUFFIX}"
+        name = segment_name(self.clock.now())
         temporary = self.directory / f".{name}.tmp"
         try:
             fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -121,10 +154,16 @@ class Spool:
 
     # -- reading and housekeeping (in the sender) -------------------------------------------
     def names(self) -> list[str]:
-        """Segment names, oldest first."""
+        """Segment names, oldest first: regular files only (a directory or a link named
+        like a segment is not one, and is left alone)."""
         try:
-            return sorted(n for n in os.listdir(self.directory) if n.endswith(SEGMENT_SUFFIX))
-        except FileNotFoundError:
+            with os.scandir(self.directory) as entries:
+                return sorted(
+                    e.name
+                    for e in entries
+                    if e.name.endswith(SEGMENT_SUFFIX) and e.is_file(follow_symlinks=False)
+                )
+        except (FileNotFoundError, NotADirectoryError):
             return []
 
     def read(self, name: str) -> Segment | None:
@@ -136,12 +175,12 @@ class Spool:
         first, newline, body = raw.partition(b"\n")
         try:
             header = json.loads(first)
-            if (
-                not isinstance(header, dict)
-                or header.get("format") != FORMAT
-                or header.get("version") != VERSION
-                or not newline
-            ):
+            if not isinstance(header, dict) or header.get("format") != FORMAT or not newline:
+                raise ValueError("not a spool segment")
+            version = header.get("version")
+            if type(version) is int and version > VERSION:  # a newer sender's: keep it
+                return Segment(name, header, [], 0, unsupported=True)
+            if version != VERSION:
                 raise ValueError("not a spool segment of a known version")
         except ValueError:
             return Segment(name, {}, [], 1)
@@ -149,37 +188,64 @@ class Spool:
         return Segment(name, header, records, corrupt)
 
     def remove(self, name: str) -> None:
-        with contextlib.suppress(FileNotFoundError):
+        """Delete a segment; never raises (it may be gone, or not a file at all)."""
+        with contextlib.suppress(OSError):
             os.unlink(self.directory / name)
 
-    def enforce_caps(self, now: float | None = None) -> int:
+    def enforce_caps(self, now: Moment | None = None) -> int:
         """Drop the oldest segments beyond the size or age cap; return the records dropped.
 
-        Each destination that had not received a dropped segment is owed a report of it
-        (``Progress.dropped``).
+        A segment's age is counted on the boot clock when it was written in this boot, so a
+        wall clock set days ahead drops nothing. Each destination that had not received a
+        dropped segment is owed a report of it (``Progress.dropped``), with the reason:
+        ``size``, ``age``, or ``unsupported`` (a newer sender's segment that none came for).
         """
-        now = time.time() if now is None else now
-        self._remove_abandoned(now)
+        now = self.clock.now() if now is None else now
+        self._remove_abandoned(now.wall)
         sizes: list[tuple[str, int]] = []
         for name in self.names():
             try:
                 sizes.append((name, (self.directory / name).stat().st_size))
-            except FileNotFoundError:
+            except OSError:
                 continue
         total = sum(size for _, size in sizes)
         dropped = 0
         for name, size in sizes:
-            too_old = now - int(name.split("-", 1)[0]) / 1e9 > self.max_age
+            too_old = self._age(name, now) > self.max_age
             if not too_old and total <= self.max_bytes:
-                break
-            count, destinations = self._census(name)
-            for destination in destinations:
-                if name not in self.progress.delivered(destination):
-                    self.progress.owe(destination, count, "age" if too_old else "size")
-            dropped += count
-            self.remove(name)
+                continue
+            dropped += self._drop(name, "age" if too_old else "size")
             total -= size
         return dropped
+
+    def _age(self, name: str, now: Moment) -> float:
+        """Seconds since ``name`` was written (0 if its moment lies ahead, or is unknown)."""
+        moment = written(name)
+        if moment is None:
+            try:
+                moment = Moment((self.directory / name).stat().st_mtime)
+            except OSError:
+                return 0.0
+        return since(moment, now)
+
+    def _drop(self, name: str, reason: str) -> int:
+        """Delete a segment, owing each destination that had not received it a report."""
+        segment = self.read(name)
+        count = 0
+        if segment is not None:
+            if segment.unsupported:
+                reason = "unsupported"
+            counts = segment.counts() if not segment.unsupported else {"": _frames(name, self)}
+            count = sum(counts.values())
+            for destination in segment.destinations:
+                whole, partly = self.progress.read(destination)
+                if name in whole:
+                    continue
+                owed = sum(n for s, n in counts.items() if s not in partly.get(name, ()))
+                if owed:
+                    self.progress.owe(destination, owed, reason)
+        self.remove(name)
+        return count
 
     def _remove_abandoned(self, now: float) -> None:
         """Delete the temporary files of hosts killed while writing a segment (a host that
@@ -192,13 +258,6 @@ class Spool:
                     if now - path.stat().st_mtime > ABANDONED:
                         path.unlink()
 
-    def _census(self, name: str) -> tuple[int, list[str]]:
-        """A segment's record count and destinations."""
-        segment = self.read(name)
-        if segment is None:
-            return 0, []
-        return len(segment.records), [str(d) for d in segment.destinations]
-
     def purge(self) -> int:
         """Delete every segment and all progress (consent was revoked)."""
         removed = 0
@@ -207,6 +266,43 @@ class Spool:
             removed += 1
         self.progress.purge()
         return removed
+
+
+def segment_name(moment: Moment) -> str:
+    """``<wall ns>-<pid>-<random>[-<boot id>-<boot ns>].seg``: sorted by the wall clock,
+    dated by both clocks (:func:`written`), unique across processes and threads."""
+    name = f"{int(moment.wall * 1e9):020d}-{os.getpid()}-{os.urandom(3).hex()}"
+    if moment.boot is not None:
+        name += f"-{moment.boot_id}-{int(moment.boot * 1e9)}"
+    return name + SEGMENT_SUFFIX
+
+
+def written(name: str) -> Moment | None:
+    """When a segment was written, from its name (``None`` if the name does not say)."""
+    parts = name.removesuffix(SEGMENT_SUFFIX).split("-")
+    try:
+        wall = int(parts[0]) / 1e9
+        if len(parts) >= 5:
+            return Moment(wall, int(parts[4]) / 1e9, parts[3])
+    except ValueError:
+        return None
+    return Moment(wall)
+
+
+def _frames(name: str, spool: Spool) -> int:
+    """How many framed records a segment holds, for one this sender cannot read: counted by
+    their frames if the frames fit the file exactly, else one."""
+    try:
+        raw = (spool.directory / name).read_bytes()
+    except OSError:
+        return 1
+    body = raw.partition(b"\n")[2]
+    offset = count = 0
+    while offset + _FRAME.size <= len(body):
+        length, _ = _FRAME.unpack_from(body, offset)
+        offset += _FRAME.size + length
+        count += 1
+    return count if offset == len(body) and count else 1
 
 
 def _records(body: bytes) -> tuple[list[Record], int]:

@@ -271,7 +271,7 @@ def flush(product: str, directory: Path, budget: float) -> tuple[list[str], str]
     if not _spool(directory).names():
         os.close(fd)
         return [], "nothing is waiting to be sent: the sender that was running delivered it"
-    report = deliver(directory, max(0.0, deadline - time.monotonic()), lock_fd=fd)
+    report = deliver(directory, max(0.0, deadline - time.monotonic()), lock_fd=fd, retry_now=True)
     assert report is not None  # the lock is ours
     if report.purged:
         return [], f"telemetry is off ({decision.detail}): {report.purged} segment(s) purged"
@@ -281,7 +281,7 @@ def flush(product: str, directory: Path, budget: float) -> tuple[list[str], str]
     ]
     pending = report.pending_segments
     if pending and not failures:  # nothing failed in time, and yet not everything went
-        failures = _unfinished(found, budget, report.held, before)
+        failures = _unfinished(found, budget, _asked_to_wait(directory, report.waiting), before)
     sent = sum(report.delivered.values())
     return failures, f"sent {sent} record(s); {pending} segment(s) still waiting"
 
@@ -297,6 +297,15 @@ def _lock_within(directory: Path, deadline: float) -> int | None:
         time.sleep(0.1)
 
 
+def _asked_to_wait(directory: Path, waiting: list[str]) -> bool:
+    """Whether one of the destinations that wait does so for a ``Retry-After`` (and not
+    for its backoff after failures)."""
+    from phonehome._spool.schedule import Schedule
+
+    schedule = Schedule(_spool(directory).directory / "progress")
+    return any(schedule.waits(key, backoff=False) for key in waiting)
+
+
 def _label(found: Manifest, key: str) -> str:
     entry = found.destination_entries.get(key, {})
     try:
@@ -309,18 +318,22 @@ def _unfinished(found: Manifest, budget: float, held: bool, before: dict[str, st
     """Why data still waits when no export failed in time (the exporter was still retrying
     at the deadline): a Retry-After, a destination that cannot be reached, the error of the
     previous delivery, or only time."""
+    ran_out = f"the time ran out after {budget:g} s (--timeout)"
+    unreachable = []
+    for key in sorted(found.destination_entries):
+        reason = _reason(found, key, "")
+        if reason:
+            unreachable.append(f"{_label(found, key)}: {reason}")
+    if unreachable:
+        return unreachable
     if held:
         return ["a destination asked to wait (Retry-After); what waits goes after that"]
-    ran_out = f"the time ran out after {budget:g} s (--timeout)"
-    lines = []
-    for key in sorted(found.destination_entries):
-        reason = _reason(found, key, "") or (
-            f"{ran_out}, still retrying after {before[key]} (the last delivery's error)"
-            if key in before
-            else ""
-        )
-        if reason:
-            lines.append(f"{_label(found, key)}: {reason}")
+    lines = [
+        f"{_label(found, key)}: {ran_out}, still retrying after {before[key]} "
+        "(the last delivery's error)"
+        for key in sorted(found.destination_entries)
+        if key in before
+    ]
     return lines or [ran_out]
 
 

@@ -22,6 +22,8 @@ from phonehome.testing._receiver import (
     decode_logs,
     decode_metrics,
     decode_spans,
+    response,
+    sift,
 )
 from phonehome.testing._server import Capture
 
@@ -36,7 +38,9 @@ class OTLPGrpcReceiver(Capture):
     ``metrics`` and ``logs`` hold what arrived, ``requests`` each call's method and metadata,
     ``times`` its monotonic arrival time. Set ``status`` to answer every call with that
     ``grpc.StatusCode`` (with ``retry_delay``, also a ``google.rpc.RetryInfo``) and ``delay``
-    to answer late. A call answered with an error is recorded in ``requests`` only.
+    to answer late, ``refuse`` (called with each decoded span, log record and metric) to
+    refuse some of them in a partial success. A call answered with an error is recorded in
+    ``requests`` only.
     ``tls=(private_key_pem, certificate_chain_pem)`` serves over TLS (``url`` is then https).
     """
 
@@ -48,6 +52,11 @@ class OTLPGrpcReceiver(Capture):
         """Seconds to advise in a ``RetryInfo`` with an error status."""
         self.delay = 0.0
         """Seconds to wait before answering (a slow destination)."""
+        self.refuse: Callable[[Any], bool] | None = None
+        """Which items to refuse in a partial success (``None``: none)."""
+        self.failing: set[str] | None = None
+        """The signals (``traces``, ``logs``, ``metrics``) that ``status`` applies to
+        (``None``: all of them)."""
         self.requests: list[tuple[str, dict[str, str | bytes]]] = []
         self.bodies: list[bytes] = []
         """Every request as it arrived (serialized protobuf): what went over the wire."""
@@ -94,11 +103,12 @@ class OTLPGrpcReceiver(Capture):
         from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2 as metrics
         from opentelemetry.proto.collector.trace.v1 import trace_service_pb2 as trace
 
-        services: list[tuple[str, Any, Any, Callable[[Any], list[Any]], list[Any]]] = [
+        services: list[tuple[str, Any, Any, str, Callable[[Any], list[Any]], list[Any]]] = [
             (
                 "trace.v1.TraceService",
                 trace.ExportTraceServiceRequest,
                 trace.ExportTraceServiceResponse,
+                "traces",
                 decode_spans,
                 self.spans,
             ),
@@ -106,6 +116,7 @@ class OTLPGrpcReceiver(Capture):
                 "metrics.v1.MetricsService",
                 metrics.ExportMetricsServiceRequest,
                 metrics.ExportMetricsServiceResponse,
+                "metrics",
                 decode_metrics,
                 self.metrics,
             ),
@@ -113,29 +124,33 @@ class OTLPGrpcReceiver(Capture):
                 "logs.v1.LogsService",
                 logs.ExportLogsServiceRequest,
                 logs.ExportLogsServiceResponse,
+                "logs",
                 decode_logs,
                 self.logs,
             ),
         ]
         handlers = []
-        for service, request, response, parse, into in services:
+        for service, request, reply, kind, parse, into in services:
             name = f"opentelemetry.proto.collector.{service}"
             export = grpc.unary_unary_rpc_method_handler(
-                self._export(f"/{name}/Export", response, parse, into),
+                self._export(f"/{name}/Export", kind, parse, into),
                 request_deserializer=request.FromString,
-                response_serializer=response.SerializeToString,
+                response_serializer=reply.SerializeToString,
             )
             handlers.append(grpc.method_handlers_generic_handler(name, {"Export": export}))
         return tuple(handlers)
 
     def _export(
-        self, method: str, response: Any, parse: Callable[[Any], list[Any]], into: list[Any]
+        self, method: str, kind: str, parse: Callable[[Any], list[Any]], into: list[Any]
     ) -> Callable[[Any, Any], Any]:
         def export(request: Any, context: Any) -> Any:
             with self._cond:
                 # The fault knobs are read as the call arrives, so a test that changes them
                 # once it sees the call changes only the calls after it.
                 status, retry_delay, delay = self.status, self.retry_delay, self.delay
+                refuse = self.refuse
+                if self.failing is not None and kind not in self.failing:
+                    status = None
                 self.requests.append((method, dict(context.invocation_metadata())))
                 self.bodies.append(request.SerializeToString())
                 self.times.append(time.monotonic())
@@ -146,11 +161,11 @@ class OTLPGrpcReceiver(Capture):
                 if retry_delay is not None:
                     context.set_trailing_metadata(((_RETRY_INFO, _retry_info(retry_delay)),))
                 context.abort(status, f"status {status.name} set by the test")
-            found = parse(request)
+            kept, rejected = sift(parse(request), refuse)
             with self._cond:
-                into.extend(found)
+                into.extend(kept)
                 self._cond.notify_all()
-            return response()
+            return response(kind, rejected)
 
         return export
 

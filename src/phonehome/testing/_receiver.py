@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import ssl
 from base64 import b64encode
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -59,7 +60,10 @@ class OTLPReceiver(LoopbackServer):
 
     ``url`` is the base endpoint (give it to an exporter as ``OTEL_EXPORTER_OTLP_ENDPOINT``);
     ``spans``, ``metrics`` and ``logs`` hold what arrived, ``requests`` each request's path and
-    headers. Set ``status`` to answer with an error.
+    headers. Set ``status`` to answer with an error, and ``refuse`` to answer with a partial
+    success: called with each span, log record and metric decoded, it says whether to refuse
+    it; refused items are not kept, and the reply's ``partial_success`` counts them (a
+    metric's data points, for metrics).
     """
 
     def __init__(self, port: int = 0, ssl_context: ssl.SSLContext | None = None) -> None:
@@ -67,29 +71,33 @@ class OTLPReceiver(LoopbackServer):
         self.spans: list[Span] = []
         self.metrics: list[Metric] = []
         self.logs: list[LogRecord] = []
+        self.refuse: Callable[[Any], bool] | None = None
+        self.failing: set[str] | None = None
+        """The signals (``traces``, ``logs``, ``metrics``) that ``status`` applies to
+        (``None``: all of them): one signal down while the others work."""
 
     def handle(
         self, path: str, headers: dict[str, str], body: bytes
     ) -> tuple[int, dict[str, str], bytes]:
-        if self.status != 200:
-            return self.status, {}, b""
         kind = path.rstrip("/").rsplit("/", 1)[-1]
+        if self.status != 200 and (self.failing is None or kind in self.failing):
+            return self.status, {}, b""
+        if kind not in DECODERS:
+            return 404, {}, b""
         request = _parse(kind, headers.get("content-type", ""), body)
+        kept, rejected = sift(DECODERS[kind](request), self.refuse)
         with self._cond:
-            if kind == "traces":
-                self.spans.extend(decode_spans(request))
-            elif kind == "metrics":
-                self.metrics.extend(decode_metrics(request))
-            elif kind == "logs":
-                self.logs.extend(decode_logs(request))
-            else:
-                return 404, {}, b""
-        json_reply = "json" in headers.get("content-type", "")
-        return (
-            200,
-            {"Content-Type": "application/json" if json_reply else "application/x-protobuf"},
-            (b"{}" if json_reply else b""),
-        )
+            getattr(self, SIGNAL_LISTS[kind]).extend(kept)
+        reply = response(kind, rejected)
+        if "json" in headers.get("content-type", ""):
+            from google.protobuf import json_format
+
+            return (
+                200,
+                {"Content-Type": "application/json"},
+                json_format.MessageToJson(reply).encode(),
+            )
+        return 200, {"Content-Type": "application/x-protobuf"}, reply.SerializeToString()
 
     def points(self, metric_name: str) -> list[Point]:
         """Every data point received for one metric."""
@@ -211,3 +219,47 @@ def decode_logs(request: Any) -> list[LogRecord]:
                     )
                 )
     return found
+
+
+DECODERS: dict[str, Callable[[Any], list[Any]]] = {
+    "traces": decode_spans,
+    "metrics": decode_metrics,
+    "logs": decode_logs,
+}
+SIGNAL_LISTS = {"traces": "spans", "metrics": "metrics", "logs": "logs"}
+
+
+def sift(items: list[Any], refuse: Callable[[Any], bool] | None) -> tuple[list[Any], int]:
+    """The items kept, and how many were refused (a metric counts its data points)."""
+    if refuse is None:
+        return items, 0
+    kept, rejected = [], 0
+    for item in items:
+        if refuse(item):
+            rejected += len(item.points) if isinstance(item, Metric) else 1
+        else:
+            kept.append(item)
+    return kept, rejected
+
+
+def response(kind: str, rejected: int) -> Any:
+    """The export response for ``kind``, with a ``partial_success`` if items were refused."""
+    from opentelemetry.proto.collector.logs.v1 import logs_service_pb2 as logs
+    from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2 as metrics
+    from opentelemetry.proto.collector.trace.v1 import trace_service_pb2 as trace
+
+    if kind == "traces":
+        reply: Any = trace.ExportTraceServiceResponse()
+        if rejected:
+            reply.partial_success.rejected_spans = rejected
+    elif kind == "logs":
+        reply = logs.ExportLogsServiceResponse()
+        if rejected:
+            reply.partial_success.rejected_log_records = rejected
+    else:
+        reply = metrics.ExportMetricsServiceResponse()
+        if rejected:
+            reply.partial_success.rejected_data_points = rejected
+    if rejected:
+        reply.partial_success.error_message = f"{rejected} refused by the test"
+    return reply

@@ -1,0 +1,101 @@
+"""Recording across ``os.fork()``: a child records on its own and hands over when it exits.
+
+Hooked once, when the first recording starts (``os.register_at_fork``), with weak references
+to the live recordings:
+
+- in the child, each recording starts over (:meth:`Forkable.forked`): an empty buffer (the
+  parent spools what it recorded), ids of its own, fresh locks, no service thread (threads do
+  not survive a fork);
+- the child's records are spooled, and a sender started in CLI mode, when it exits normally
+  (:meth:`Forkable.end_child`): through its ``with`` block, by ``atexit`` for a child that
+  returns or calls ``sys.exit``, and by a ``multiprocessing`` finalizer for a ``Pool`` or
+  ``Process`` worker, which leaves through ``os._exit`` once its finalizers have run (a
+  worker drops the finalizers it inherits as it starts, so the parent asks multiprocessing,
+  if it is loaded, to register ours in each worker).
+
+A child that ends with ``os._exit`` of its own, or is killed (``SIGKILL``, ``SIGTERM``, which
+``Pool.terminate()`` and leaving a ``with Pool()`` block send), loses what it had not spooled:
+at most ``MAX_BUFFERED`` records (docs/delivery.md).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import weakref
+from typing import Any
+
+from phonehome._core.diagnostics import record_error
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Protocol
+
+    class Forkable(Protocol):
+        def forked(self) -> None:
+            """In the child: start over."""
+
+        def end_child(self) -> None:
+            """The child exits normally: spool what it recorded and hand it over (once)."""
+
+
+_live: weakref.WeakSet[Forkable] = weakref.WeakSet()
+_in_workers: weakref.WeakSet[Forkable] = weakref.WeakSet()
+"""Recordings multiprocessing already runs :func:`_worker` for, in each new worker."""
+_hooked = False
+_exit_hook_pid = 0
+
+
+def track(recording: Forkable) -> None:
+    """Follow ``recording`` into the children of forks, until :func:`forget`."""
+    global _hooked
+    if not _hooked and hasattr(os, "register_at_fork"):
+        os.register_at_fork(before=_before, after_in_child=_in_child)
+        _hooked = True
+    _live.add(recording)
+
+
+def forget(recording: Forkable) -> None:
+    _live.discard(recording)
+
+
+def _before() -> None:
+    util: Any = sys.modules.get("multiprocessing.util")
+    if util is None:
+        return
+    for recording in list(_live):
+        if recording not in _in_workers:
+            try:
+                util.register_after_fork(recording, _worker)
+                _in_workers.add(recording)
+            except Exception as error:
+                record_error("fork", error)
+
+
+def _in_child() -> None:
+    global _exit_hook_pid
+    for recording in list(_live):
+        try:
+            recording.forked()
+        except Exception as error:
+            record_error("fork", error)
+    if _live and _exit_hook_pid != os.getpid():
+        import atexit
+
+        atexit.register(_at_exit)
+        _exit_hook_pid = os.getpid()
+
+
+def _at_exit() -> None:
+    for recording in list(_live):
+        try:
+            recording.end_child()
+        except Exception as error:
+            record_error("fork exit", error)
+
+
+def _worker(recording: Forkable) -> None:
+    """In a multiprocessing worker, after it dropped the finalizers it inherited."""
+    util: Any = sys.modules.get("multiprocessing.util")
+    if util is not None:
+        util.Finalize(recording, recording.end_child, exitpriority=10)
