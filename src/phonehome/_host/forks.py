@@ -23,13 +23,12 @@ from __future__ import annotations
 import os
 import sys
 import weakref
-from typing import Any
 
 from phonehome._core.diagnostics import record_error
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Protocol
+    from typing import Any, Protocol
 
     class Forkable(Protocol):
         def forked(self) -> None:

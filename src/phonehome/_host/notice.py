@@ -12,10 +12,13 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 from phonehome._core import environment as env
 from phonehome._core import state as statefiles
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 NOTICE_FILE = "notice.json"
 

@@ -21,7 +21,6 @@ from collections.abc import Callable, Mapping
 from contextvars import ContextVar
 from time import monotonic, time_ns
 from types import TracebackType
-from typing import Any, Literal
 
 from phonehome._core.diagnostics import record_error
 from phonehome._host import outcome
@@ -43,6 +42,10 @@ from phonehome._spool.records import (
     span_event,
     span_without_exception,
 )
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Literal
 
 _MASK64 = (1 << 64) - 1
 _MASK128 = (1 << 128) - 1

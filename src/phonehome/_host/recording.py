@@ -16,7 +16,6 @@ import time
 from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
 from time import monotonic
-from typing import Any
 
 from phonehome._core import destinations as destinations_
 from phonehome._core import state as statefiles
@@ -40,15 +39,18 @@ from phonehome._host.recorder import (
 )
 from phonehome._host.strict import CheckedInstrument, CheckedSpan, Strict
 from phonehome._host.telemetry import NOOP_SPAN, Counter, Gauge, Histogram, Span, Telemetry
-from phonehome._host.usage import Collector, Usage
+from phonehome._host.usage import Usage
 from phonehome._policy.enforce import Enforcer
 from phonehome._policy.schema import Schema
 from phonehome._spool.records import Record
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any
+
     from phonehome._core.destinations import Role
     from phonehome._host.handoff import Courier
+    from phonehome._host.usage import Collector
 
 MAX_BUFFERED = 2000
 """Records held in memory before they are written to the spool as one segment."""

@@ -14,17 +14,19 @@ import json
 import os
 import sys
 import time
-from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
 
 from phonehome._core import state as statefiles
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+    from typing import Any, TypeAlias
+
+    Collector: TypeAlias = Callable[[], Mapping[str, Any]]
+
 USAGE_FILE = "usage.json"
 LIFECYCLE_FILE = "lifecycle.json"
-
-
-Collector = Callable[[], Mapping[str, Any]]
 
 
 class Usage:

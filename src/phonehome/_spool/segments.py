@@ -17,7 +17,6 @@ import struct
 import zlib
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
 
 from phonehome._core.settings import DEFAULT_SPOOL_MAX_AGE, DEFAULT_SPOOL_MAX_BYTES
 from phonehome._spool.clock import SYSTEM, Clock, Moment, since
@@ -25,6 +24,8 @@ from phonehome._spool.records import LOG, MEASURE, SPAN, Record, from_wire, to_w
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any
+
     from phonehome._spool.progress import Progress
 
 FORMAT = "phonehome-spool"
