@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import os
 import sys
-import weakref
+from _weakrefset import WeakSet  # = weakref.WeakSet, without importing weakref
 
 from phonehome._core.diagnostics import record_error
 
@@ -38,8 +38,8 @@ if TYPE_CHECKING:
             """The child exits normally: spool what it recorded and hand it over (once)."""
 
 
-_live: weakref.WeakSet[Forkable] = weakref.WeakSet()
-_in_workers: weakref.WeakSet[Forkable] = weakref.WeakSet()
+_live: WeakSet[Forkable] = WeakSet()
+_in_workers: WeakSet[Forkable] = WeakSet()
 """Recordings multiprocessing already runs :func:`_worker` for, in each new worker."""
 _hooked = False
 _exit_hook_pid = 0

@@ -9,9 +9,9 @@ it has no ``Recording`` and this module is never imported.
 
 from __future__ import annotations
 
+import _thread  # threading.Lock is _thread.allocate_lock: no need to import threading
 import os
 import sys
-import threading
 import time
 from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
@@ -79,7 +79,7 @@ class Recording:
         self._closed = False
         self._forked = False
         """This is the child of a fork (``forks``): its end only spools and hands over."""
-        self._lock = threading.Lock()
+        self._lock = _thread.allocate_lock()
         """Becoming a service and ending, one at a time (any thread may record)."""
         self._promote_at = float("inf")
         if handoff.mode == "service":
@@ -272,7 +272,7 @@ class Recording:
     def forked(self) -> None:
         """In the child of a fork: record on its own, from an empty buffer."""
         self._forked = True
-        self._lock = threading.Lock()
+        self._lock = _thread.allocate_lock()
         self.recorder.forked()
         self.handoff.forked()
         if self._service is not None:  # its thread is the parent's: become one again
