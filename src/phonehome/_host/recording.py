@@ -37,7 +37,6 @@ from phonehome._host.recorder import (
     RecordingHistogram,
     RecordingSpan,
 )
-from phonehome._host.strict import CheckedInstrument, CheckedSpan, Strict
 from phonehome._host.telemetry import NOOP_SPAN, Counter, Gauge, Histogram, Span, Telemetry
 from phonehome._host.usage import Usage
 from phonehome._policy.enforce import Enforcer
@@ -50,10 +49,18 @@ if TYPE_CHECKING:
 
     from phonehome._core.destinations import Role
     from phonehome._host.handoff import Courier
+    from phonehome._host.strict import Strict
     from phonehome._host.usage import Collector
 
 MAX_BUFFERED = 2000
 """Records held in memory before they are written to the spool as one segment."""
+
+
+def _strict(schema: Schema) -> Strict:
+    """Strict schema mode, for tests: a CLI never imports ``phonehome._host.strict``."""
+    from phonehome._host.strict import Strict
+
+    return Strict(schema)
 
 
 class Recording:
@@ -65,7 +72,7 @@ class Recording:
         self.handoff = handoff
         schema = handoff.enforcer.schema
         self._declared_params = {c: schema.collectable(c, ()) for c in schema.commands}
-        self._strict = Strict(schema) if strict_schema() else None
+        self._strict = _strict(schema) if strict_schema() else None
         """In tests: an undeclared attribute raises where the code records it."""
         self.recorder = Recorder(
             self._write,
@@ -117,6 +124,8 @@ class Recording:
             declared = self._declared_params.get(name, ())
             attributes = command_attributes(name, params, collect, declared)
             if self._strict is not None:
+                from phonehome._host.strict import CheckedSpan
+
                 return CheckedSpan(self._strict, self.recorder, name, attributes, True)
             return RecordingSpan(self.recorder, name, attributes, True)
         except Exception as error:
@@ -128,6 +137,8 @@ class Recording:
             name, values = text(name), clean(attributes)
             if self._strict is not None:
                 self._strict.check(values, f"span {name!r}")
+                from phonehome._host.strict import CheckedSpan
+
                 return CheckedSpan(self._strict, self.recorder, name, values, False)
             return RecordingSpan(self.recorder, name, values, False)
         except Exception as error:
@@ -144,6 +155,8 @@ class Recording:
         # the name as given: the sender scrubs it before making it a valid instrument name
         name, unit, description = text(name), text(unit), text(description)
         if self._strict is not None:
+            from phonehome._host.strict import CheckedInstrument
+
             return CheckedInstrument(self._strict, self.recorder, kind, name, unit, description)
         return Instrument(self.recorder, kind, name, unit, description)
 
