@@ -21,7 +21,6 @@ The host never imports the sender: in-process delivery and the debug display com
 from __future__ import annotations
 
 import _thread
-from collections.abc import Sequence
 from pathlib import Path
 
 from phonehome._core import state as statefiles
@@ -37,6 +36,7 @@ from phonehome._spool.segments import Spool
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Sequence
     from typing import Any, Literal, Protocol
 
     from phonehome._core.destinations import Destination, Role

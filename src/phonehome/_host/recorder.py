@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import os
 from collections import deque
-from collections.abc import Callable, Mapping
 from contextvars import ContextVar
 from time import monotonic, time_ns
 from types import TracebackType
@@ -45,6 +44,7 @@ from phonehome._spool.records import (
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
     from typing import Any, Literal
 
 _MASK64 = (1 << 64) - 1

@@ -13,7 +13,6 @@ import _thread  # threading.Lock is _thread.allocate_lock: no need to import thr
 import os
 import sys
 import time
-from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
 from time import monotonic
 
@@ -45,6 +44,7 @@ from phonehome._spool.records import Record
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable, Collection, Mapping
     from typing import Any
 
     from phonehome._core.destinations import Role

@@ -5,8 +5,6 @@ before anything is kept. In production the hand-off drops and counts it instead.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 from phonehome._core.errors import UndeclaredError
 from phonehome._host.attributes import clean, text
 from phonehome._host.recorder import Instrument, Recorder, RecordingSpan
@@ -15,6 +13,7 @@ from phonehome._policy.schema import Schema
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Mapping
     from typing import Any
 
 

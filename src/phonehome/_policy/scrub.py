@@ -30,12 +30,12 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable, Iterable
 
 from phonehome._core.diagnostics import errors
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable
     from typing import Any
 
 _REDACTED = "<redacted>"

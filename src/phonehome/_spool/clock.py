@@ -16,10 +16,10 @@ tests give their own :class:`Clock`.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any
 
 BOOT_ID_FILE = "/proc/sys/kernel/random/boot_id"

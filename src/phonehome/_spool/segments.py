@@ -14,7 +14,6 @@ import json
 import marshal
 import os
 import zlib
-from collections.abc import Iterable
 from pathlib import Path
 
 from phonehome._core.settings import DEFAULT_SPOOL_MAX_AGE, DEFAULT_SPOOL_MAX_BYTES
@@ -23,6 +22,7 @@ from phonehome._spool.records import LOG, MEASURE, SPAN, Record, from_wire, to_w
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Iterable
     from typing import Any
 
     from phonehome._spool.progress import Progress
