@@ -9,17 +9,24 @@ is reported in one line naming where it came from, and skipped.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
-from typing import Literal, NamedTuple
+from operator import itemgetter
 
 from phonehome._core import environment as env
 from phonehome._core.diagnostics import warn
 from phonehome._core.errors import DestinationError
 
-Protocol = Literal["http/protobuf", "grpc"]
-Role = Literal["vendor", "user", "organisation"]
-"""Whose copy a destination gets: the vendor's, the end user's own, or the organisation's
-(the machine policy's ``endpoint``)."""
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping
+    from typing import Any, ClassVar, Literal
+
+    Protocol = Literal["http/protobuf", "grpc"]
+    Role = Literal["vendor", "user", "organisation"]
+    """Whose copy a destination gets: the vendor's, the end user's own, or the organisation's
+    (the machine policy's ``endpoint``)."""
+    _Tuple = tuple[Any, ...]
+else:
+    _Tuple = tuple
 
 
 def _is_guid(text: str) -> bool:
@@ -27,28 +34,103 @@ def _is_guid(text: str) -> bool:
     return len(digits) == 32 and all(c in "0123456789abcdefABCDEF" for c in digits)
 
 
-class Destination(NamedTuple):
+class Destination(_Tuple):
     """One place telemetry is delivered to (immutable; ``_replace`` makes a changed copy).
 
     Build one with :func:`otlp` or :func:`azure`, or pass a string (an OTLP endpoint URL or
     an Azure Monitor connection string) to ``vendor=`` / ``user=``. ``from_environment`` marks
     the user's destination configured by the standard ``OTEL_EXPORTER_OTLP_*`` variables,
-    which the OpenTelemetry exporters read themselves.
+    which the OpenTelemetry exporters read themselves. ``environment`` holds, for
+    ``from_environment``, the ``OTEL_EXPORTER_OTLP_*`` variables as they were when the data
+    was recorded (a sender may run later, from another shell).
+
+    A named tuple, with ``_fields``, ``_field_defaults``, ``_make``, ``_replace`` and
+    ``_asdict`` as :func:`collections.namedtuple` has them. (Not ``typing.NamedTuple``:
+    building that class cost every CLI with telemetry on more than any phonehome module.)
     """
 
+    __slots__ = ()
+
     kind: Literal["otlp", "azure"]
-    endpoint: str = ""
-    protocol: Protocol = "http/protobuf"
-    headers: tuple[tuple[str, str], ...] = ()
-    timeout: float = 10.0
-    compression: Literal["gzip", "none"] | None = None
-    certificate_file: str | None = None
-    connection_string: str = ""
-    from_environment: bool = False
-    environment: tuple[tuple[str, str], ...] = ()
-    allow_insecure: bool = False
-    """For ``from_environment``: the ``OTEL_EXPORTER_OTLP_*`` variables as they were when the
-    data was recorded (a sender may run later, from another shell)."""
+    endpoint: str
+    protocol: Protocol
+    headers: tuple[tuple[str, str], ...]
+    timeout: float
+    compression: Literal["gzip", "none"] | None
+    certificate_file: str | None
+    connection_string: str
+    from_environment: bool
+    environment: tuple[tuple[str, str], ...]
+    allow_insecure: bool
+
+    __match_args__ = (
+        "kind",
+        "endpoint",
+        "protocol",
+        "headers",
+        "timeout",
+        "compression",
+        "certificate_file",
+        "connection_string",
+        "from_environment",
+        "environment",
+        "allow_insecure",
+    )
+    _fields: ClassVar[tuple[str, ...]] = __match_args__
+    _field_defaults: ClassVar[dict[str, Any]] = {}
+
+    def __new__(
+        cls,
+        kind: Literal["otlp", "azure"],
+        endpoint: str = "",
+        protocol: Protocol = "http/protobuf",
+        headers: tuple[tuple[str, str], ...] = (),
+        timeout: float = 10.0,
+        compression: Literal["gzip", "none"] | None = None,
+        certificate_file: str | None = None,
+        connection_string: str = "",
+        from_environment: bool = False,
+        environment: tuple[tuple[str, str], ...] = (),
+        allow_insecure: bool = False,
+    ) -> Destination:
+        return tuple.__new__(
+            cls,
+            (
+                kind,
+                endpoint,
+                protocol,
+                headers,
+                timeout,
+                compression,
+                certificate_file,
+                connection_string,
+                from_environment,
+                environment,
+                allow_insecure,
+            ),
+        )
+
+    @classmethod
+    def _make(cls, iterable: Iterable[Any]) -> Destination:
+        """A destination from its fields in order."""
+        result = tuple.__new__(cls, iterable)
+        if len(result) != len(cls._fields):
+            raise TypeError(f"Expected {len(cls._fields)} arguments, got {len(result)}")
+        return result
+
+    def _replace(self, /, **changes: Any) -> Destination:
+        """A copy with the named fields changed."""
+        result = self._make(map(changes.pop, self._fields, self))
+        if changes:
+            raise ValueError(f"Got unexpected field names: {list(changes)!r}")
+        return result
+
+    def _asdict(self) -> dict[str, Any]:
+        """The fields by name, in order."""
+        return dict(zip(self._fields, self, strict=True))
+
+    def __getnewargs__(self) -> tuple[Any, ...]:
+        return tuple(self)
 
     def __repr__(self) -> str:
         return f"Destination({self.describe()})"
@@ -71,6 +153,16 @@ class Destination(NamedTuple):
         if self.protocol == "grpc":
             return self.endpoint
         return self.endpoint.rstrip("/") + "/v1/" + signal
+
+
+for _index, _name in enumerate(Destination._fields):
+    setattr(
+        Destination, _name, property(itemgetter(_index), doc=f"Alias for field number {_index}")
+    )
+Destination._field_defaults.update(
+    zip(Destination._fields[1:], Destination.__new__.__defaults__ or (), strict=True)
+)
+del _index, _name
 
 
 def otlp(

@@ -8,7 +8,6 @@ directory.
 from __future__ import annotations
 
 import _thread
-import contextlib
 import errno
 import os
 import stat
@@ -63,8 +62,10 @@ def write_text(path: Path, text: str) -> None:
             os.close(fd)
         os.replace(temporary, path)
     except OSError:
-        with contextlib.suppress(OSError):
+        try:  # noqa: SIM105 - contextlib would cost every CLI an import
             os.unlink(temporary)
+        except OSError:
+            pass
         raise
 
 
@@ -88,8 +89,10 @@ def fallback_dir(state_dir: Path) -> Path:
 
     uid = os.geteuid() if hasattr(os, "geteuid") else os.getpid()
     root = Path(tempfile.gettempdir()) / f"phonehome-{uid}"
-    with contextlib.suppress(FileExistsError):
+    try:  # noqa: SIM105 - contextlib would cost every CLI an import
         root.mkdir(mode=0o700)
+    except FileExistsError:
+        pass
     found = os.lstat(root)  # in a shared directory: never a link someone else made
     if not stat.S_ISDIR(found.st_mode) or (
         hasattr(os, "geteuid") and (found.st_uid != os.geteuid() or found.st_mode & 0o077)
@@ -149,8 +152,10 @@ def _say_daily(directory: Path, message: str) -> None:
     if 0 <= now - said < WARN_EVERY:
         return
     warn(message)
-    with contextlib.suppress(OSError):
+    try:  # noqa: SIM105 - contextlib would cost every CLI an import
         write_text(marker, f"{now!r}\n")
+    except OSError:
+        pass
 
 
 def cannot_write(state_dir: Path, error: OSError) -> None:

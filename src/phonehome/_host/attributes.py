@@ -6,10 +6,12 @@ A value that is not a primitive becomes its text; a name that cannot be printed 
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
-from typing import Any
-
 from phonehome._spool.records import Attributes
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Collection, Mapping
+    from typing import Any
 
 _PRIMITIVE = frozenset((str, int, float, bool))
 

@@ -13,10 +13,13 @@ the messages are kept too (scrubbed in the sender, like every text).
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterable
 from types import TracebackType
 
 from phonehome._spool.records import ExceptionInfo, exception_info
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterable
 
 MAX_CHAIN = 5
 """Chained exceptions shown at most (causes and contexts)."""

@@ -22,14 +22,13 @@ from __future__ import annotations
 
 import os
 import sys
-import weakref
-from typing import Any
+from _weakrefset import WeakSet  # = weakref.WeakSet, without importing weakref
 
 from phonehome._core.diagnostics import record_error
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Protocol
+    from typing import Any, Protocol
 
     class Forkable(Protocol):
         def forked(self) -> None:
@@ -39,8 +38,8 @@ if TYPE_CHECKING:
             """The child exits normally: spool what it recorded and hand it over (once)."""
 
 
-_live: weakref.WeakSet[Forkable] = weakref.WeakSet()
-_in_workers: weakref.WeakSet[Forkable] = weakref.WeakSet()
+_live: WeakSet[Forkable] = WeakSet()
+_in_workers: WeakSet[Forkable] = WeakSet()
 """Recordings multiprocessing already runs :func:`_worker` for, in each new worker."""
 _hooked = False
 _exit_hook_pid = 0

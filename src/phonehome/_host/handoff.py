@@ -21,9 +21,7 @@ The host never imports the sender: in-process delivery and the debug display com
 from __future__ import annotations
 
 import _thread
-from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from phonehome._core import state as statefiles
 from phonehome._core.diagnostics import warn
@@ -38,7 +36,8 @@ from phonehome._spool.segments import Spool
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Literal, Protocol
+    from collections.abc import Sequence
+    from typing import Any, Literal, Protocol
 
     from phonehome._core.destinations import Destination, Role
     from phonehome._core.settings import Settings

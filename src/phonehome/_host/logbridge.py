@@ -8,10 +8,13 @@ last-resort output of warnings to stderr. The host's logging behaves as without 
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from phonehome._core.diagnostics import record_error
 from phonehome._host.recorder import Recorder
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 _SEVERITY = (
     (logging.CRITICAL, 21),

@@ -7,15 +7,17 @@ shown while consent is off; ``<PREFIX>_TELEMETRY_NOLOGO`` hides it without chang
 
 from __future__ import annotations
 
-import contextlib
 import json
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 from phonehome._core import environment as env
 from phonehome._core import state as statefiles
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 NOTICE_FILE = "notice.json"
 
@@ -54,8 +56,10 @@ def check(state_dir: Path, nologo: bool, version: str, text: str, session: str) 
 
 def _write(state_dir: Path, data: dict[str, Any]) -> None:
     # not kept (an unwritable directory): the notice shows again, and this run holds its data
-    with contextlib.suppress(OSError):
+    try:  # noqa: SIM105 - contextlib would cost every CLI an import
         statefiles.write_text(state_dir / NOTICE_FILE, json.dumps(data) + "\n")
+    except OSError:
+        pass
 
 
 def text(product: str, prefix: str, summary: list[str], url: str | None) -> str:

@@ -8,10 +8,13 @@ the consent-on path's import time in a minimal CLI), and one that imports it aft
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
-from typing import Any
 
 from phonehome._core.diagnostics import record_error
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
 
 
 class OnImport:

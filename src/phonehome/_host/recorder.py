@@ -17,11 +17,9 @@ from __future__ import annotations
 
 import os
 from collections import deque
-from collections.abc import Callable, Mapping
 from contextvars import ContextVar
 from time import monotonic, time_ns
 from types import TracebackType
-from typing import Any, Literal
 
 from phonehome._core.diagnostics import record_error
 from phonehome._host import outcome
@@ -43,6 +41,11 @@ from phonehome._spool.records import (
     span_event,
     span_without_exception,
 )
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+    from typing import Any, Literal
 
 _MASK64 = (1 << 64) - 1
 _MASK128 = (1 << 128) - 1

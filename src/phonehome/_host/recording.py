@@ -9,14 +9,12 @@ it has no ``Recording`` and this module is never imported.
 
 from __future__ import annotations
 
+import _thread  # threading.Lock is _thread.allocate_lock: no need to import threading
 import os
 import sys
-import threading
 import time
-from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
 from time import monotonic
-from typing import Any
 
 from phonehome._core import destinations as destinations_
 from phonehome._core import state as statefiles
@@ -38,20 +36,31 @@ from phonehome._host.recorder import (
     RecordingHistogram,
     RecordingSpan,
 )
-from phonehome._host.strict import CheckedInstrument, CheckedSpan, Strict
 from phonehome._host.telemetry import NOOP_SPAN, Counter, Gauge, Histogram, Span, Telemetry
-from phonehome._host.usage import Collector, Usage
+from phonehome._host.usage import Usage
 from phonehome._policy.enforce import Enforcer
 from phonehome._policy.schema import Schema
 from phonehome._spool.records import Record
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable, Collection, Mapping
+    from typing import Any
+
     from phonehome._core.destinations import Role
     from phonehome._host.handoff import Courier
+    from phonehome._host.strict import Strict
+    from phonehome._host.usage import Collector
 
 MAX_BUFFERED = 2000
 """Records held in memory before they are written to the spool as one segment."""
+
+
+def _strict(schema: Schema) -> Strict:
+    """Strict schema mode, for tests: a CLI never imports ``phonehome._host.strict``."""
+    from phonehome._host.strict import Strict
+
+    return Strict(schema)
 
 
 class Recording:
@@ -63,7 +72,7 @@ class Recording:
         self.handoff = handoff
         schema = handoff.enforcer.schema
         self._declared_params = {c: schema.collectable(c, ()) for c in schema.commands}
-        self._strict = Strict(schema) if strict_schema() else None
+        self._strict = _strict(schema) if strict_schema() else None
         """In tests: an undeclared attribute raises where the code records it."""
         self.recorder = Recorder(
             self._write,
@@ -77,7 +86,7 @@ class Recording:
         self._closed = False
         self._forked = False
         """This is the child of a fork (``forks``): its end only spools and hands over."""
-        self._lock = threading.Lock()
+        self._lock = _thread.allocate_lock()
         """Becoming a service and ending, one at a time (any thread may record)."""
         self._promote_at = float("inf")
         if handoff.mode == "service":
@@ -115,6 +124,8 @@ class Recording:
             declared = self._declared_params.get(name, ())
             attributes = command_attributes(name, params, collect, declared)
             if self._strict is not None:
+                from phonehome._host.strict import CheckedSpan
+
                 return CheckedSpan(self._strict, self.recorder, name, attributes, True)
             return RecordingSpan(self.recorder, name, attributes, True)
         except Exception as error:
@@ -126,6 +137,8 @@ class Recording:
             name, values = text(name), clean(attributes)
             if self._strict is not None:
                 self._strict.check(values, f"span {name!r}")
+                from phonehome._host.strict import CheckedSpan
+
                 return CheckedSpan(self._strict, self.recorder, name, values, False)
             return RecordingSpan(self.recorder, name, values, False)
         except Exception as error:
@@ -142,6 +155,8 @@ class Recording:
         # the name as given: the sender scrubs it before making it a valid instrument name
         name, unit, description = text(name), text(unit), text(description)
         if self._strict is not None:
+            from phonehome._host.strict import CheckedInstrument
+
             return CheckedInstrument(self._strict, self.recorder, kind, name, unit, description)
         return Instrument(self.recorder, kind, name, unit, description)
 
@@ -270,7 +285,7 @@ class Recording:
     def forked(self) -> None:
         """In the child of a fork: record on its own, from an empty buffer."""
         self._forked = True
-        self._lock = threading.Lock()
+        self._lock = _thread.allocate_lock()
         self.recorder.forked()
         self.handoff.forked()
         if self._service is not None:  # its thread is the parent's: become one again

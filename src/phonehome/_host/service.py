@@ -8,9 +8,12 @@ the heartbeat, system metrics, spooling what is buffered) and delivers in this p
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
 
 from phonehome._core.diagnostics import record_error
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 
 class Service:

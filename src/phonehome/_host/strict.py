@@ -5,14 +5,16 @@ before anything is kept. In production the hand-off drops and counts it instead.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
 from phonehome._core.errors import UndeclaredError
 from phonehome._host.attributes import clean, text
 from phonehome._host.recorder import Instrument, Recorder, RecordingSpan
 from phonehome._policy.enforce import BUILTIN_EVENTS
 from phonehome._policy.schema import Schema
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from typing import Any
 
 
 class Strict:

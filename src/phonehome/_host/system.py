@@ -9,10 +9,12 @@ sample.
 
 from __future__ import annotations
 
-from typing import Any
-
 from phonehome._policy.enforce import SYSTEM_METRICS
 from phonehome._spool.records import MeasureRecord, measure
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 
 class SystemMetrics:

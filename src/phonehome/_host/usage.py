@@ -9,22 +9,23 @@ are sent when a new install or a version change is seen, with the acquisition ch
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import sys
 import time
-from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
 
 from phonehome._core import state as statefiles
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+    from typing import Any, TypeAlias
+
+    Collector: TypeAlias = Callable[[], Mapping[str, Any]]
+
 USAGE_FILE = "usage.json"
 LIFECYCLE_FILE = "lifecycle.json"
-
-
-Collector = Callable[[], Mapping[str, Any]]
 
 
 class Usage:
@@ -88,8 +89,10 @@ class Usage:
     def _write(self, data: dict[str, float]) -> None:
         if self.state_dir is None:
             return
-        with contextlib.suppress(OSError):  # not kept: it runs again next time, the lesser harm
+        try:  # noqa: SIM105 - contextlib would cost every CLI an import
             statefiles.write_text(self.state_dir / USAGE_FILE, json.dumps(data) + "\n")
+        except OSError:  # not kept: it runs again next time, the lesser harm
+            pass
 
 
 def lifecycle(state_dir: Path, product: str, version: str) -> tuple[str, dict[str, Any]] | None:

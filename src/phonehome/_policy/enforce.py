@@ -7,9 +7,6 @@ The toolkit's own events, metrics and log keys are declared here, beside the rul
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
-
 from phonehome._core.errors import UndeclaredError
 from phonehome._policy.schema import OTHER, PARAM_PREFIX, VALUE_POLICIES, Field, Schema
 from phonehome._spool.records import (
@@ -23,6 +20,11 @@ from phonehome._spool.records import (
     span_event,
     span_with,
 )
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
 
 CRASH_EVENT = "exception.unhandled"
 """The log record of an exception that left the instrumented block."""

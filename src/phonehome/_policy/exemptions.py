@@ -11,9 +11,11 @@ for each record by its owner (the command or event it belongs to).
 
 from __future__ import annotations
 
-from typing import Any
-
 from phonehome._policy.schema import PARAM_PREFIX, Field, Schema
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def _exempt(declared: Field | None) -> bool:

@@ -14,11 +14,14 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
 
 from phonehome._core.errors import SchemaError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping
+    from typing import Any
 
 TOP_LEVEL = ("commands", "events", "attributes", "exception_messages")
 """The sections of a schema file (schema-wide settings are listed here too)."""

@@ -30,10 +30,13 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable, Iterable
-from typing import Any
 
 from phonehome._core.diagnostics import errors
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable
+    from typing import Any
 
 _REDACTED = "<redacted>"
 _CACHE_SIZE = 4096

@@ -16,8 +16,11 @@ tests give their own :class:`Clock`.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from typing import Any
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
 
 BOOT_ID_FILE = "/proc/sys/kernel/random/boot_id"
 _INFINITY = float("inf")

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import zlib
 from pathlib import Path
-from typing import Any
 
 from phonehome._core import state as statefiles
 from phonehome._core.destinations import Destination
@@ -27,6 +26,8 @@ MANIFEST_FILE = "config.json"
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any
+
     from phonehome._core.destinations import Role
 
 

@@ -14,19 +14,26 @@ hot path a record is made with ``new(SpanRecord, (...))``, a plain tuple's cost.
 from __future__ import annotations
 
 from operator import itemgetter
-from typing import Any, Final
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Final, TypeAlias
+
+    Attributes: TypeAlias = dict[str, Any]
+    _Tuple: TypeAlias = tuple[Any, ...]
+else:  # the same at run time, without importing typing (milliseconds for a CLI)
+    Attributes = dict
+    _Tuple = tuple
 
 SPAN: Final = "s"
 LOG: Final = "l"
 MEASURE: Final = "m"
 
-Attributes = dict[str, Any]
-
 new = tuple.__new__
 """``new(SpanRecord, (...))``: a record made from its fields, in order."""
 
 
-class Fields(tuple[Any, ...]):
+class Fields(_Tuple):
     """A tuple whose annotated fields read its items in order (see the module's docstring)."""
 
     __slots__ = ()
