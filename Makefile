@@ -7,7 +7,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo demo-month test lint bench bench-insights footprint reliability docs clean
+.PHONY: demo demo-month test lint bench bench-insights bench-instructions footprint reliability docs clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,10 @@ demo-month: $(BIN)/.installed
 
 bench: $(BIN)/.installed
 	$(BIN)/python benchmarks/run.py $(ARGS)
+
+# What phonehome costs in instructions (valgrind; a few minutes): docs/benchmarks.md's second table
+bench-instructions: $(BIN)/.installed
+	$(BIN)/python benchmarks/instructions.py $(ARGS)
 
 # What each install weighs (fresh venvs from PyPI, a minute or two): README.md's table
 footprint: $(BIN)/.installed

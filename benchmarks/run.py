@@ -619,7 +619,22 @@ def write_doc(table: str, options: argparse.Namespace) -> None:
         f"Machine: {platform.machine()}, {os.cpu_count()} cores, Python "
         f"{platform.python_version()}, {time.strftime('%Y-%m-%d')}.\n\n"
     )
-    (ROOT / "docs" / "benchmarks.md").write_text(header + table + "\n" + NOTES)
+    page = ROOT / "docs" / "benchmarks.md"
+    kept = instructions_section(page.read_text()) if page.exists() else ""
+    page.write_text(header + table + "\n" + kept + NOTES)
+
+
+INSTRUCTIONS = "\n## Instructions"
+
+
+def instructions_section(page: str) -> str:
+    """The page's section written by ``make bench-instructions ARGS=--write`` (kept as it is:
+    the two benchmarks run apart), up to the next section."""
+    start = page.find(INSTRUCTIONS)
+    if start < 0:
+        return ""
+    end = page.find("\n## ", start + len(INSTRUCTIONS))
+    return page[start : end if end >= 0 else len(page)]
 
 
 NOTES = """

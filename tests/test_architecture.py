@@ -162,3 +162,42 @@ def test_the_layout_table_names_every_module_and_only_those() -> None:
     }
     existing = {p for p in existing if "__pycache__" not in p}
     assert _documented_layout() == existing
+
+
+ON_PATH = """
+import sys, argparse
+import phonehome
+with phonehome.instrument("democli", version="1.0", vendor="http://127.0.0.1:9",
+                          state_dir=sys.argv[1], mode="cli") as t:
+    with t.command("generate", params={"language": "go"}, collect={"language"}) as span:
+        span.set_attribute("x", 1)
+    t.event("done", {"n": 1})
+print(" ".join(sorted(sys.modules)))
+"""
+HEAVY = {"typing", "threading", "weakref", "contextlib", "struct", "dataclasses", "inspect"}
+"""Standard-library modules a small argparse CLI does not load, each milliseconds to import:
+the consent-on host path does without them (docs/development.md)."""
+
+
+def test_the_consent_on_host_path_imports_no_heavy_standard_module(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from tests.conftest import clean_environ
+
+    def loaded(code: str) -> set[str]:
+        run = subprocess.run(
+            [sys.executable, "-c", code, str(tmp_path)],
+            env=clean_environ(),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert run.returncode == 0, run.stderr
+        return set(run.stdout.split())
+
+    plain = loaded("import sys, argparse; print(' '.join(sorted(sys.modules)))")
+    instrumented = loaded(ON_PATH)
+    assert "phonehome._host.recording" in instrumented  # consent was on
+    assert HEAVY & plain == set()  # what the check is about: modules the CLI does not load
+    assert (instrumented - plain) & HEAVY == set()
