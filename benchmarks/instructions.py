@@ -149,11 +149,11 @@ def write(table: str, before: Path | None) -> None:
     compared = f" `before` is the checkout at `{before}`." if before is not None else ""
     section = (
         f"{INSTRUCTIONS} (callgrind)\n\n"
-        "Produced by `make bench-instructions ARGS=--write` (`benchmarks/instructions.py`, "
-        "needs valgrind): the same\nprograms counted in instructions, which a busy or slowed "
-        "machine does not change (M: millions\nover the plain CLI's whole process, consent on "
-        "being a later run of one install; K: thousands\nper command)."
-        f"{compared} {platform.machine()}, Python {platform.python_version()}, "
+        "Produced by `make bench-instructions ARGS=--write` (`benchmarks/instructions.py`, needs\n"
+        "valgrind): the same programs counted in instructions, which a busy or slowed machine "
+        "does not\nchange (M: millions over the plain CLI's whole process, consent on being a "
+        "later run of one\ninstall; K: thousands per command)."
+        f"{compared}\n{platform.machine()}, Python {platform.python_version()}, "
         f"{time.strftime('%Y-%m-%d')}.\n\n{table}"
     )
     old = instructions_section(text)

@@ -583,7 +583,7 @@ def sequential_row(runs: int) -> tuple[str, str, str, str]:
     per = 1000 / runs
     share = found["sender_cpu"] / max(found["host_cpu"], 1e-9)
     return (
-        f"sender starts and CPU per 1,000 sequential CLI runs through a local collector ({runs:,} run)",
+        f"sender starts and CPU per 1,000 sequential CLI runs through a local collector ({runs:,} measured)",
         f"{found['sender_starts'] * per:.0f} starts; sender CPU {share:.0%} of the runs'",
         "<= 20 starts, <= 25 %",
         f"runs' CPU {found['host_cpu']:.1f} s, senders' {found['sender_cpu']:.1f} s; at most "
