@@ -10,12 +10,14 @@ answers: `phonehome insights` over the store. Stops everything it started.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from phonehome.testing import OTLPReceiver, free_port
@@ -100,30 +102,41 @@ def main() -> int:
         OTLPReceiver() as user,
         tempfile.TemporaryDirectory(prefix="democli-state-") as state,
     ):
-        store, port = Path(state) / "vendor.duckdb", free_port()
-        collector = subprocess.Popen(
-            [
-                *PHONEHOME,
-                "collector",
-                "--store",
-                str(store),
-                "--http-port",
-                str(port),
-                "--grpc-port",
-                str(free_port()),
-            ],
-            env=environ,
-            stdout=subprocess.PIPE,
-            text=True,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,  # so that a failed run can stop Rotel and the writer too
-        )
-        try:
+        store = Path(state) / "vendor.duckdb"
+        with store_collector(store, environ) as (collector, port):
             return run(environ, user, state, store, port, collector, started)
-        finally:
-            if collector.poll() is None:
-                os.killpg(collector.pid, signal.SIGKILL)
-                collector.wait(timeout=10)
+
+
+@contextlib.contextmanager
+def store_collector(
+    store: Path, environ: dict[str, str]
+) -> Iterator[tuple[subprocess.Popen[str], int]]:
+    """``phonehome collector --store STORE`` on free loopback ports: the process and its
+    HTTP port. Stopped at the end if it still runs (Rotel and the writer with it)."""
+    port = free_port()
+    collector = subprocess.Popen(
+        [
+            *PHONEHOME,
+            "collector",
+            "--store",
+            str(store),
+            "--http-port",
+            str(port),
+            "--grpc-port",
+            str(free_port()),
+        ],
+        env=environ,
+        stdout=subprocess.PIPE,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,  # so that a failed run can stop Rotel and the writer too
+    )
+    try:
+        yield collector, port
+    finally:
+        if collector.poll() is None:
+            os.killpg(collector.pid, signal.SIGKILL)
+            collector.wait(timeout=10)
 
 
 def run(

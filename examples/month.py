@@ -25,11 +25,10 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from phonehome.testing import free_port
+from demo import PHONEHOME, store_collector  # the demo beside this file
 
 HERE = Path(__file__).resolve().parent
 DAYS, RELEASE_DAY = 30, 12
-PHONEHOME = [sys.executable, "-m", "phonehome"]
 Run = tuple[float, list[str], dict[str, str]]
 
 
@@ -114,25 +113,8 @@ def main() -> int:
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="phonehome-month-") as name:
         directory = Path(name)
-        store, port = directory / "vendor.duckdb", free_port()
-        collector = subprocess.Popen(
-            [
-                *PHONEHOME,
-                "collector",
-                "--store",
-                str(store),
-                "--http-port",
-                str(port),
-                "--grpc-port",
-                str(free_port()),
-            ],
-            env=base,
-            stdout=subprocess.PIPE,
-            text=True,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,  # so that a failed run can stop Rotel and the writer too
-        )
-        try:
+        store = directory / "vendor.duckdb"
+        with store_collector(store, base) as (collector, port):
             assert collector.stdout is not None
             print(collector.stdout.readline().strip())
             base.update(MONTHCLI_VENDOR=f"http://127.0.0.1:{port}", MONTHCLI_TELEMETRY_NOLOGO="1")
@@ -146,10 +128,6 @@ def main() -> int:
                 print("some installs' data is still waiting to be sent", file=sys.stderr)
             collector.send_signal(signal.SIGINT)
             collector.wait(timeout=60)
-        finally:
-            if collector.poll() is None:
-                os.killpg(collector.pid, signal.SIGKILL)
-                collector.wait(timeout=10)
         window = ["--since", f"{DAYS + 1}d", "--until", "0d"]
         funnel = ["--funnel", "signup,first_generate,purchase"]
         common = [*PHONEHOME, "insights", "--store", str(store), "--product", "monthcli"]

@@ -20,9 +20,12 @@ from tests.conftest import ROOT, clean_environ
 DEMOCLI = ROOT / "examples" / "democli.py"
 
 
+PHONEHOME = (sys.executable, "-m", "phonehome")
+
+
 def phonehome(*argv: str, cwd: Path = ROOT, **environ: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "phonehome", *argv],
+        [*PHONEHOME, *argv],
         env=clean_environ(**environ),
         capture_output=True,
         text=True,
@@ -248,18 +251,18 @@ def test_flush_says_when_data_is_held_for_the_notice(tmp_path: Path) -> None:
 
 
 HOLD = """
-import fcntl, os, sys, time
+import fcntl, os, sys
 fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT, 0o600)
 fcntl.flock(fd, fcntl.LOCK_EX)
 print("held", flush=True)
-sys.stdin.readline() if sys.argv[2] == "until-told" else time.sleep(float(sys.argv[2]))
+sys.stdin.readline()
 """
-"""Holds the sender lock of a state directory, as a running sender does."""
+"""Holds the sender lock of a state directory, as a running sender does, until told."""
 
 
-def hold_lock(state: Path, how: str) -> subprocess.Popen[str]:
+def hold_lock(state: Path) -> subprocess.Popen[str]:
     holder = subprocess.Popen(
-        [sys.executable, "-c", HOLD, str(state / "sender.lock"), how],
+        [sys.executable, "-c", HOLD, str(state / "sender.lock")],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
@@ -268,24 +271,41 @@ def hold_lock(state: Path, how: str) -> subprocess.Popen[str]:
     return holder
 
 
+def start_flush(state: Path, *argv: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [*PHONEHOME, "flush", "-p", "democli", "--state-dir", str(state), *argv],
+        env=clean_environ(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+    )
+
+
 def test_flush_waits_for_a_running_sender_then_sends(tmp_path: Path) -> None:
     with OTLPReceiver() as vendor:
         vendor.status = 503
         democli(tmp_path, "version", DEMOCLI_VENDOR=vendor.url, DEMOCLI_TELEMETRY_MODE="ci")
         vendor.status = 200
-        holder = hold_lock(tmp_path, "1.5")  # a sender busy for longer than flush takes to start
+        holder = hold_lock(tmp_path)
+        asked = len(vendor.requests)
+        flush = start_flush(tmp_path, "--timeout", "30")
         try:
-            result = phonehome("flush", "-p", "democli", "--state-dir", str(tmp_path))
+            assert flush.stdout is not None
+            waiting = flush.stdout.readline()  # it found the lock taken, and says it waits
+            assert waiting == "a sender is delivering for democli: waiting for it to finish\n"
+            assert len(vendor.requests) == asked  # nothing sent while the sender runs
         finally:
-            holder.communicate(timeout=30)
-        assert result.returncode == 0, result.stderr
-        assert result.stdout.startswith("sent 2 record(s)"), result.stdout + result.stderr
+            holder.communicate("go\n", timeout=30)  # the sender ends
+            out, err = flush.communicate(timeout=60)
+        assert flush.returncode == 0, err
+        assert out.startswith("sent 2 record(s)"), out + err
         assert [s.name for s in vendor.spans] == ["version"]
 
 
 def test_flush_fails_when_the_running_sender_outlasts_its_timeout(tmp_path: Path) -> None:
     democli(tmp_path, "version", DEMOCLI_VENDOR="http://127.0.0.1:9", DEMOCLI_TELEMETRY_MODE="ci")
-    holder = hold_lock(tmp_path, "until-told")
+    holder = hold_lock(tmp_path)
     try:
         result = phonehome("flush", "-p", "democli", "--state-dir", str(tmp_path), "--timeout", "1")
     finally:

@@ -99,7 +99,7 @@ CORPUS = [
     ("iban DE89 3704 0044 0532 0130 00 paid", "3704 0044 0532", "<iban>"),
     ("call +1 (555) 123-4567 today", "123-4567", "<phone>"),
     ("nic 00:1A:2B:3C:4D:5E up", "00:1A:2B:3C:4D:5E", "<mac>"),
-    ("from /home/bob/work/a.txt", "bob", "/home/<user>/work"),
+    ("from /Users/bob/work/a.txt", "bob", "/Users/<user>/work"),
     ("key sk-ant-api03-abcdefghijklmnopqrstuv", "abcdefghijklmnopqrstuv", "<token>"),
     ("oauth ya29.a0AfH6SMBx3abcdefghijklmnop", "a0AfH6SMBx3abcdefghijklmnop", "<token>"),
     (

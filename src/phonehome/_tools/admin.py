@@ -20,6 +20,8 @@ from phonehome._spool.manifest import Manifest
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from phonehome._core.destinations import Destination
     from phonehome._spool.segments import Spool
 
@@ -248,9 +250,12 @@ def _described(mapped: Any) -> list[dict[str, Any]]:
     return found
 
 
-def flush(product: str, directory: Path, budget: float) -> tuple[list[str], str]:
+def flush(
+    product: str, directory: Path, budget: float, say: Callable[[str], None]
+) -> tuple[list[str], str]:
     """Deliver what is waiting now, in this process: each failed destination named, with
-    the reason (one line each), and what happened."""
+    the reason (one line each), and what happened. ``say`` tells, as it happens, that a
+    running sender is waited for."""
     from phonehome._sender.deliver import deliver
 
     found = manifests.load(directory)
@@ -262,7 +267,7 @@ def flush(product: str, directory: Path, budget: float) -> tuple[list[str], str]
         return [], f"{waiting} segment(s) held, nothing sent: the notice was {held_text(product)}"
     before = _last_failures(directory)
     deadline = time.monotonic() + budget
-    fd = _lock_within(directory, deadline)
+    fd = _lock_within(directory, deadline, product, say)
     if fd is None:
         return [
             f"a sender was still delivering for {product} after {budget:g} s (--timeout); "
@@ -286,15 +291,19 @@ def flush(product: str, directory: Path, budget: float) -> tuple[list[str], str]
     return failures, f"sent {sent} record(s); {pending} segment(s) still waiting"
 
 
-def _lock_within(directory: Path, deadline: float) -> int | None:
-    """The sender lock, waiting for a running sender to finish until ``deadline``."""
+def _lock_within(
+    directory: Path, deadline: float, product: str, say: Callable[[str], None]
+) -> int | None:
+    """The sender lock, waiting for a running sender to finish until ``deadline`` (said once)."""
     from phonehome._spool.lock import try_lock
 
-    while True:
-        fd = try_lock(directory)
-        if fd is not None or time.monotonic() >= deadline:
-            return fd
+    fd = try_lock(directory)
+    if fd is None and time.monotonic() < deadline:
+        say(f"a sender is delivering for {product}: waiting for it to finish")
+    while fd is None and time.monotonic() < deadline:
         time.sleep(0.1)
+        fd = try_lock(directory)
+    return fd
 
 
 def _asked_to_wait(directory: Path, waiting: list[str]) -> bool:

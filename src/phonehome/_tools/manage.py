@@ -154,7 +154,9 @@ def add_flush(parser: argparse.ArgumentParser) -> None:
 
 def run_flush(args: argparse.Namespace) -> int:
     product, directory = product_of(args)
-    failures, summary = admin.flush(product, directory, args.timeout)
+    failures, summary = admin.flush(
+        product, directory, args.timeout, lambda line: print(line, flush=True)
+    )
     print(summary)
     for line in failures:
         print(f"phonehome flush: {line}", file=sys.stderr)
