@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import phonehome
-from phonehome._core.destinations import parse
+from phonehome._core.destinations import loopback, parse
 from phonehome.testing import AzureIngestion, OTLPReceiver
 from tests import figures
 from tests.conftest import TEST_SCHEMA, app_logs, clean_environ
@@ -231,6 +234,36 @@ def test_a_plain_http_vendor_that_is_not_loopback_is_refused_unless_allowed(
         ) as t:
             assert len(t.destinations) == 1, loopback
     assert capsys.readouterr().err == ""
+
+
+_ADDRESS_TEXT = st.text(alphabet="0123456789abcdefABCDEF:.%x ", max_size=45)
+
+
+@settings(max_examples=1500, deadline=None)
+@given(
+    st.one_of(
+        st.ip_addresses().map(str),
+        st.ip_addresses(v=6).map(lambda a: a.exploded),
+        st.ip_addresses(network="127.0.0.0/8").map(str),
+        st.sampled_from(["::1", "0::1", "0:0::0:1", "0000:0000:0000:0000:0000:0000:0000:0001"]),
+        _ADDRESS_TEXT,
+    )
+)
+def test_the_loopback_check_agrees_with_ipaddress(address: str) -> None:
+    """The check a plain-http vendor goes through, without importing ipaddress: never
+    loopback where ipaddress says otherwise, and the same answer for every address
+    ipaddress writes itself."""
+    try:
+        parsed = ipaddress.ip_address(address)
+    except ValueError:
+        assert not loopback(address)
+        return
+    if "%" in address:  # a scope id: refused here (an http vendor needs allow_insecure)
+        assert not loopback(address)
+    elif isinstance(parsed, ipaddress.IPv6Address) and parsed.ipv4_mapped is not None:
+        assert not loopback(address)  # loopback to ipaddress from 3.13 on: refused here
+    else:
+        assert loopback(address) == parsed.is_loopback
 
 
 @pytest.mark.parametrize("signal", ["traces", "metrics", "logs"])

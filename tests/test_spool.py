@@ -33,7 +33,7 @@ def test_a_segment_round_trips(tmp_path: Path) -> None:
 
 def test_torn_and_corrupt_records_are_skipped_and_counted(tmp_path: Path) -> None:
     spool = Spool(tmp_path)
-    path = spool.append(HEADER, records(4))
+    path = Path(spool.append(HEADER, records(4)))
     lines = path.read_bytes().split(b"\n")
     lines[2] = lines[2].replace(b"c1", b"cX")  # a flipped byte: the checksum fails
     torn = b"\n".join(lines)[:-15]  # the last record cut short
@@ -124,7 +124,7 @@ def test_across_a_reboot_the_spool_ages_by_the_wall_clock_and_never_backwards(
 def test_an_older_senders_segment_name_ages_by_the_wall_clock(tmp_path: Path) -> None:
     clocks = Clocks()
     spool = Spool(tmp_path, max_age=60, clock=clocks.clock())
-    path = spool.append(HEADER, records(1))
+    path = Path(spool.append(HEADER, records(1)))
     old = tmp_path / f"{int(clocks.wall * 1e9):020d}-1-abcdef.seg"  # version 1 names
     path.rename(old)
     clocks.boot += 3600
@@ -135,7 +135,7 @@ def test_an_older_senders_segment_name_ages_by_the_wall_clock(tmp_path: Path) ->
 
 def test_a_directory_named_like_a_segment_is_not_one(tmp_path: Path) -> None:
     spool = Spool(tmp_path)
-    kept = spool.append(HEADER, records(1))
+    kept = Path(spool.append(HEADER, records(1)))
     (tmp_path / "00000000000000000001-1-abcdef.seg").mkdir()
     (tmp_path / "00000000000000000002-1-abcdef.seg").symlink_to(kept)
     assert spool.names() == [kept.name]
@@ -149,7 +149,7 @@ def test_a_newer_format_is_kept_for_a_newer_sender_then_dropped_as_unsupported(
 ) -> None:
     clocks = Clocks()
     spool = Spool(tmp_path, max_age=3600, clock=clocks.clock())
-    path = spool.append(HEADER, records(3))
+    path = Path(spool.append(HEADER, records(3)))
     raw = path.read_bytes().replace(b'"version":1', b'"version":2', 1)
     path.write_bytes(raw)
     segment = spool.read(path.name)
@@ -165,8 +165,8 @@ def test_a_newer_format_is_kept_for_a_newer_sender_then_dropped_as_unsupported(
 
 def test_progress_is_kept_per_destination_and_compacted(tmp_path: Path) -> None:
     spool = Spool(tmp_path)
-    a = spool.append(HEADER, records(1)).name
-    b = spool.append(HEADER, records(1)).name
+    a = Path(spool.append(HEADER, records(1))).name
+    b = Path(spool.append(HEADER, records(1))).name
     spool.progress.mark_delivered("vendor-1", [a])
     spool.progress.mark_delivered("user-1", [a, b])
     assert spool.progress.delivered("vendor-1") == {a}
@@ -179,7 +179,7 @@ def test_progress_is_kept_per_destination_and_compacted(tmp_path: Path) -> None:
 
 def test_purge_removes_segments_progress_and_counts(tmp_path: Path) -> None:
     spool = Spool(tmp_path)
-    name = spool.append(HEADER, records(1)).name
+    name = Path(spool.append(HEADER, records(1))).name
     spool.progress.mark_delivered("vendor-1", [name])
     spool.progress.owe("user-1", 3, "rejected")
     assert spool.purge() == 1
@@ -188,14 +188,14 @@ def test_purge_removes_segments_progress_and_counts(tmp_path: Path) -> None:
 
 
 def test_the_header_is_json_on_the_first_line(tmp_path: Path) -> None:
-    path = Spool(tmp_path).append(HEADER, records(1))
+    path = Path(Spool(tmp_path).append(HEADER, records(1)))
     header = json.loads(path.read_bytes().split(b"\n", 1)[0])
     assert header == {"format": "phonehome-spool", "version": 1, **HEADER}
 
 
 def test_a_dead_hosts_temporary_file_is_deleted_once_old(tmp_path: Path) -> None:
     spool = Spool(tmp_path)
-    kept = spool.append(HEADER, records(1))
+    kept = Path(spool.append(HEADER, records(1)))
     abandoned = tmp_path / ".00000000000000000001-1-abcdef.seg.tmp"
     abandoned.write_bytes(b"half a segment")
     spool.enforce_caps()

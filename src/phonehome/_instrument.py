@@ -20,7 +20,6 @@ from phonehome._host.telemetry import Telemetry
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
-    from pathlib import Path
     from typing import Any, Literal
 
     from phonehome._core.destinations import Destination
@@ -118,10 +117,12 @@ def instrument(
 class _InProcess:
     """The courier the host is given: the sender and the debug display, in this process."""
 
-    def deliver(self, state_dir: Path, budget: float) -> bool:
+    def deliver(self, state_dir: str, budget: float) -> bool:
+        from pathlib import Path
+
         from phonehome._sender.deliver import deliver
 
-        return deliver(state_dir, budget) is not None
+        return deliver(Path(state_dir), budget) is not None
 
     def show(self, records: list[Record], header: dict[str, Any], manifest: Manifest) -> None:
         from phonehome._tools.debug import show
@@ -150,10 +151,8 @@ def _purge_held(resolver: Resolver) -> None:
     try:
         spool = os.path.join(resolver.state_path, "spool")
         if os.path.isdir(spool) and any(n.endswith(".seg") for n in os.listdir(spool)):
-            from pathlib import Path
-
             from phonehome._spool.segments import Spool
 
-            Spool(Path(spool)).purge()
+            Spool(spool).purge()
     except Exception as error:
         record_error("purge", error)

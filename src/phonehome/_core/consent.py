@@ -25,7 +25,6 @@ from phonehome._core.settings import policy_file, user_file
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
-    from pathlib import Path
     from typing import Literal
 
     ConsentDefault = Literal["opt-in", "opt-out"]
@@ -104,13 +103,6 @@ class Resolver:
         """The state directory, as a string."""
         where = self.where
         return where() if callable(where) else os.fspath(where)
-
-    @property
-    def state_dir(self) -> Path:
-        """The state directory, as a ``Path`` (for the consent-on path and the tools)."""
-        from pathlib import Path
-
-        return Path(self.state_path)
 
     @property
     def consent_file(self) -> str:
@@ -202,12 +194,11 @@ class Resolver:
         caller's: ``phonehome._host.choice``.
         """
         import json
-        from pathlib import Path
 
         from phonehome._core import state as statefiles
 
         record = {"enabled": enabled, "changed": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-        statefiles.write_text(Path(self.consent_file), json.dumps(record) + "\n")
+        statefiles.write_text(self.consent_file, json.dumps(record) + "\n")
 
 
 class MachinePolicy:
@@ -297,15 +288,13 @@ def read_user_choice(path: str) -> bool | None:
 
 def store_user_choice(path: str, enabled: bool) -> None:
     """Write the user's choice for every product (``phonehome enable|disable --all``)."""
-    from pathlib import Path
-
     from phonehome._core import state as statefiles
 
     text = (
         "# Your choice for every product built on phonehome (phonehome enable|disable --all).\n"
         f'telemetry = "{"on" if enabled else "off"}"\n'
     )
-    statefiles.write_text(Path(path), text)
+    statefiles.write_text(path, text)
     _read.pop(path, None)
 
 

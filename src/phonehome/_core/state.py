@@ -11,37 +11,40 @@ import _thread
 import errno
 import os
 import stat
-from pathlib import Path
 
 from phonehome._core import environment as env
 from phonehome._core.diagnostics import warn
 from phonehome._core.settings import platform_state_dir
 
+StrPath = str | os.PathLike[str]
+"""A path as callers may give it; this module returns ``str``."""
 
-def state_dir(product: str, override: str | os.PathLike[str] | None = None) -> Path:
+
+def state_dir(product: str, override: StrPath | None = None) -> str:
     """Where the product's telemetry state lives.
 
     Precedence: the ``state_dir=`` argument, then ``<PREFIX>_TELEMETRY_DIR``, then the
     platform's user state directory (``~/.local/state/phonehome/<product>`` on Linux).
     """
     if override is not None:
-        return Path(override)
+        return os.fspath(override)
     from_env = os.environ.get(env.TELEMETRY_DIR.format(prefix=env.prefix_for(product)))
     if from_env:
-        return Path(from_env)
-    return Path(platform_state_dir(product))
+        return from_env
+    return platform_state_dir(product)
 
 
-def read_text(path: Path) -> str | None:
+def read_text(path: StrPath) -> str | None:
     """The file's text, or ``None`` when it does not exist. Bytes that are not UTF-8 (a
     corrupt file) become U+FFFD, so callers see invalid content, not an exception."""
     try:
-        return path.read_text(encoding="utf-8", errors="replace")
+        with open(path, encoding="utf-8", errors="replace") as file:
+            return file.read()
     except (FileNotFoundError, NotADirectoryError):  # the directory is not one: no file
         return None
 
 
-def write_text(path: Path, text: str) -> None:
+def write_text(path: StrPath, text: str) -> None:
     """Write a small file atomically (temp file, fsync, rename), private to the user.
 
     Raises ``OSError`` when the directory cannot be written, or is not private (see
@@ -49,9 +52,10 @@ def write_text(path: Path, text: str) -> None:
     random part), so two threads or processes writing the same file never remove each
     other's; it is created exclusively, never through a link planted in its place.
     """
-    private(path.parent)
+    directory, name = os.path.split(os.fspath(path))
+    private(directory)
     writer = f"{os.getpid()}.{_thread.get_ident():x}.{os.urandom(4).hex()}"
-    temporary = path.with_name(f".{path.name}.{writer}.tmp")
+    temporary = os.path.join(directory, f".{name}.{writer}.tmp")
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
     fd = os.open(temporary, flags, 0o600)
     try:
@@ -69,28 +73,29 @@ def write_text(path: Path, text: str) -> None:
         raise
 
 
-def private(directory: Path) -> None:
+def private(directory: StrPath) -> None:
     """Create ``directory`` (0700) if needed and check that it is the user's own.
 
     It may be a symlink (a state directory moved to another disk), but what it resolves to
     must belong to the user and not be writable by group or others: another user could
     read what is kept there, or plant links in it. Raises ``PermissionError`` otherwise.
     """
-    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    directory = os.fspath(directory) or "."
+    os.makedirs(directory, mode=0o700, exist_ok=True)
     found = os.stat(directory)
     if hasattr(os, "geteuid") and (found.st_uid != os.geteuid() or found.st_mode & 0o022):
         raise PermissionError(errno.EPERM, "owned by another user or writable by others")
 
 
-def fallback_dir(state_dir: Path) -> Path:
+def fallback_dir(state_dir: StrPath) -> str:
     """Where a run keeps its telemetry when the state directory cannot be written: a
     directory of the user's own under the system's temporary directory."""
     import tempfile
 
     uid = os.geteuid() if hasattr(os, "geteuid") else os.getpid()
-    root = Path(tempfile.gettempdir()) / f"phonehome-{uid}"
+    root = os.path.join(tempfile.gettempdir(), f"phonehome-{uid}")
     try:  # noqa: SIM105 - contextlib would cost every CLI an import
-        root.mkdir(mode=0o700)
+        os.mkdir(root, 0o700)
     except FileExistsError:
         pass
     found = os.lstat(root)  # in a shared directory: never a link someone else made
@@ -98,7 +103,7 @@ def fallback_dir(state_dir: Path) -> Path:
         hasattr(os, "geteuid") and (found.st_uid != os.geteuid() or found.st_mode & 0o077)
     ):
         raise PermissionError(errno.EPERM, f"{root} is not the user's own private directory")
-    return root / state_dir.name
+    return os.path.join(root, os.path.basename(os.path.normpath(os.fspath(state_dir))))
 
 
 FALLBACK_WARNED_FILE = "fallback-warned"
@@ -106,7 +111,7 @@ FALLBACK_WARNED_FILE = "fallback-warned"
 WARN_EVERY = 86400.0
 
 
-def usable(state_dir: Path) -> Path:
+def usable(state_dir: StrPath) -> str:
     """The directory this run keeps its state in, decided once, before anything is kept.
 
     ``state_dir``, or when it cannot be used (a file in its path, a read-only file system,
@@ -116,6 +121,7 @@ def usable(state_dir: Path) -> Path:
     in one line, at most once a day. When there is no private fallback either, it is
     ``state_dir`` all the same: the writes fail, and the run says so (``cannot_write``).
     """
+    state_dir = os.fspath(state_dir)
     try:
         private(state_dir)
         if not os.access(state_dir, os.W_OK | os.X_OK):
@@ -139,11 +145,11 @@ def usable(state_dir: Path) -> Path:
     return fallback
 
 
-def _say_daily(directory: Path, message: str) -> None:
+def _say_daily(directory: str, message: str) -> None:
     """``message``, unless it was said in the last day (as ``directory`` remembers)."""
     import time
 
-    marker = directory / FALLBACK_WARNED_FILE
+    marker = os.path.join(directory, FALLBACK_WARNED_FILE)
     now = time.time()
     try:
         said = float(read_text(marker) or "nan")
@@ -158,7 +164,7 @@ def _say_daily(directory: Path, message: str) -> None:
         pass
 
 
-def cannot_write(state_dir: Path, error: OSError) -> None:
+def cannot_write(state_dir: StrPath, error: OSError) -> None:
     """The one warning of a run whose state directory cannot be written."""
     warn(
         f"cannot write to {state_dir} ({error.strerror or error}); this run keeps its "

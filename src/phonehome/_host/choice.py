@@ -6,7 +6,7 @@ From the program (``telemetry.disable()``), its ``telemetry`` subcommands, or th
 
 from __future__ import annotations
 
-from pathlib import Path
+import os
 
 from phonehome._core.consent import Resolver
 from phonehome._host.identity import forget
@@ -17,9 +17,9 @@ def store(resolver: Resolver, enabled: bool, spool: Spool | None = None) -> None
     """Store the user's choice. A "no" also forgets the install id (a later "yes" starts a
     new identity: the two periods cannot be joined) and purges what is waiting to be sent,
     in ``spool`` (by default, the state directory's)."""
-    directory: Path = resolver.state_dir
+    directory = resolver.state_path
     if not enabled:
         forget(directory)
     resolver.store_choice(enabled)
     if not enabled:
-        (spool if spool is not None else Spool(directory / "spool")).purge()
+        (spool if spool is not None else Spool(os.path.join(directory, "spool"))).purge()

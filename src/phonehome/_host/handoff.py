@@ -21,7 +21,7 @@ The host never imports the sender: in-process delivery and the debug display com
 from __future__ import annotations
 
 import _thread
-from pathlib import Path
+import os
 
 from phonehome._core import state as statefiles
 from phonehome._core.diagnostics import warn
@@ -47,7 +47,7 @@ if TYPE_CHECKING:
     class Courier(Protocol):
         """What the host needs of the sender, in its own process."""
 
-        def deliver(self, state_dir: Path, budget: float) -> bool:
+        def deliver(self, state_dir: str, budget: float) -> bool:
             """Deliver what is spooled within ``budget``; ``False`` if a sender runs."""
 
         def show(self, records: list[Record], header: dict[str, Any], manifest: Manifest) -> None:
@@ -70,7 +70,7 @@ class Handoff:
         self,
         *,
         settings: Settings,
-        state_dir: Path,
+        state_dir: str,
         destinations: Sequence[tuple[Role, Destination]],
         resource: dict[str, Any],
         user_resource: dict[str, Any],
@@ -85,7 +85,9 @@ class Handoff:
         self.hold = hold
         """This run showed the notice: what it records is kept, not sent (``notice``)."""
         self.mode: RunMode = run_mode(settings)
-        self.spool = Spool(state_dir / "spool", settings.spool_max_bytes, settings.spool_max_age)
+        self.spool = Spool(
+            os.path.join(state_dir, "spool"), settings.spool_max_bytes, settings.spool_max_age
+        )
         keyed = {manifest.destination_key(role, d): (role, d) for role, d in destinations}
         metric_prefix = instrument_name(settings.product)
         self.header = {
@@ -170,7 +172,9 @@ class Handoff:
         if self.state_dir == fallback:
             raise error
         self.state_dir = fallback
-        self.spool = Spool(fallback / "spool", self.spool.max_bytes, self.spool.max_age)
+        self.spool = Spool(
+            os.path.join(fallback, "spool"), self.spool.max_bytes, self.spool.max_age
+        )
         self._manifest_written = False
         self._write(records)
 
@@ -227,11 +231,11 @@ class Handoff:
         """Every destination of this run waits (``Retry-After``, or the backoff of one that
         keeps failing): a sender would send nothing. One small file read."""
         waiting = self.spool.waiting_file
-        if not waiting.exists():  # nothing waits: most runs, without loading the schedule
+        if not os.path.exists(waiting):  # nothing waits: most runs, without loading the schedule
             return False
         from phonehome._spool.schedule import resting
 
-        return resting(waiting.parent, self.header["destinations"])
+        return resting(os.path.dirname(waiting), self.header["destinations"])
 
     def deliver_now(self, budget: float) -> bool:
         """Deliver in this process within ``budget`` seconds; ``False`` if another sender runs,

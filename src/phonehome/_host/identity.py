@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import sys
-from pathlib import Path
 
 from phonehome._core import state as statefiles
 
@@ -22,7 +21,7 @@ INSTALL_ID_FILE = "install-id"
 SALT_FILE = "salt"
 
 
-def install_id(state_dir: Path, automation: str | None = None, policy: str = "tag") -> str:
+def install_id(state_dir: str, automation: str | None = None, policy: str = "tag") -> str:
     """The product's install id, minted on first use. Only call with consent on.
 
     Under a CI provider or an AI agent (``automation``) no id is kept: ``tag`` gives each run
@@ -30,25 +29,28 @@ def install_id(state_dir: Path, automation: str | None = None, policy: str = "ta
     """
     if automation is not None:
         return f"automation-{automation}" if policy == "collapse" else os.urandom(16).hex()
-    return _kept(state_dir / INSTALL_ID_FILE)
+    return _kept(os.path.join(state_dir, INSTALL_ID_FILE))
 
 
-def salt(state_dir: Path) -> bytes:
+def salt(state_dir: str) -> bytes:
     """The install's salt for hashed fields: random, kept in the state directory, never sent."""
-    return bytes.fromhex(_kept(state_dir / SALT_FILE))
+    return bytes.fromhex(_kept(os.path.join(state_dir, SALT_FILE)))
 
 
 def session_id() -> str:
     return os.urandom(16).hex()
 
 
-def forget(state_dir: Path) -> None:
+def forget(state_dir: statefiles.StrPath) -> None:
     """Delete the install id and the salt: the next run with consent is a new install."""
     for name in (INSTALL_ID_FILE, SALT_FILE):
-        (state_dir / name).unlink(missing_ok=True)
+        try:  # noqa: SIM105 - contextlib would cost every CLI an import
+            os.unlink(os.path.join(state_dir, name))
+        except FileNotFoundError:
+            pass
 
 
-def _kept(path: Path) -> str:
+def _kept(path: str) -> str:
     """A random 128-bit hex value kept in ``path``: read it, or mint and store one."""
     try:
         existing = (statefiles.read_text(path) or "").strip()
@@ -60,7 +62,7 @@ def _kept(path: Path) -> str:
     try:
         statefiles.write_text(path, fresh + "\n")
     except OSError as error:
-        statefiles.cannot_write(path.parent, error)
+        statefiles.cannot_write(os.path.dirname(path), error)
     return fresh
 
 

@@ -8,9 +8,9 @@ shown while consent is off; ``<PREFIX>_TELEMETRY_NOLOGO`` hides it without chang
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
-from pathlib import Path
 
 from phonehome._core import environment as env
 from phonehome._core import state as statefiles
@@ -22,15 +22,15 @@ if TYPE_CHECKING:
 NOTICE_FILE = "notice.json"
 
 
-def read(state_dir: Path) -> dict[str, Any]:
+def read(state_dir: str) -> dict[str, Any]:
     try:
-        data = json.loads(statefiles.read_text(state_dir / NOTICE_FILE) or "{}")
+        data = json.loads(statefiles.read_text(os.path.join(state_dir, NOTICE_FILE)) or "{}")
     except (OSError, ValueError):
         return {}
     return data if isinstance(data, dict) else {}
 
 
-def check(state_dir: Path, nologo: bool, version: str, text: str, session: str) -> bool:
+def check(state_dir: str, nologo: bool, version: str, text: str, session: str) -> bool:
     """Show the notice if this version was never shown; ``True`` if this run must hold.
 
     ``nologo`` (``<PREFIX>_TELEMETRY_NOLOGO``): the notice counts as seen without being shown.
@@ -54,10 +54,10 @@ def check(state_dir: Path, nologo: bool, version: str, text: str, session: str) 
     return True
 
 
-def _write(state_dir: Path, data: dict[str, Any]) -> None:
+def _write(state_dir: str, data: dict[str, Any]) -> None:
     # not kept (an unwritable directory): the notice shows again, and this run holds its data
     try:  # noqa: SIM105 - contextlib would cost every CLI an import
-        statefiles.write_text(state_dir / NOTICE_FILE, json.dumps(data) + "\n")
+        statefiles.write_text(os.path.join(state_dir, NOTICE_FILE), json.dumps(data) + "\n")
     except OSError:
         pass
 

@@ -13,7 +13,6 @@ import _thread  # threading.Lock is _thread.allocate_lock: no need to import thr
 import os
 import sys
 import time
-from pathlib import Path
 from time import monotonic
 
 from phonehome._core import destinations as destinations_
@@ -342,7 +341,7 @@ def start(
         return Telemetry(resolver, Decision(False, "invalid", f"bad schema: {error}"))
     for problem in settings.problems:
         warn(problem)
-    state_dir = _usable(resolver.state_dir)  # before the id, the notice, the spool
+    state_dir = _usable(resolver.state_path)  # before the id, the notice, the spool
     destinations = _destinations(settings, resolver.policy)
     session = identity.session_id()
     enforcer = Enforcer(  # never strict: in tests the recording raises at the call instead
@@ -389,7 +388,7 @@ def _destinations(
     return found
 
 
-def _usable(state_dir: Path) -> Path:
+def _usable(state_dir: str) -> str:
     """The state directory, or the private fallback when it cannot be written; then an
     install whose directory became read-only keeps its id, salt and seen notice, read from
     where they were."""
@@ -397,16 +396,17 @@ def _usable(state_dir: Path) -> Path:
     if usable != state_dir:
         for name in (identity.INSTALL_ID_FILE, identity.SALT_FILE, notice.NOTICE_FILE):
             try:
-                if not (usable / name).exists() and (
-                    found := statefiles.read_text(state_dir / name)
+                kept = os.path.join(usable, name)
+                if not os.path.exists(kept) and (
+                    found := statefiles.read_text(os.path.join(state_dir, name))
                 ):
-                    statefiles.write_text(usable / name, found)
+                    statefiles.write_text(kept, found)
             except OSError:
                 continue
     return usable
 
 
-def _resource(settings: Settings, state_dir: Path, session: str) -> dict[str, str]:
+def _resource(settings: Settings, state_dir: str, session: str) -> dict[str, str]:
     """The run's resource: who and where, anonymously (the vendor's whole resource)."""
     who = settings.detected
     if settings.ephemeral:  # CI, an agent, or `phonehome schema check`: no id is kept
@@ -419,7 +419,7 @@ def _resource(settings: Settings, state_dir: Path, session: str) -> dict[str, st
     return attributes
 
 
-def _salt(settings: Settings, state_dir: Path) -> Callable[[], bytes]:
+def _salt(settings: Settings, state_dir: str) -> Callable[[], bytes]:
     """The salt of hashed fields, read on first use; in an ephemeral environment nothing is
     kept, so hashes do not join across runs."""
     if settings.ephemeral:
@@ -434,5 +434,5 @@ def load_schema(value: object) -> Schema:
     if isinstance(value, Schema):
         return value
     if isinstance(value, str | os.PathLike):
-        return Schema.from_toml(Path(value))
+        return Schema.from_file(value)
     raise SchemaError(f"expected a Schema or the path of a TOML file, got {type(value).__name__}")

@@ -184,7 +184,7 @@ class Telemetry:
         try:
             from phonehome._host.identity import forget
 
-            forget(self._resolver.state_dir)
+            forget(self._resolver.state_path)
         except Exception as error:
             record_error("reset_id", error)
 
@@ -198,7 +198,7 @@ class Telemetry:
             store(self._resolver, enabled)
         except OSError as error:
             warn(
-                f"cannot store the consent choice in {self._resolver.state_dir} ({error.strerror})"
+                f"cannot store the consent choice in {self._resolver.state_path} ({error.strerror})"
             )
         except Exception as error:
             record_error("store consent", error)

@@ -13,7 +13,6 @@ import json
 import os
 import sys
 import time
-from pathlib import Path
 
 from phonehome._core import state as statefiles
 
@@ -31,7 +30,7 @@ LIFECYCLE_FILE = "lifecycle.json"
 class Usage:
     """The due-times of collectors and the heartbeat, kept in ``usage.json``."""
 
-    def __init__(self, state_dir: Path | None, heartbeat: float | None = None) -> None:
+    def __init__(self, state_dir: str | None, heartbeat: float | None = None) -> None:
         self.state_dir = state_dir  # None: an ephemeral environment, nothing is kept
         self.heartbeat = heartbeat
         self.collectors: dict[str, tuple[Collector, float]] = {}
@@ -77,7 +76,9 @@ class Usage:
         if self.state_dir is None:
             return {}
         try:
-            data = json.loads(statefiles.read_text(self.state_dir / USAGE_FILE) or "{}")
+            data = json.loads(
+                statefiles.read_text(os.path.join(self.state_dir, USAGE_FILE)) or "{}"
+            )
         except (OSError, ValueError):
             return {}
         return (
@@ -90,14 +91,14 @@ class Usage:
         if self.state_dir is None:
             return
         try:  # noqa: SIM105 - contextlib would cost every CLI an import
-            statefiles.write_text(self.state_dir / USAGE_FILE, json.dumps(data) + "\n")
+            statefiles.write_text(os.path.join(self.state_dir, USAGE_FILE), json.dumps(data) + "\n")
         except OSError:  # not kept: it runs again next time, the lesser harm
             pass
 
 
-def lifecycle(state_dir: Path, product: str, version: str) -> tuple[str, dict[str, Any]] | None:
+def lifecycle(state_dir: str, product: str, version: str) -> tuple[str, dict[str, Any]] | None:
     """``install`` or ``upgrade`` when this install is new or its version changed."""
-    path = state_dir / LIFECYCLE_FILE
+    path = os.path.join(state_dir, LIFECYCLE_FILE)
     try:
         seen = json.loads(statefiles.read_text(path) or "{}")
     except (OSError, ValueError):

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 import sys
-from pathlib import Path
 
 from phonehome._core.errors import SchemaError
 
@@ -163,14 +162,25 @@ class Schema:
     @classmethod
     def from_toml(cls, source: str | os.PathLike[str]) -> Schema:
         """A schema from a TOML file (or TOML text); see ``docs/privacy.md`` for the layout."""
+        text = os.fspath(source)
+        file = isinstance(source, os.PathLike) or ("\n" not in text and text.endswith(".toml"))
+        return cls._parse(text, file)
+
+    @classmethod
+    def from_file(cls, path: str | os.PathLike[str]) -> Schema:
+        """A schema from a TOML file, whatever its name."""
+        return cls._parse(os.fspath(path), file=True)
+
+    @classmethod
+    def _parse(cls, text: str, file: bool) -> Schema:
         if sys.version_info >= (3, 11):
             import tomllib
         else:
             import tomli as tomllib
-        text = str(source)
         try:
-            if isinstance(source, os.PathLike) or ("\n" not in text and text.endswith(".toml")):
-                text = Path(source).read_text(encoding="utf-8")
+            if file:
+                with open(text, encoding="utf-8") as opened:
+                    text = opened.read()
             data = tomllib.loads(text)
         except UnicodeDecodeError as error:
             raise SchemaError(f"not UTF-8: {error.reason} at byte {error.start}") from None

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import threading
 import time
 from dataclasses import dataclass, field
@@ -132,7 +133,7 @@ def _deliver_locked(state_dir: Path, deadline: float, backoff: bool) -> Report:
         return report
     found, spool, consent = ready
     spool.enforce_caps()
-    schedule = Schedule(spool.directory / "progress", spool.clock)
+    schedule = Schedule(os.path.join(spool.directory, "progress"), spool.clock)
     workers = {
         key: Worker(
             key, destination, found.role(key), spool.progress, found.resource, state_dir, schedule

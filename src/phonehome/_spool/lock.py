@@ -9,17 +9,18 @@ from __future__ import annotations
 
 import os
 import sys
-from pathlib import Path
+
+from phonehome._core.state import StrPath
 
 LOCK_FILE = "sender.lock"
 
 
-def try_lock(state_dir: Path) -> int | None:
+def try_lock(state_dir: StrPath) -> int | None:
     """Take the sender lock without waiting; the descriptor, or ``None`` if it is held."""
     import fcntl
 
-    state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-    fd = os.open(state_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
+    os.makedirs(state_dir, mode=0o700, exist_ok=True)
+    fd = os.open(os.path.join(state_dir, LOCK_FILE), os.O_RDWR | os.O_CREAT, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
@@ -40,14 +41,14 @@ _SENDER = (
 ``sys.path`` (whatever ``.py`` files lie there are not ours to run)."""
 
 
-def sender_command(state_dir: Path, lifetime: float, fd: int) -> list[str]:
+def sender_command(state_dir: StrPath, lifetime: float, fd: int) -> list[str]:
     """The sender's command line: it holds the lock through the inherited ``fd``."""
-    return [sys.executable, "-c", _SENDER, str(state_dir), str(lifetime), str(fd)]
+    return [sys.executable, "-c", _SENDER, os.fspath(state_dir), str(lifetime), str(fd)]
 
 
 def sender_environment() -> dict[str, str]:
     """The environment, with this copy of phonehome first on ``PYTHONPATH``."""
-    package_root = str(Path(__file__).resolve().parents[2])
+    package_root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.realpath(__file__))))
     environ = dict(os.environ)
     paths = environ.get("PYTHONPATH", "").split(os.pathsep)
     if package_root not in paths:
@@ -55,7 +56,7 @@ def sender_environment() -> dict[str, str]:
     return environ
 
 
-def spawn(state_dir: Path, lifetime: float) -> bool:
+def spawn(state_dir: StrPath, lifetime: float) -> bool:
     """Start a detached sender unless one runs; it holds the lock we take here."""
     fd = try_lock(state_dir)
     if fd is None:

@@ -10,8 +10,8 @@ whether the first-run notice has been confirmed.
 from __future__ import annotations
 
 import json
+import os
 import zlib
-from pathlib import Path
 
 from phonehome._core import state as statefiles
 from phonehome._core.destinations import Destination
@@ -149,18 +149,19 @@ class Manifest:
         return json.dumps(self.data, sort_keys=True, default=str)
 
 
-def load(state_dir: Path) -> Manifest | None:
+def load(state_dir: statefiles.StrPath) -> Manifest | None:
     """The manifest the last run wrote, or ``None`` if there is none or it is unreadable."""
     try:
-        data = json.loads((state_dir / MANIFEST_FILE).read_text())
+        with open(os.path.join(state_dir, MANIFEST_FILE), encoding="utf-8") as file:
+            data = json.loads(file.read())
     except (OSError, ValueError):
         return None
     return Manifest(data) if isinstance(data, dict) and "prefix" in data else None
 
 
-def write(state_dir: Path, manifest: Manifest) -> None:
+def write(state_dir: statefiles.StrPath, manifest: Manifest) -> None:
     """Write the manifest, unless the file already says the same (most runs)."""
     text = manifest.text()
-    path = state_dir / MANIFEST_FILE
+    path = os.path.join(state_dir, MANIFEST_FILE)
     if statefiles.read_text(path) != text:
         statefiles.write_text(path, text)

@@ -29,8 +29,8 @@ _APPEND = os.O_WRONLY | os.O_CREAT | os.O_APPEND | getattr(os, "O_NOFOLLOW", 0)
 class Progress:
     """The progress directory of one spool."""
 
-    def __init__(self, directory: Path) -> None:
-        self.directory = directory
+    def __init__(self, directory: str | os.PathLike[str]) -> None:
+        self.directory = Path(directory)
 
     def delivered(self, destination: str) -> set[str]:
         """The segments ``destination`` has whole."""

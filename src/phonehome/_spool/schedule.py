@@ -90,8 +90,8 @@ def _wait(text: str) -> Wait | None:
 class Schedule:
     """The holds and backoff of one spool's destinations (``<spool>/progress``)."""
 
-    def __init__(self, directory: Path, clock: Clock = SYSTEM) -> None:
-        self.directory = directory
+    def __init__(self, directory: str | os.PathLike[str], clock: Clock = SYSTEM) -> None:
+        self.directory = Path(directory)
         self.clock = clock
 
     # -- Retry-After -------------------------------------------------------------------------
@@ -177,10 +177,10 @@ class Schedule:
         statefiles.write_text(self.directory / name, text + ("" if text.endswith("\n") else "\n"))
 
 
-def resting(directory: Path, keys: Iterable[str], clock: Clock = SYSTEM) -> bool:
+def resting(directory: str | os.PathLike[str], keys: Iterable[str], clock: Clock = SYSTEM) -> bool:
     """Whether every destination of ``keys`` waits, by the ``all.waiting`` file of the progress
     ``directory``: one small read, for a CLI host deciding whether to start a sender."""
-    text = _read(directory / WAITING_FILE)
+    text = _read(os.path.join(directory, WAITING_FILE))
     if not text:
         return False
     waits = {}
@@ -196,7 +196,7 @@ def resting(directory: Path, keys: Iterable[str], clock: Clock = SYSTEM) -> bool
     return all(key in waits and waits[key].left(now) > 0 for key in wanted)
 
 
-def _read(path: Path) -> str | None:
+def _read(path: str | os.PathLike[str]) -> str | None:
     try:
         with open(path, encoding="utf-8", errors="replace") as file:
             return file.read(4096)

@@ -14,7 +14,6 @@ import json
 import marshal
 import os
 import zlib
-from pathlib import Path
 
 from phonehome._core.settings import DEFAULT_SPOOL_MAX_AGE, DEFAULT_SPOOL_MAX_BYTES
 from phonehome._spool.clock import SYSTEM, Clock, Moment, since
@@ -25,6 +24,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterable
     from typing import Any
 
+    from phonehome._core.state import StrPath
     from phonehome._spool.progress import Progress
 
 FORMAT = "phonehome-spool"
@@ -86,12 +86,12 @@ class Spool:
 
     def __init__(
         self,
-        directory: Path,
+        directory: StrPath,
         max_bytes: int = DEFAULT_SPOOL_MAX_BYTES,
         max_age: float = DEFAULT_SPOOL_MAX_AGE,
         clock: Clock = SYSTEM,
     ) -> None:
-        self.directory = directory
+        self.directory = os.fspath(directory)
         self.max_bytes = max_bytes
         self.max_age = max_age
         self.clock = clock
@@ -99,9 +99,9 @@ class Spool:
         self._progress: Progress | None = None
 
     @property
-    def waiting_file(self) -> Path:
+    def waiting_file(self) -> str:
         """Where the sender says which destinations wait (``schedule.resting`` reads it)."""
-        return self.directory / "progress" / WAITING_FILE
+        return os.path.join(self.directory, "progress", WAITING_FILE)
 
     @property
     def progress(self) -> Progress:
@@ -109,11 +109,11 @@ class Spool:
         if self._progress is None:
             from phonehome._spool.progress import Progress
 
-            self._progress = Progress(self.directory / "progress")
+            self._progress = Progress(os.path.join(self.directory, "progress"))
         return self._progress
 
     # -- writing (in the host) -------------------------------------------------------------
-    def append(self, header: dict[str, Any], records: Iterable[Record]) -> Path:
+    def append(self, header: dict[str, Any], records: Iterable[Record]) -> str:
         """Write one segment atomically: a temporary file renamed into place."""
         parts = [
             json.dumps(
@@ -138,17 +138,17 @@ class Spool:
             if collecting:
                 gc.enable()
         name = segment_name(self.clock.now())
-        temporary = self.directory / f".{name}.tmp"
+        temporary = os.path.join(self.directory, f".{name}.tmp")
         try:
             fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         except FileNotFoundError:
-            self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+            os.makedirs(self.directory, mode=0o700, exist_ok=True)
             fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         try:
             os.write(fd, b"".join(parts))
         finally:
             os.close(fd)
-        final = self.directory / name
+        final = os.path.join(self.directory, name)
         os.replace(temporary, final)
         return final
 
@@ -169,7 +169,7 @@ class Spool:
     def read(self, name: str) -> Segment | None:
         """A segment, skipping corrupt records; ``None`` if the file is gone or unreadable."""
         try:
-            raw = (self.directory / name).read_bytes()
+            raw = _read_bytes(os.path.join(self.directory, name))
         except OSError:
             return None
         first, newline, body = raw.partition(b"\n")
@@ -190,7 +190,7 @@ class Spool:
     def remove(self, name: str) -> None:
         """Delete a segment; never raises (it may be gone, or not a file at all)."""
         try:  # noqa: SIM105 - contextlib would cost every CLI an import
-            os.unlink(self.directory / name)
+            os.unlink(os.path.join(self.directory, name))
         except OSError:
             pass
 
@@ -207,7 +207,7 @@ class Spool:
         sizes: list[tuple[str, int]] = []
         for name in self.names():
             try:
-                sizes.append((name, (self.directory / name).stat().st_size))
+                sizes.append((name, os.stat(os.path.join(self.directory, name)).st_size))
             except OSError:
                 continue
         total = sum(size for _, size in sizes)
@@ -225,7 +225,7 @@ class Spool:
         moment = written(name)
         if moment is None:
             try:
-                moment = Moment((self.directory / name).stat().st_mtime)
+                moment = Moment(os.stat(os.path.join(self.directory, name)).st_mtime)
             except OSError:
                 return 0.0
         return since(moment, now)
@@ -252,9 +252,11 @@ class Spool:
     def _remove_abandoned(self, now: float) -> None:
         """Delete the temporary files of hosts killed while writing a segment (a host that
         lives writes one within milliseconds; these are older than ``ABANDONED`` seconds)."""
+        from pathlib import Path
+
         from phonehome._spool.progress import files
 
-        for path in files(self.directory):
+        for path in files(Path(self.directory)):
             if path.name.startswith(".") and path.name.endswith(".tmp"):
                 try:
                     if now - path.stat().st_mtime > ABANDONED:
@@ -297,7 +299,7 @@ def _frames(name: str, spool: Spool) -> int:
     """How many framed records a segment holds, for one this sender cannot read: counted by
     their frames if the frames fit the file exactly, else one."""
     try:
-        raw = (spool.directory / name).read_bytes()
+        raw = _read_bytes(os.path.join(spool.directory, name))
     except OSError:
         return 1
     body = raw.partition(b"\n")[2]
@@ -348,3 +350,8 @@ def _plain(value: Any) -> Any:
         return str(value)
     except Exception:
         return f"<unprintable {type(value).__name__}>"
+
+
+def _read_bytes(path: str) -> bytes:
+    with open(path, "rb") as file:
+        return file.read()

@@ -33,7 +33,7 @@ def _manifest(state_dir: Path) -> Manifest:
 def state_dir(product: str, override: str | os.PathLike[str] | None = None) -> Path:
     from phonehome._core.state import state_dir as locate
 
-    return locate(product, override)
+    return Path(locate(product, override))
 
 
 def resolver(product: str, directory: Path) -> Resolver:
@@ -311,7 +311,7 @@ def _asked_to_wait(directory: Path, waiting: list[str]) -> bool:
     for its backoff after failures)."""
     from phonehome._spool.schedule import Schedule
 
-    schedule = Schedule(_spool(directory).directory / "progress")
+    schedule = Schedule(os.path.join(_spool(directory).directory, "progress"))
     return any(schedule.waits(key, backoff=False) for key in waiting)
 
 
