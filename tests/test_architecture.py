@@ -174,7 +174,19 @@ with phonehome.instrument("democli", version="1.0", vendor="http://127.0.0.1:9",
     t.event("done", {"n": 1})
 print(" ".join(sorted(sys.modules)))
 """
-HEAVY = {"typing", "threading", "weakref", "contextlib", "struct", "dataclasses", "inspect"}
+HEAVY = {
+    "typing",
+    "threading",
+    "weakref",
+    "contextlib",
+    "struct",
+    "dataclasses",
+    "inspect",
+    "pathlib",
+    "json",
+    "ipaddress",
+    "urllib.parse",
+}
 """Standard-library modules a small argparse CLI does not load, each milliseconds to import:
 the consent-on host path does without them (docs/development.md)."""
 

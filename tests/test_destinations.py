@@ -228,11 +228,11 @@ def test_a_plain_http_vendor_that_is_not_loopback_is_refused_unless_allowed(
     from phonehome._core.destinations import resolve  # checked without running: no network here
 
     assert resolve(allowed, None, {}) == [("vendor", allowed)]
-    for loopback in ("http://127.0.0.1:9", "http://localhost:9", "http://[::1]:9"):
+    for local in ("http://127.0.0.1:9", "http://localhost:9", "http://[::1]:9"):
         with phonehome.instrument(
-            "democli", vendor=loopback, state_dir=state_dir, mode="ci", ci_budget=0.1
+            "democli", vendor=local, state_dir=state_dir, mode="ci", ci_budget=0.1
         ) as t:
-            assert len(t.destinations) == 1, loopback
+            assert len(t.destinations) == 1, local
     assert capsys.readouterr().err == ""
 
 

@@ -175,10 +175,10 @@ class Resolver:
         except OSError as error:
             warn(f"the stored consent at {self.consent_file} is unreadable ({error}); ignoring it")
             return None
-        import json
+        from phonehome._core import jsontext
 
         try:
-            value = json.loads(text).get("enabled")
+            value = jsontext.loads(text).get("enabled")
         except (ValueError, AttributeError) as error:
             warn(f"the stored consent at {self.consent_file} is unreadable ({error}); ignoring it")
             return None
@@ -193,12 +193,11 @@ class Resolver:
         What else a choice does (forgetting the install id, purging the spool) is the
         caller's: ``phonehome._host.choice``.
         """
-        import json
-
+        from phonehome._core import jsontext
         from phonehome._core import state as statefiles
 
         record = {"enabled": enabled, "changed": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-        statefiles.write_text(self.consent_file, json.dumps(record) + "\n")
+        statefiles.write_text(self.consent_file, jsontext.dumps(record) + "\n")
 
 
 class MachinePolicy:

@@ -7,12 +7,12 @@ shown while consent is off; ``<PREFIX>_TELEMETRY_NOLOGO`` hides it without chang
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time
 
 from phonehome._core import environment as env
+from phonehome._core import jsontext
 from phonehome._core import state as statefiles
 
 TYPE_CHECKING = False
@@ -24,7 +24,7 @@ NOTICE_FILE = "notice.json"
 
 def read(state_dir: str) -> dict[str, Any]:
     try:
-        data = json.loads(statefiles.read_text(os.path.join(state_dir, NOTICE_FILE)) or "{}")
+        data = jsontext.loads(statefiles.read_text(os.path.join(state_dir, NOTICE_FILE)) or "{}")
     except (OSError, ValueError):
         return {}
     return data if isinstance(data, dict) else {}
@@ -57,7 +57,7 @@ def check(state_dir: str, nologo: bool, version: str, text: str, session: str) -
 def _write(state_dir: str, data: dict[str, Any]) -> None:
     # not kept (an unwritable directory): the notice shows again, and this run holds its data
     try:  # noqa: SIM105 - contextlib would cost every CLI an import
-        statefiles.write_text(os.path.join(state_dir, NOTICE_FILE), json.dumps(data) + "\n")
+        statefiles.write_text(os.path.join(state_dir, NOTICE_FILE), jsontext.dumps(data) + "\n")
     except OSError:
         pass
 

@@ -9,11 +9,11 @@ are sent when a new install or a version change is seen, with the acquisition ch
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time
 
+from phonehome._core import jsontext
 from phonehome._core import state as statefiles
 
 TYPE_CHECKING = False
@@ -76,7 +76,7 @@ class Usage:
         if self.state_dir is None:
             return {}
         try:
-            data = json.loads(
+            data = jsontext.loads(
                 statefiles.read_text(os.path.join(self.state_dir, USAGE_FILE)) or "{}"
             )
         except (OSError, ValueError):
@@ -91,7 +91,9 @@ class Usage:
         if self.state_dir is None:
             return
         try:  # noqa: SIM105 - contextlib would cost every CLI an import
-            statefiles.write_text(os.path.join(self.state_dir, USAGE_FILE), json.dumps(data) + "\n")
+            statefiles.write_text(
+                os.path.join(self.state_dir, USAGE_FILE), jsontext.dumps(data) + "\n"
+            )
         except OSError:  # not kept: it runs again next time, the lesser harm
             pass
 
@@ -100,14 +102,14 @@ def lifecycle(state_dir: str, product: str, version: str) -> tuple[str, dict[str
     """``install`` or ``upgrade`` when this install is new or its version changed."""
     path = os.path.join(state_dir, LIFECYCLE_FILE)
     try:
-        seen = json.loads(statefiles.read_text(path) or "{}")
+        seen = jsontext.loads(statefiles.read_text(path) or "{}")
     except (OSError, ValueError):
         seen = {}
     previous = seen.get("version") if isinstance(seen, dict) else None
     if previous == version:
         return None
     try:
-        statefiles.write_text(path, json.dumps({"version": version}) + "\n")
+        statefiles.write_text(path, jsontext.dumps({"version": version}) + "\n")
     except OSError:
         return None  # it could not be remembered: better no event than one every run
     if previous is None:

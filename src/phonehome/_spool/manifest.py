@@ -9,10 +9,10 @@ whether the first-run notice has been confirmed.
 
 from __future__ import annotations
 
-import json
 import os
 import zlib
 
+from phonehome._core import jsontext
 from phonehome._core import state as statefiles
 from phonehome._core.destinations import Destination
 from phonehome._core.settings import (
@@ -37,7 +37,7 @@ def destination_key(role: Role, destination: Destination) -> str:
     Two CRC-32s (64 bits) of its settings: a name, not a secret, and ``zlib`` is already
     loaded for the spool where ``hashlib`` would cost a CLI ~10 ms of OpenSSL start-up.
     """
-    data = json.dumps([role, destination._asdict()], sort_keys=True, default=str).encode()
+    data = jsontext.dumps([role, destination._asdict()], sort_keys=True, default=str).encode()
     return f"{role}-{zlib.crc32(data):08x}{zlib.crc32(data[::-1]):08x}"
 
 
@@ -146,14 +146,14 @@ class Manifest:
         return self.data.get("notice_confirmed") is True
 
     def text(self) -> str:
-        return json.dumps(self.data, sort_keys=True, default=str)
+        return jsontext.dumps(self.data, sort_keys=True, default=str)
 
 
 def load(state_dir: statefiles.StrPath) -> Manifest | None:
     """The manifest the last run wrote, or ``None`` if there is none or it is unreadable."""
     try:
         with open(os.path.join(state_dir, MANIFEST_FILE), encoding="utf-8") as file:
-            data = json.loads(file.read())
+            data = jsontext.loads(file.read())
     except (OSError, ValueError):
         return None
     return Manifest(data) if isinstance(data, dict) and "prefix" in data else None

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import _struct  # struct is only its re-export: one module fewer to import
 import gc
-import json
 import marshal
 import os
 import zlib
 
+from phonehome._core import jsontext
 from phonehome._core.settings import DEFAULT_SPOOL_MAX_AGE, DEFAULT_SPOOL_MAX_BYTES
 from phonehome._spool.clock import SYSTEM, Clock, Moment, since
 from phonehome._spool.records import LOG, MEASURE, SPAN, Record, from_wire, to_wires
@@ -116,9 +116,7 @@ class Spool:
     def append(self, header: dict[str, Any], records: Iterable[Record]) -> str:
         """Write one segment atomically: a temporary file renamed into place."""
         parts = [
-            json.dumps(
-                {"format": FORMAT, "version": VERSION, **header}, separators=(",", ":")
-            ).encode(),
+            jsontext.dumps({"format": FORMAT, "version": VERSION, **header}, compact=True).encode(),
             b"\n",
         ]
         # The plain tuples made for marshal are thousands of allocations while the host holds
@@ -174,7 +172,7 @@ class Spool:
             return None
         first, newline, body = raw.partition(b"\n")
         try:
-            header = json.loads(first)
+            header = jsontext.loads(first)
             if not isinstance(header, dict) or header.get("format") != FORMAT or not newline:
                 raise ValueError("not a spool segment")
             version = header.get("version")
