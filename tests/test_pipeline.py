@@ -20,7 +20,6 @@ from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 
 from phonehome import Schema, field
 from phonehome._host.attributes import command_attributes
-from phonehome._host.exceptions import Exceptions
 from phonehome._host.recorder import Ids, Recorder, RecordingSpan
 from phonehome._policy.enforce import Enforcer
 from phonehome._policy.exemptions import Exemptions
@@ -66,7 +65,7 @@ def run(program: Any, schema: Schema = SCHEMA) -> tuple[dict[str, Any], Enforcer
         10_000,
         Ids(seed=1),
         lambda: next(ticks),
-        Exceptions(schema.exception_messages),
+        schema.exception_messages,
     )
     program(recorder)
     recorder.drain()

@@ -22,12 +22,13 @@ from __future__ import annotations
 
 import os
 import sys
-from _weakrefset import WeakSet  # = weakref.WeakSet, without importing weakref
+from _weakref import ref  # loaded with the interpreter, where weakref and _weakrefset are not
 
 from phonehome._core.diagnostics import record_error
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Iterator
     from typing import Any, Protocol
 
     class Forkable(Protocol):
@@ -38,8 +39,42 @@ if TYPE_CHECKING:
             """The child exits normally: spool what it recorded and hand it over (once)."""
 
 
-_live: WeakSet[Forkable] = WeakSet()
-_in_workers: WeakSet[Forkable] = WeakSet()
+class _Weak:
+    """A set that does not keep its members alive (``weakref.WeakSet``'s part used here)."""
+
+    __slots__ = ("_refs",)
+
+    def __init__(self) -> None:
+        self._refs: dict[int, ref[Forkable]] = {}
+
+    def add(self, item: Forkable) -> None:
+        key, refs = id(item), self._refs
+        if key in refs and refs[key]() is item:
+            return
+
+        def gone(dead: ref[Forkable]) -> None:
+            if refs.get(key) is dead:
+                del refs[key]
+
+        refs[key] = ref(item, gone)
+
+    def discard(self, item: Forkable) -> None:
+        if item in self:
+            del self._refs[id(item)]
+
+    def __contains__(self, item: object) -> bool:
+        found = self._refs.get(id(item))
+        return found is not None and found() is item
+
+    def __len__(self) -> int:
+        return len(self._refs)
+
+    def __iter__(self) -> Iterator[Forkable]:
+        return iter([item for r in list(self._refs.values()) if (item := r()) is not None])
+
+
+_live = _Weak()
+_in_workers = _Weak()
 """Recordings multiprocessing already runs :func:`_worker` for, in each new worker."""
 _hooked = False
 _exit_hook_pid = 0

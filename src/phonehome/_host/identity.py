@@ -3,7 +3,8 @@
 
 Never derived from the machine (no host name, user name, IP address, MAC or hardware id):
 the install id is random, minted only when consent is on, and kept in the state directory,
-as is the salt for hashed fields (never sent).
+as is the salt for hashed fields (never sent), and the version the install last ran (its
+``install`` and ``upgrade`` events).
 """
 
 from __future__ import annotations
@@ -11,13 +12,17 @@ from __future__ import annotations
 import os
 import sys
 
+from phonehome._core import jsontext
 from phonehome._core import state as statefiles
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Mapping
+    from typing import Any
 
 INSTALL_ID_FILE = "install-id"
+LIFECYCLE_FILE = "lifecycle.json"
+"""The version this install last ran (``install`` and ``upgrade`` events)."""
 SALT_FILE = "salt"
 
 
@@ -64,6 +69,32 @@ def _kept(path: str) -> str:
     except OSError as error:
         statefiles.cannot_write(os.path.dirname(path), error)
     return fresh
+
+
+def lifecycle(state_dir: str, product: str, version: str) -> tuple[str, dict[str, Any]] | None:
+    """``install`` or ``upgrade`` when this install is new or its version changed (one small
+    read on every run; the acquisition channel is looked up only for the event)."""
+    path = os.path.join(state_dir, LIFECYCLE_FILE)
+    try:
+        seen = jsontext.loads(statefiles.read_text(path) or "{}")
+    except (OSError, ValueError):
+        seen = {}
+    previous = seen.get("version") if isinstance(seen, dict) else None
+    if previous == version:
+        return None
+    try:
+        statefiles.write_text(path, jsontext.dumps({"version": version}) + "\n")
+    except OSError:
+        return None  # it could not be remembered: better no event than one every run
+    if previous is None:
+        return "install", {"version": version, "channel": _channel(product)}
+    return "upgrade", {"from": str(previous), "to": version, "channel": _channel(product)}
+
+
+def _channel(product: str) -> str:
+    from phonehome._host.usage import channel
+
+    return channel(product)
 
 
 # -- the resource ---------------------------------------------------------------------------

@@ -16,15 +16,14 @@ record.
 from __future__ import annotations
 
 import os
+from _contextvars import ContextVar  # contextvars is only its re-export
 from collections import deque
-from contextvars import ContextVar
 from time import monotonic, time_ns
 from types import TracebackType
 
 from phonehome._core.diagnostics import record_error
 from phonehome._host import outcome
 from phonehome._host.attributes import attribute, clean, text
-from phonehome._host.exceptions import Exceptions
 from phonehome._host.telemetry import Counter, Gauge, Histogram, Span
 from phonehome._policy.enforce import CRASH_EVENT
 from phonehome._spool.records import (
@@ -46,6 +45,8 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
     from typing import Any, Literal
+
+    from phonehome._host.exceptions import Exceptions
 
 _MASK64 = (1 << 64) - 1
 _MASK128 = (1 << 128) - 1
@@ -86,11 +87,12 @@ class Recorder:
     """
 
     __slots__ = (
+        "_exceptions",
         "_flush",
         "clock",
         "crashed",
         "due",
-        "exceptions",
+        "exception_messages",
         "failed",
         "generation",
         "ids",
@@ -104,13 +106,14 @@ class Recorder:
         max_buffered: int,
         ids: Ids | None = None,
         clock: Callable[[], int] = time_ns,
-        exceptions: Exceptions | None = None,
+        exception_messages: bool = False,
     ) -> None:
         self.records: deque[Record] = deque()
         self.ids = ids if ids is not None else Ids()
         self.clock = clock
-        self.exceptions = exceptions if exceptions is not None else Exceptions()
-        """What a recorded exception carries (its message only if the schema opts in)."""
+        self.exception_messages = exception_messages
+        """A recorded exception carries its message (the schema opts in)."""
+        self._exceptions: Exceptions | None = None
         self._flush = flush
         self.max_buffered = max_buffered
         self.crashed: BaseException | None = None
@@ -121,6 +124,15 @@ class Recorder:
         """Which process of a line of forks this is: a span entered in another is not ours."""
         self.due: tuple[float, Callable[[], None]] | None = None
         """A monotonic time, and what to call at the first record after it."""
+
+    @property
+    def exceptions(self) -> Exceptions:
+        """What a recorded exception carries; loaded at the first one (most runs have none)."""
+        if self._exceptions is None:
+            from phonehome._host.exceptions import Exceptions
+
+            self._exceptions = Exceptions(self.exception_messages)
+        return self._exceptions
 
     def add(self, record: Record) -> None:
         records = self.records

@@ -23,7 +23,6 @@ from phonehome._core.errors import SchemaError
 from phonehome._core.settings import PROMOTE_AFTER, Settings
 from phonehome._host import forks, identity, notice, outcome
 from phonehome._host.attributes import clean, command_attributes, text
-from phonehome._host.exceptions import Exceptions
 from phonehome._host.handoff import Handoff
 from phonehome._host.onimport import OnImport
 from phonehome._host.recorder import (
@@ -36,7 +35,6 @@ from phonehome._host.recorder import (
     RecordingSpan,
 )
 from phonehome._host.telemetry import NOOP_SPAN, Counter, Gauge, Histogram, Span, Telemetry
-from phonehome._host.usage import Usage
 from phonehome._policy.enforce import Enforcer
 from phonehome._policy.schema import Schema
 from phonehome._spool.records import Record
@@ -49,7 +47,7 @@ if TYPE_CHECKING:
     from phonehome._core.destinations import Role
     from phonehome._host.handoff import Courier
     from phonehome._host.strict import Strict
-    from phonehome._host.usage import Collector
+    from phonehome._host.usage import Collector, Usage
 
 MAX_BUFFERED = 2000
 """Records held in memory before they are written to the spool as one segment."""
@@ -76,9 +74,12 @@ class Recording:
         self.recorder = Recorder(
             self._write,
             MAX_BUFFERED,
-            exceptions=Exceptions(handoff.enforcer.schema.exception_messages),
+            exception_messages=handoff.enforcer.schema.exception_messages,
         )
-        self.usage = Usage(None if settings.ephemeral else handoff.state_dir, settings.heartbeat)
+        self.usage: Usage | None = None
+        """Collectors and the heartbeat, once there are any (most CLI runs have none)."""
+        if settings.heartbeat is not None:
+            self._usage()
         self._system: Any = settings.system_metrics
         """``True`` until the first service tick starts the instrumentation; then it."""
         self._service: Any = None
@@ -183,7 +184,16 @@ class Recording:
             self.recorder.crash(exc, trace_id, span_id)
 
     def register(self, name: str, function: Collector, every: float) -> None:
-        self.usage.register(name, function, every)
+        self._usage().register(name, function, every)
+
+    def _usage(self) -> Usage:
+        if self.usage is None:
+            from phonehome._host.usage import Usage
+
+            settings = self.settings
+            state_dir = None if settings.ephemeral else self.handoff.state_dir
+            self.usage = Usage(state_dir, settings.heartbeat)
+        return self.usage
 
     # -- delivery ----------------------------------------------------------------------------
     def _write(self, records: list[Record]) -> None:
@@ -225,6 +235,8 @@ class Recording:
         self.recorder.drain()
 
     def run_usage(self) -> None:
+        if self.usage is None:
+            return
         try:
             self.usage.run(self._emit)
         except Exception as error:
@@ -367,9 +379,7 @@ def start(
     )
     recording = Recording(settings, LiveConsent(resolver, decision), handoff)
     if not settings.ephemeral and handoff.has_destinations:
-        from phonehome._host.usage import lifecycle
-
-        event = lifecycle(state_dir, settings.product, settings.version)
+        event = identity.lifecycle(state_dir, settings.product, settings.version)
         if event is not None:
             recording.event(*event)
     return Telemetry(resolver, decision, recording)

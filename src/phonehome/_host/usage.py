@@ -24,7 +24,6 @@ if TYPE_CHECKING:
     Collector: TypeAlias = Callable[[], Mapping[str, Any]]
 
 USAGE_FILE = "usage.json"
-LIFECYCLE_FILE = "lifecycle.json"
 
 
 class Usage:
@@ -96,25 +95,6 @@ class Usage:
             )
         except OSError:  # not kept: it runs again next time, the lesser harm
             pass
-
-
-def lifecycle(state_dir: str, product: str, version: str) -> tuple[str, dict[str, Any]] | None:
-    """``install`` or ``upgrade`` when this install is new or its version changed."""
-    path = os.path.join(state_dir, LIFECYCLE_FILE)
-    try:
-        seen = jsontext.loads(statefiles.read_text(path) or "{}")
-    except (OSError, ValueError):
-        seen = {}
-    previous = seen.get("version") if isinstance(seen, dict) else None
-    if previous == version:
-        return None
-    try:
-        statefiles.write_text(path, jsontext.dumps({"version": version}) + "\n")
-    except OSError:
-        return None  # it could not be remembered: better no event than one every run
-    if previous is None:
-        return "install", {"version": version, "channel": channel(product)}
-    return "upgrade", {"from": str(previous), "to": version, "channel": channel(product)}
 
 
 def channel(product: str) -> str:

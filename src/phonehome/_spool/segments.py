@@ -8,7 +8,6 @@ and the records dropped are counted, to be reported in the next delivery. The fo
 
 from __future__ import annotations
 
-import _struct  # struct is only its re-export: one module fewer to import
 import gc
 import marshal
 import os
@@ -30,8 +29,9 @@ if TYPE_CHECKING:
 FORMAT = "phonehome-spool"
 VERSION = 1
 MARSHAL_VERSION = 4
-_FRAME = _struct.Struct("<II")
-"""Each record: its length and CRC-32 (little-endian u32 each), then its bytes."""
+FRAME_SIZE = 8
+"""Each record: its length and CRC-32 (little-endian u32 each), then its bytes. Written and
+read with ``int.to_bytes``/``from_bytes``: ``struct`` would be one more module to load."""
 SEGMENT_SUFFIX = ".seg"
 ABANDONED = 600.0
 """Seconds after which a temporary segment file is a dead host's, and deleted."""
@@ -130,7 +130,7 @@ class Spool:
                     data = marshal.dumps(wire, MARSHAL_VERSION)
                 except ValueError:  # an object marshal cannot write: keep it, as text
                     data = marshal.dumps(_plain(wire), MARSHAL_VERSION)
-                parts.append(_FRAME.pack(len(data), zlib.crc32(data)))
+                parts.append((zlib.crc32(data) << 32 | len(data)).to_bytes(8, "little"))
                 parts.append(data)
         finally:
             if collecting:
@@ -302,9 +302,9 @@ def _frames(name: str, spool: Spool) -> int:
         return 1
     body = raw.partition(b"\n")[2]
     offset = count = 0
-    while offset + _FRAME.size <= len(body):
-        length, _ = _FRAME.unpack_from(body, offset)
-        offset += _FRAME.size + length
+    while offset + FRAME_SIZE <= len(body):
+        length = int.from_bytes(body[offset : offset + 4], "little")
+        offset += FRAME_SIZE + length
         count += 1
     return count if offset == len(body) and count else 1
 
@@ -315,11 +315,12 @@ def _records(body: bytes) -> tuple[list[Record], int]:
     corrupt = 0
     offset, end = 0, len(body)
     while offset < end:
-        if end - offset < _FRAME.size:
+        if end - offset < FRAME_SIZE:
             corrupt += 1  # a torn frame header
             break
-        length, checksum = _FRAME.unpack_from(body, offset)
-        offset += _FRAME.size
+        length = int.from_bytes(body[offset : offset + 4], "little")
+        checksum = int.from_bytes(body[offset + 4 : offset + FRAME_SIZE], "little")
+        offset += FRAME_SIZE
         data = body[offset : offset + length]
         offset += length
         if len(data) < length:

@@ -17,7 +17,7 @@ parser's help and errors do not mention it.
 from __future__ import annotations
 
 import sys
-from contextvars import ContextVar
+from _contextvars import ContextVar  # contextvars is only its re-export
 
 from phonehome._core.diagnostics import record_error
 from phonehome._host import outcome

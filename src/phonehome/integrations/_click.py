@@ -16,7 +16,7 @@ without a subcommand, or, when click stopped before running anything (a usage er
 
 from __future__ import annotations
 
-from contextvars import ContextVar
+from _contextvars import ContextVar  # contextvars is only its re-export
 
 from phonehome._core.diagnostics import record_error
 from phonehome.integrations import _common
