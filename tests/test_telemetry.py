@@ -357,3 +357,25 @@ def test_logging_is_not_loaded_for_a_cli_that_never_logs_and_bridged_once_it_doe
     assert (record.body, record.severity) == ("late %s", "WARNING")  # the author's text
     (span,) = otlp_receiver.spans
     assert record.trace_id == span.trace_id
+
+
+def test_a_later_run_rewrites_none_of_the_install_state(state_dir: Path) -> None:
+    """After the first runs, a run with consent on writes its segment and nothing else: the
+    manifest carries no per-run id, so it is not rewritten (and synced to disk) every time."""
+
+    def one_run() -> None:
+        with phonehome.instrument("democli", vendor="http://127.0.0.1:9", state_dir=state_dir) as t:
+            with t.command("generate"):
+                pass
+
+    one_run()
+    one_run()
+
+    def files() -> dict[str, tuple[int, int]]:
+        found = (p for p in state_dir.iterdir() if p.is_file())
+        return {p.name: (p.stat().st_ino, p.stat().st_mtime_ns) for p in found}
+
+    kept = files()
+    assert {"config.json", "install-id", "lifecycle.json", "notice.json"} <= kept.keys()
+    one_run()
+    assert files() == kept

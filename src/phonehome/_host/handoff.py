@@ -26,6 +26,7 @@ import os
 from phonehome._core import state as statefiles
 from phonehome._core.diagnostics import warn
 from phonehome._core.environment import instrument_name
+from phonehome._host.identity import lasting
 from phonehome._policy.enforce import Enforcer
 from phonehome._policy.exemptions import Exemptions
 from phonehome._spool import manifest
@@ -108,7 +109,7 @@ class Handoff:
             max_bytes=settings.spool_max_bytes,
             max_age=settings.spool_max_age,
             metric_prefix=metric_prefix,
-            resource=resource,
+            resource=lasting(resource),
             destinations=keyed,
             exemptions=Exemptions.of(enforcer.schema).data(),
             notice_confirmed=not hold,

@@ -135,6 +135,17 @@ def resource(product: str, version: str, install_id: str, session_id: str) -> di
     }
 
 
+def lasting(resource: dict[str, str]) -> dict[str, str]:
+    """The resource without what changes every run: for the manifest, which the sender's own
+    reports use (``phonehome.spool.dropped``), so that it is not rewritten, and synced to
+    disk, by every run. The install id stands in for the session as the instance (an
+    exporter without one would fall back to the host name)."""
+    kept = {k: v for k, v in resource.items() if k != "session.id"}
+    if "service.instance.id" in kept:
+        kept["service.instance.id"] = kept.get("device.id", "")
+    return kept
+
+
 def _uname() -> tuple[str, str, str]:
     """System, release and machine (``platform`` would cost a CLI a few milliseconds)."""
     if hasattr(os, "uname"):
