@@ -189,6 +189,10 @@ HEAVY = {
 }
 """Standard-library modules a small argparse CLI does not load, each milliseconds to import:
 the consent-on host path does without them (docs/development.md)."""
+ON_PATH_MODULES = 32
+"""phonehome's modules that a later run with consent on loads (each import is about 0.3 M
+instructions before its code runs): a ceiling, so that the path does not grow unnoticed.
+Exceptions, usage collectors, the schedule and the sender load only when a run needs them."""
 
 
 def test_the_consent_on_host_path_imports_no_heavy_standard_module(tmp_path: Path) -> None:
@@ -213,3 +217,5 @@ def test_the_consent_on_host_path_imports_no_heavy_standard_module(tmp_path: Pat
     assert "phonehome._host.recording" in instrumented  # consent was on
     assert HEAVY & plain == set()  # what the check is about: modules the CLI does not load
     assert (instrumented - plain) & HEAVY == set()
+    later = {m for m in loaded(ON_PATH) if m.split(".")[0] == "phonehome"}
+    assert len(later) <= ON_PATH_MODULES, sorted(later)
