@@ -20,8 +20,6 @@ import sys
 from _contextvars import ContextVar  # contextvars is only its re-export
 
 from phonehome._core.diagnostics import record_error
-from phonehome._host import outcome
-from phonehome.integrations import _common
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -65,9 +63,9 @@ def run_argparse(
                 parser.print_help()
                 result = 1
             result = 0 if result is None else result
-            command.set_exit_code(outcome.exit_code(result))
+            command.returned(result)
     except BaseException as exc:
-        _common.hide_frames(exc, __file__)
+        _shared().hide_frames(exc, __file__)
         raise
     return result
 
@@ -111,7 +109,7 @@ class ArgparseCommand:
         self.telemetry: Telemetry | None = None
         self.span: Span | None = None
         self.path: tuple[str, ...] = ()
-        self.exit: int | None = None
+        self.exit: object = None
         self.admin = False
         self.usage_error = False
         """``parser.error()`` was called: an exit 2 is a usage error."""
@@ -122,6 +120,11 @@ class ArgparseCommand:
     def set_exit_code(self, code: int) -> None:
         """The command's exit code, when the program returns it rather than raising it."""
         self.exit = code
+
+    def returned(self, value: object) -> None:
+        """What ``main`` returned, as ``sys.exit`` takes it (``None`` is 0, a message 1):
+        turned into an exit code at the end, with consent on only."""
+        self.exit = value
 
     def __enter__(self) -> ArgparseCommand:
         try:
@@ -148,17 +151,17 @@ class ArgparseCommand:
         if unpatch is not None:
             unpatch()
         if exc is not None:  # the crash report's stack trace is the program's own
-            _common.hide_frames(exc, __file__)
+            _shared().hide_frames(exc, __file__)
         span, self.span = self.span, None
         if span is not None:
-            if exc is None and self.exit is not None:
-                span.set_exit_code(self.exit)
+            if exc is None and self.exit is not None and self.recording:
+                span.set_exit_code(_outcome().exit_code(self.exit))
             if self.usage_error and isinstance(exc, SystemExit) and exc.code == 2:
                 span.set_exit_code(2, usage_error=True)  # the program's own parser.error()
                 span.__exit__(None, None, None)
             else:
                 span.__exit__(exc_type, exc, tb)
-        elif exc is not None and not self.admin and outcome.of_exception(exc).crash:
+        elif exc is not None and not self.admin and _outcome().of_exception(exc).crash:
             self.start()  # a crash before any command: its report
         if self.telemetry is not None:
             self.telemetry.__exit__(exc_type, exc, tb)
@@ -172,9 +175,9 @@ class ArgparseCommand:
             try:
                 with self:
                     result = main(*args, **kwargs)
-                    self.set_exit_code(outcome.exit_code(result))
+                    self.returned(result)
             except BaseException as exc:
-                _common.hide_frames(exc, __file__)
+                _shared().hide_frames(exc, __file__)
                 raise
             return result
 
@@ -192,9 +195,12 @@ class ArgparseCommand:
         """``parse_args`` returned: the command starts (once per run)."""
         if self.span is not None or self.admin:
             return
-        values = {k: v for k, v in vars(namespace).items() if k != "func"}
-        params = _common.given(values, _defaults(self.parser) if self.parser else {})
-        span = self.start().command(self.name(), params=params)
+        telemetry = self.start()
+        params: dict[str, Any] = {}
+        if telemetry.enabled:  # with consent off nothing is recorded: no need to look
+            values = {k: v for k, v in vars(namespace).items() if k != "func"}
+            params = _shared().given(values, _defaults(self.parser) if self.parser else {})
+        span = telemetry.command(self.name(), params=params)
         span.__enter__()
         self.span = span
 
@@ -208,6 +214,26 @@ class ArgparseCommand:
 
     def name(self) -> str:
         return " ".join(self.path) or self.product
+
+    @property
+    def recording(self) -> bool:
+        return self.telemetry is not None and self.telemetry.enabled
+
+
+def _shared() -> Any:
+    """What the integrations share (``_common``), loaded when a run with consent on records
+    its parameters, an exception passes, or ``telemetry ...`` is asked."""
+    from phonehome.integrations import _common
+
+    return _common
+
+
+def _outcome() -> Any:
+    """``phonehome._host.outcome``, loaded when an exit code or an exception is recorded
+    (not by a run with consent off that ends normally)."""
+    from phonehome._host import outcome
+
+    return outcome
 
 
 # -- watching the parser ------------------------------------------------------------------------
@@ -230,7 +256,7 @@ def _first_parser() -> Callable[[], None]:
             try:
                 return self.parse_known_args(*args, **kwargs)
             except BaseException as exc:
-                _common.hide_frames(exc, __file__)
+                _shared().hide_frames(exc, __file__)
                 raise
         return original(self, *args, **kwargs)
 
@@ -271,11 +297,11 @@ def _root_parse(parser: argparse.ArgumentParser, original: Callable[..., Any]) -
             result = original(args, namespace)
         except SystemExit as exc:
             if not run.admin:
-                _contained(run.stopped, outcome.exit_code(exc.code))
-            _common.hide_frames(exc, __file__)
+                _contained(run.stopped, _outcome().exit_code(exc.code))
+            _shared().hide_frames(exc, __file__)
             raise
         except BaseException as exc:
-            _common.hide_frames(exc, __file__)
+            _shared().hide_frames(exc, __file__)
             raise
         _contained(run.parsed, result[0])
         return result
@@ -339,14 +365,14 @@ def _admin(run: ArgparseCommand, parser: argparse.ArgumentParser, args: Any) -> 
     if not argv or argv[0] != "telemetry" or not _takes_commands_first(parser):
         return
     run.admin = True
-    actions = {name: action for name, _, action in _common.ACTIONS}
+    actions = {name: action for name, _, action in _shared().ACTIONS}
     action = argv[1] if len(argv) == 2 else None
     if action in actions:
         print(actions[action](run.product, run.kwargs))
         raise SystemExit(0)
     usage = f"usage: {parser.prog} telemetry {{{','.join(actions)}}}\n"
     if argv[1:] in (["-h"], ["--help"]):
-        lines = [f"  {name:<8} {text}" for name, text, _ in _common.ACTIONS]
+        lines = [f"  {name:<8} {text}" for name, text, _ in _shared().ACTIONS]
         print(usage + "\nShow or change whether this tool sends usage telemetry.\n")
         print("\n".join(lines))
         raise SystemExit(0)
