@@ -35,16 +35,19 @@ class _Context:
     parse_constant = _CONSTANTS.__getitem__
 
 
-def _accelerated() -> tuple[Callable[..., Any], Callable[[str, int], tuple[Any, int]]] | None:
+def _accelerated() -> (
+    tuple[Callable[..., Any], Callable[[str], str], Callable[[str, int], tuple[Any, int]]] | None
+):
+    """The C encoder's maker, its string encoder and a scanner; ``None`` without them."""
     try:
         import _json
 
         scan = _json.make_scanner(_Context())  # type: ignore[arg-type]  # read by attribute
-        encoder = _json.make_encoder
-        encoder(None, _refuse, _json.encode_basestring_ascii, None, ":", ",", False, False, True)
+        encoder, strings = _json.make_encoder, _json.encode_basestring_ascii
+        encoder(None, _refuse, strings, None, ":", ",", False, False, True)
     except (ImportError, AttributeError, TypeError):
         return None
-    return encoder, scan
+    return encoder, strings, scan
 
 
 _FAST = _accelerated()
@@ -63,12 +66,11 @@ def dumps(
         import json
 
         return json.dumps(value, sort_keys=sort_keys, separators=separators, default=default)
-    import _json
-
-    encode = _FAST[0](
+    make_encoder, strings, _ = _FAST
+    encode = make_encoder(
         {},  # markers: a value that contains itself is refused, as json does
         _refuse if default is None else default,
-        _json.encode_basestring_ascii,
+        strings,
         None,
         separators[1],
         separators[0],
@@ -90,7 +92,7 @@ def loads(text: str | bytes) -> Any:
         return json.loads(text)
     start = len(text) - len(text.lstrip(_WHITESPACE))
     try:
-        value, end = _FAST[1](text, start)
+        value, end = _FAST[2](text, start)
     except StopIteration:
         raise ValueError(f"Expecting value: char {start}") from None
     if text[end:].strip(_WHITESPACE):
