@@ -388,14 +388,17 @@ TOML = [b for b in blocks() if b.language == "toml"]
 @pytest.mark.parametrize("block", TOML, ids=[f"{b.doc}:{b.line}" for b in TOML])
 def test_the_toml_is_what_phonehome_accepts(block: Block, tmp_path: Path) -> None:
     """A machine policy is read without a problem; anything else is a schema file."""
-    from phonehome._core.consent import POLICY_KEYS
+    from phonehome._core.consentfiles import POLICY_KEYS
     from phonehome._policy.schema import Schema
 
     data = toml(block.text)
     path = tmp_path / "file.toml"
     path.write_text(block.text)
     if set(data) <= set(POLICY_KEYS):
-        code = f"from phonehome._core.consent import read_policy; print(read_policy({str(path)!r}))"
+        code = (
+            "from phonehome._core.consentfiles import read_policy; "
+            f"print(read_policy({str(path)!r}))"
+        )
         result = subprocess.run([PYTHON, "-c", code], capture_output=True, text=True)
         assert result.returncode == 0 and result.stderr == "", result.stderr
     else:

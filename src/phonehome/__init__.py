@@ -5,20 +5,18 @@
             ...
 
 Importing this package is cheap and does not import OpenTelemetry: everything beyond
-``instrument`` (the schema, destinations, the OpenTelemetry components in
-``phonehome.otel``) loads on first access.
+``instrument`` (the handle's types, the schema, destinations, the OpenTelemetry components
+in ``phonehome.otel``) loads on first access. (No ``from __future__ import annotations`` on
+the consent-off path: importing ``__future__`` costs more than most of its modules.)
 """
 
-from __future__ import annotations
-
-from phonehome._core.consent import Decision
-from phonehome._host.telemetry import Counter, Gauge, Histogram, Span, Telemetry
 from phonehome._instrument import instrument
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
+    from phonehome._core.consent import Decision
     from phonehome._core.destinations import Destination, azure, otlp
     from phonehome._core.errors import (
         DestinationError,
@@ -26,6 +24,8 @@ if TYPE_CHECKING:
         SchemaError,
         UndeclaredError,
     )
+    from phonehome._core.instruments import Counter, Gauge, Histogram, Span
+    from phonehome._instrument import Telemetry
     from phonehome._policy.schema import Schema, field
     from phonehome.otel import (
         ConsentLogProcessor,
@@ -65,6 +65,12 @@ __all__ = [
 ]
 
 _LAZY = {
+    "Decision": "phonehome._core.consent",
+    "Span": "phonehome._core.instruments",
+    "Telemetry": "phonehome._instrument",
+    "Counter": "phonehome._core.instruments",
+    "Gauge": "phonehome._core.instruments",
+    "Histogram": "phonehome._core.instruments",
     "Schema": "phonehome._policy.schema",
     "field": "phonehome._policy.schema",
     "Destination": "phonehome._core.destinations",
@@ -83,7 +89,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> "Any":
     if name == "__version__":
         from phonehome._core import VERSION
 
@@ -91,8 +97,6 @@ def __getattr__(name: str) -> Any:
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'phonehome' has no attribute {name!r}")
-    import importlib
-
-    value = getattr(importlib.import_module(module), name)
+    value = getattr(__import__(module, fromlist=[name]), name)  # importlib is an import more
     globals()[name] = value
     return value

@@ -1,31 +1,71 @@
-"""``phonehome.instrument()``: settings, consent, and the wiring of host and sender.
+"""``phonehome.instrument()`` and the ``Telemetry`` handle it returns.
 
-The composition root of the pipeline. It checks the arguments and reads the variables once
-(``phonehome._core.settings``), lets the consent resolver decide, and returns a no-op handle
-right there when the answer is no: nothing below that line is imported. When it is yes, it
-starts the host side (``phonehome._host.start``) and hands it a courier to the sender for
-in-process delivery (CI runs, services, ``flush()``) and for the debug display: the host
-never imports the sender itself.
+The composition root of the pipeline. It checks the arguments (``phonehome._core.settings``),
+lets the consent resolver decide, and returns a no-op handle right there when the answer is
+no: nothing below that line is read or imported. When it is yes, it reads the variables once
+into the settings, starts the host side (``phonehome._host.start``) and hands it a courier to
+the sender for in-process delivery (CI runs, services, ``flush()``) and for the debug display:
+the host never imports the sender itself.
+
+``Telemetry`` is the integrator's handle. With consent off it holds no recording and every
+method is a no-op on shared objects (``phonehome._core.instruments``): no file, thread, socket
+or OpenTelemetry import. With consent on it delegates to a ``Recording``
+(``phonehome._host.recording``). ``enable``, ``disable`` and ``reset_id`` reach the host's
+choice and identity when they are called.
+
+This module is on the consent-off path of every CLI, so it does without ``from __future__
+import annotations`` (importing ``__future__`` costs more than this module's code): names that
+exist only for type checking are quoted.
 """
-
-from __future__ import annotations
 
 import os
 
 from phonehome._core import settings as settings_
 from phonehome._core.consent import Decision, Resolver
 from phonehome._core.diagnostics import record_error, warn
-from phonehome._host.telemetry import Telemetry
+from phonehome._core.environment import prefix_for
+from phonehome._core.instruments import NOOP_COUNTER, NOOP_GAUGE, NOOP_HISTOGRAM, NOOP_SPAN
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable
-    from typing import Any, Literal
+    from collections.abc import Callable, Collection, Mapping
+    from types import TracebackType
+    from typing import Any, Literal, Protocol, TypeVar
 
+    from phonehome._core.consent import LiveConsent
     from phonehome._core.destinations import Destination
+    from phonehome._core.instruments import Counter, Gauge, Histogram, Span
     from phonehome._policy.schema import Schema
     from phonehome._spool.manifest import Manifest
     from phonehome._spool.records import Record
+
+    F = TypeVar("F", bound=Callable[[], Mapping[str, Any]])
+
+    class Recording(Protocol):
+        """What the handle needs of a block's recording (``phonehome._host.recording``,
+        imported only when consent is on)."""
+
+        consent: LiveConsent
+
+        @property
+        def describe(self) -> tuple[str, ...]: ...
+        @property
+        def mode(self) -> str: ...
+        def command(
+            self, name: str, params: Mapping[str, Any] | None, collect: Collection[str]
+        ) -> Span: ...
+        def span(self, name: str, attributes: Mapping[str, Any] | None) -> Span: ...
+        def event(self, name: str, attributes: Mapping[str, Any] | None) -> None: ...
+        def counter(self, name: str, unit: str, description: str) -> Counter: ...
+        def histogram(self, name: str, unit: str, description: str) -> Histogram: ...
+        def gauge(self, name: str, unit: str, description: str) -> Gauge: ...
+        def traceparent(self) -> str | None: ...
+        def register(self, name: str, function: F, every: float) -> None: ...
+        def flush(self, timeout: float) -> bool: ...
+        def crash(self, exc: BaseException) -> None: ...
+        def revoke(self, decision: Decision) -> None: ...
+        def close(self) -> None: ...
+
 
 _D = settings_
 
@@ -34,24 +74,24 @@ def instrument(
     product: str,
     *,
     version: str = _D.DEFAULT_VERSION,
-    vendor: str | Destination | None = None,
-    consent: Literal["opt-in", "opt-out"] = _D.DEFAULT_CONSENT,
+    vendor: "str | Destination | None" = None,
+    consent: 'Literal["opt-in", "opt-out"]' = _D.DEFAULT_CONSENT,
     enabled: bool | None = None,
-    user: str | Destination | None = None,
+    user: "str | Destination | None" = None,
     state_dir: str | os.PathLike[str] | None = None,
     shutdown_timeout: float = _D.DEFAULT_SHUTDOWN_TIMEOUT,
     capture_logging: bool = True,
-    mode: Literal["auto", "cli", "ci", "service"] = _D.DEFAULT_MODE,
+    mode: 'Literal["auto", "cli", "ci", "service"]' = _D.DEFAULT_MODE,
     ci_budget: float = _D.DEFAULT_CI_BUDGET,
     spool_max_bytes: int = _D.DEFAULT_SPOOL_MAX_BYTES,
     spool_max_age: float = _D.DEFAULT_SPOOL_MAX_AGE,
     sender_lifetime: float = _D.DEFAULT_SENDER_LIFETIME,
-    schema: Schema | str | os.PathLike[str] | None = None,
-    automation: Literal["tag", "collapse", "drop"] = _D.DEFAULT_AUTOMATION,
+    schema: "Schema | str | os.PathLike[str] | None" = None,
+    automation: 'Literal["tag", "collapse", "drop"]' = _D.DEFAULT_AUTOMATION,
     notice_url: str | None = None,
     heartbeat: str | float | None = None,
     system_metrics: bool = False,
-) -> Telemetry:
+) -> "Telemetry":
     """Start telemetry for ``product``; use the result as a context manager.
 
     Args:
@@ -84,34 +124,263 @@ def instrument(
 
     Every setting, its variable and its precedence: ``docs/configuration.md``.
     """
-    arguments = dict(locals())  # every argument by name: resolve() checks them all
+    arguments = dict(locals())  # every argument by name: check() looks at them all
     try:
-        settings = settings_.resolve(**arguments)
+        product = settings_.check(arguments)
     except ValueError as error:  # a SettingError: it names the argument and the fix
         warn(f"{error}; telemetry is off")
         return Telemetry(None, Decision(False, "invalid", str(error)))
-    resolver = Resolver(
-        settings.prefix,
-        settings.consent,
-        settings.enabled,
-        _locate(settings.product, settings.state_dir),
-        settings.automation,
-    )
+    prefix = prefix_for(product)
+    where = _locate(product, settings_.chosen_state_dir(state_dir, prefix))
+    resolver = Resolver(prefix, consent, enabled, where, automation)
     try:
         decision = resolver.resolve()
     except Exception as error:
         record_error("consent", error)
         return Telemetry(resolver, Decision(False, "error", "consent could not be read"))
-    if not decision.enabled:
+    if not decision.enabled:  # nothing more is read, imported or written
         _purge_held(resolver)
         return Telemetry(resolver, decision)
     try:
+        settings = settings_.resolve(**arguments)  # the variables, read once consent is on
         from phonehome._host.recording import start
 
-        return start(settings, resolver, decision, _InProcess())
+        started = start(settings, resolver, decision, _InProcess())
+        if isinstance(started, Decision):  # off after all (an unusable schema)
+            return Telemetry(resolver, started)
+        return Telemetry(resolver, decision, started)
     except Exception as error:
         record_error("start", error)
         return Telemetry(resolver, Decision(False, "error", "telemetry failed to start"))
+
+
+class Telemetry:
+    """Returned by :func:`phonehome.instrument`; a context manager that ends the telemetry.
+
+    While telemetry is off every method is a cheap no-op, so calling code never branches.
+    """
+
+    __slots__ = ("_decision", "_ended", "_recorded", "_recording", "_resolver")
+
+    def __init__(
+        self,
+        resolver: "Resolver | None",
+        decision: Decision,
+        recording: "Recording | None" = None,
+    ) -> None:
+        self._resolver = resolver
+        self._decision = decision
+        self._recording = recording
+        """The recording while the block runs; ``None`` while off or once ended."""
+        self._recorded = recording
+        """The recording, also after the end (its decision, destinations and mode)."""
+        self._ended = False
+
+    # -- consent ---------------------------------------------------------------------------
+    @property
+    def enabled(self) -> bool:
+        """Whether data is being recorded right now."""
+        recording = self._recording
+        return recording is not None and recording.consent()
+
+    @property
+    def decision(self) -> Decision:
+        """The consent decision and the source that made it."""
+        recording = self._recorded
+        return recording.consent.decision if recording is not None else self._decision
+
+    @property
+    def destinations(self) -> tuple[str, ...]:
+        """The destinations data goes to, credentials masked."""
+        recording = self._recorded
+        return recording.describe if recording is not None else ()
+
+    @property
+    def mode(self) -> str:
+        """How records are handed over: ``cli``, ``ci``, ``service``, ``debug``, ``check``,
+        or ``off``."""
+        recording = self._recorded
+        return recording.mode if recording is not None else "off"
+
+    def enable(self) -> None:
+        """Store the user's "yes"; it takes effect from the next run."""
+        self._store(True)
+
+    def disable(self) -> None:
+        """Store the user's "no": stop recording at once and purge what is held."""
+        recording, self._recording = self._recording, None
+        if recording is not None:
+            try:
+                recording.revoke(Decision(False, "stored", "the user's stored choice"))
+            except Exception as error:
+                record_error("disable", error)
+        self._store(False)
+
+    def reset_id(self) -> None:
+        """Forget the install id (and the hashing salt): the next run is a new install."""
+        if self._resolver is None:
+            return
+        try:
+            from phonehome._host.identity import forget
+
+            forget(self._resolver.state_path)
+        except Exception as error:
+            record_error("reset_id", error)
+
+    def _store(self, enabled: bool) -> None:
+        if self._resolver is None:
+            warn("consent cannot be stored: instrument() was not given a valid product")
+            return
+        try:
+            from phonehome._host.choice import store
+
+            store(self._resolver, enabled)
+        except OSError as error:
+            warn(
+                f"cannot store the consent choice in {self._resolver.state_path} ({error.strerror})"
+            )
+        except Exception as error:
+            record_error("store consent", error)
+
+    # -- recording -------------------------------------------------------------------------
+    def command(
+        self, name: str, params: "Mapping[str, Any] | None" = None, collect: "Collection[str]" = ()
+    ) -> "Span":
+        """A context manager around one command of the program.
+
+        Records a span named ``name`` (duration, ``command.result``, ``process.exit.code``,
+        ``error.type``) and the ``<product>.command.executions`` and
+        ``<product>.command.duration`` metrics. Parameter names are always recorded; values
+        only for names in ``collect``. The result follows ``docs/integrations.md``: an exit
+        raised in the body (``SystemExit``, click's) is ``success`` or ``failure`` with its
+        code, an interrupt ``cancelled``, any other exception a ``crash`` (reported once,
+        with its stack trace); exceptions propagate unchanged. ``span.set_exit_code(n)``
+        ends it with a code without raising.
+        """
+        recording = self._recording
+        if recording is None:
+            return NOOP_SPAN
+        return recording.command(name, params, collect)
+
+    def span(self, name: str, attributes: "Mapping[str, Any] | None" = None) -> "Span":
+        """A nested span, for traces inside a command."""
+        recording = self._recording
+        if recording is None:
+            return NOOP_SPAN
+        return recording.span(name, attributes)
+
+    def event(self, name: str, attributes: "Mapping[str, Any] | None" = None) -> None:
+        """A business or lifecycle event: an OTel log record carrying ``event.name``."""
+        recording = self._recording
+        if recording is None:
+            return
+        try:
+            recording.event(name, attributes)
+        except Exception as error:
+            record_error("event", error)
+
+    def counter(self, name: str, unit: str = "", description: str = "") -> "Counter":
+        """A custom counter: ``.add(amount, attributes)``."""
+        recording = self._recording
+        if recording is not None:
+            try:
+                return recording.counter(name, unit, description)
+            except Exception as error:
+                record_error("counter", error)
+        return NOOP_COUNTER
+
+    def histogram(self, name: str, unit: str = "", description: str = "") -> "Histogram":
+        """A custom histogram: ``.record(value, attributes)``."""
+        recording = self._recording
+        if recording is not None:
+            try:
+                return recording.histogram(name, unit, description)
+            except Exception as error:
+                record_error("histogram", error)
+        return NOOP_HISTOGRAM
+
+    def gauge(self, name: str, unit: str = "", description: str = "") -> "Gauge":
+        """A custom gauge: ``.set(value, attributes)``."""
+        recording = self._recording
+        if recording is not None:
+            try:
+                return recording.gauge(name, unit, description)
+            except Exception as error:
+                record_error("gauge", error)
+        return NOOP_GAUGE
+
+    def traceparent(self) -> str | None:
+        """The W3C ``traceparent`` of the current span, to pass to a downstream service."""
+        recording = self._recording
+        if recording is None:
+            return None
+        try:
+            return recording.traceparent()
+        except Exception as error:
+            record_error("traceparent", error)
+            return None
+
+    def collector(self, name: str, every: str | float = "24h") -> "Callable[[F], F]":
+        """Register a usage collector: a function returning a snapshot (a mapping).
+
+        It runs at most once per ``every`` per install (``"24h"``, ``"30m"``, seconds),
+        across runs; its result is the event ``name``, checked against the schema. A
+        collector that raises is reported (``phonehome.collector.failed``), never fatal.
+        """
+
+        def register(function: "F") -> "F":
+            recording = self._recording
+            if recording is not None:
+                from phonehome._core.settings import interval
+
+                try:
+                    recording.register(str(name), function, interval(every))
+                except ValueError as error:
+                    warn(f"collector {name!r}: every={every!r}: {error}; it is not run")
+            return function
+
+        return register
+
+    # -- lifetime --------------------------------------------------------------------------
+    def flush(self, timeout: float = 5.0) -> bool:
+        """Deliver what is recorded so far, in this process, waiting at most ``timeout``."""
+        recording = self._recording
+        if recording is None:
+            return True
+        try:
+            return recording.flush(timeout)
+        except Exception as error:
+            record_error("flush", error)
+            return False
+
+    def shutdown(self) -> None:
+        """End the telemetry: spool what is held and hand it to a sender. Safe to call twice."""
+        if self._ended:
+            return
+        self._ended = True
+        recording, self._recording = self._recording, None
+        if recording is not None:
+            try:
+                recording.close()
+            except Exception as error:
+                record_error("shutdown", error)
+
+    def __enter__(self) -> "Telemetry":
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: "TracebackType | None",
+    ) -> None:
+        recording = self._recording
+        if exc is not None and recording is not None:
+            try:
+                recording.crash(exc)
+            except Exception as error:
+                record_error("crash", error)
+        self.shutdown()
 
 
 class _InProcess:
@@ -124,13 +393,13 @@ class _InProcess:
 
         return deliver(Path(state_dir), budget) is not None
 
-    def show(self, records: list[Record], header: dict[str, Any], manifest: Manifest) -> None:
+    def show(self, records: "list[Record]", header: "dict[str, Any]", manifest: "Manifest") -> None:
         from phonehome._tools.debug import show
 
         show(records, header, manifest)
 
 
-def _locate(product: str, override: str | None) -> str | Callable[[], str]:
+def _locate(product: str, override: str | None) -> "str | Callable[[], str]":
     """The state directory, or a callable that locates the platform's on first use."""
     if override is not None:
         return override

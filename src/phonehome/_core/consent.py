@@ -9,13 +9,15 @@ integrator's default. ``docs/configuration.md`` states the same order; tests che
 pair of sources.
 
 The machine policy and the user-wide choice are TOML files (``phonehome._core.settings``
-locates them). When neither exists, each costs one ``stat`` and nothing is imported.
+locates them, ``phonehome._core.consentfiles`` reads them). When neither exists, each costs
+one ``stat`` and nothing is imported.
+
+This module is on the consent-off path of every CLI, so it does without ``from __future__
+import annotations`` (importing ``__future__`` costs more than the module's own code): names
+that exist only for type checking are quoted.
 """
 
-from __future__ import annotations
-
 import os
-import sys
 import time
 
 from phonehome._core import environment as env
@@ -27,16 +29,11 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
     from typing import Literal
 
+    from phonehome._core.consentfiles import MachinePolicy
+
     ConsentDefault = Literal["opt-in", "opt-out"]
 
 CONSENT_FILE = "consent.json"
-
-POLICY_KEYS = ("telemetry", "vendor", "endpoint")
-"""What a machine policy may say: ``telemetry = "off"`` (every product off), ``vendor =
-"off"`` (the vendors' copies off), ``endpoint = URL`` (every product also sends a copy to the
-organisation's OTLP/HTTP endpoint)."""
-USER_KEYS = ("telemetry",)
-"""What the user-wide file says: ``telemetry = "off"`` or ``"on"`` for every product."""
 
 
 class Decision:
@@ -84,9 +81,9 @@ class Resolver:
     def __init__(
         self,
         prefix: str,
-        default: ConsentDefault,
+        default: "ConsentDefault",
         enabled: bool | None,
-        where: str | os.PathLike[str] | Callable[[], str],
+        where: "str | os.PathLike[str] | Callable[[], str]",
         automation: str = "tag",
     ) -> None:
         self.prefix = prefix
@@ -94,9 +91,9 @@ class Resolver:
         self.enabled = enabled
         self.where = where
         self.automation = automation
-        self.policy = NO_POLICY
+        self.policy: MachinePolicy | None = None
         """The machine policy as the last decision read it (its vendor and endpoint rules
-        apply to a run with consent on)."""
+        apply to a run with consent on); ``None`` when there is none."""
 
     @property
     def state_path(self) -> str:
@@ -108,12 +105,12 @@ class Resolver:
     def consent_file(self) -> str:
         return os.path.join(self.state_path, CONSENT_FILE)
 
-    def resolve(self, environ: Mapping[str, str] | None = None) -> Decision:
+    def resolve(self, environ: "Mapping[str, str] | None" = None) -> Decision:
         """Decide now. Invalid values count as "off" and are reported once."""
         environ = os.environ if environ is None else environ
         return self._variables(environ) or self._choices(environ)
 
-    def _variables(self, environ: Mapping[str, str]) -> Decision | None:
+    def _variables(self, environ: "Mapping[str, str]") -> Decision | None:
         """The "off" of a variable, if one says so."""
         optout = env.TELEMETRY_OPTOUT.format(prefix=self.prefix)
         for name in (env.DO_NOT_TRACK, optout, env.OTEL_SDK_DISABLED):
@@ -134,11 +131,11 @@ class Resolver:
             return Decision(False, level_name, f"{level_name}=off")
         return None
 
-    def _choices(self, environ: Mapping[str, str]) -> Decision:
+    def _choices(self, environ: "Mapping[str, str]") -> Decision:
         """The machine policy, the code, the user's choices (every product's, then this
         one's), then the default."""
-        self.policy = policy = read_policy(policy_file(environ))
-        if policy.off:
+        self.policy = policy = _read_policy(policy_file(environ))
+        if policy is not None and policy.off:
             return Decision(False, "policy", f"the machine policy ({policy.path})")
         if self.automation == "drop":
             detected = automation(environ)
@@ -147,7 +144,7 @@ class Resolver:
         if self.enabled is False:
             return Decision(False, "enabled", "the product's configuration (enabled=False)")
         path = user_file(environ)
-        everywhere = read_user_choice(path)
+        everywhere = _read_user_choice(path)
         stored = None if everywhere is False else self.stored_choice()
         for value, source, detail in (
             (everywhere, "user-wide", f"the user's choice for every product ({path})"),
@@ -200,148 +197,36 @@ class Resolver:
         statefiles.write_text(self.consent_file, jsontext.dumps(record) + "\n")
 
 
-class MachinePolicy:
-    """What the administrator's policy file says (``NO_POLICY`` when there is none).
-
-    ``off``: every product's telemetry is off. ``vendor_off``: the vendors' copies are off.
-    ``endpoint``: every product also sends a copy to this OTLP/HTTP endpoint.
-    """
-
-    __slots__ = ("endpoint", "off", "path", "vendor_off")
-
-    def __init__(
-        self, path: str = "", off: bool = False, vendor_off: bool = False, endpoint: str = ""
-    ) -> None:
-        self.path = path
-        self.off = off
-        self.vendor_off = vendor_off
-        self.endpoint = endpoint
-
-    def __repr__(self) -> str:
-        return (
-            f"MachinePolicy(path={self.path!r}, off={self.off}, vendor_off={self.vendor_off}, "
-            f"endpoint={self.endpoint!r})"
-        )
-
-
-NO_POLICY = MachinePolicy()
-
-
-def read_policy(path: str) -> MachinePolicy:
-    """The machine policy in ``path``; ``NO_POLICY`` when there is none (one ``stat``).
-
-    A policy that cannot be used turns telemetry off, with one warning naming the file, the
-    key and the valid ones: an administrator who wrote one meant to restrict.
-    """
-    data, problem = read_toml(path, POLICY_KEYS)
-    if data is None and not problem:
-        return NO_POLICY
-    if not problem:
-        problem = _check_policy(data or {})
-    if problem:
-        warn(f"{path}: {problem}; telemetry is off until it is fixed")
-        return MachinePolicy(path, off=True)
-    assert data is not None
-    return MachinePolicy(
-        path,
-        off=data.get("telemetry") == "off",
-        vendor_off=data.get("vendor") == "off",
-        endpoint=str(data.get("endpoint", "")),
-    )
-
-
-def _check_policy(data: dict[str, object]) -> str:
-    for key in ("telemetry", "vendor"):
-        if key in data and data[key] != "off":
-            return f'{key} = {_toml_value(data[key])} is not valid (use {key} = "off")'
-    endpoint = data.get("endpoint")
-    if endpoint is None:
-        return ""
-    if not isinstance(endpoint, str):
-        return f"endpoint = {_toml_value(endpoint)} is not a URL"
-    from phonehome._core.destinations import otlp
-    from phonehome._core.errors import DestinationError
-
+def _stat(path: str) -> "os.stat_result | OSError | None":
+    """One ``stat`` of a consent file: ``None`` when there is none to read, the error when it
+    cannot even be looked at (its reader reports that)."""
     try:
-        otlp(endpoint, allow_insecure=True)
-    except DestinationError as error:
-        return f"endpoint = {endpoint!r}: {error}"
-    return ""
-
-
-def read_user_choice(path: str) -> bool | None:
-    """The user's choice for every product (``phonehome enable|disable --all``), or
-    ``None`` when there is none (one ``stat``). A file that cannot be used counts as "no",
-    with one warning."""
-    data, problem = read_toml(path, USER_KEYS)
-    if data is None and not problem:
-        return None
-    value = (data or {}).get("telemetry")
-    if not problem and value not in ("on", "off"):
-        problem = f'telemetry = {_toml_value(value)} is not valid (use "on" or "off")'
-    if problem:
-        warn(f"{path}: {problem}; telemetry is off until it is fixed")
-        return False
-    return value == "on"
-
-
-def store_user_choice(path: str, enabled: bool) -> None:
-    """Write the user's choice for every product (``phonehome enable|disable --all``)."""
-    from phonehome._core import state as statefiles
-
-    text = (
-        "# Your choice for every product built on phonehome (phonehome enable|disable --all).\n"
-        f'telemetry = "{"on" if enabled else "off"}"\n'
-    )
-    statefiles.write_text(path, text)
-    _read.pop(path, None)
-
-
-_read: dict[str, tuple[tuple[int, int, int], dict[str, object]]] = {}
-"""Files already parsed, by path, with the (inode, size, mtime) they had: a service
-re-resolves consent every second and must not parse the same file again."""
-
-
-def read_toml(path: str, keys: tuple[str, ...]) -> tuple[dict[str, object] | None, str]:
-    """The file's table and ``""``; ``(None, "")`` when it does not exist; else a problem in
-    one line (unreadable, not TOML, an unknown key with the valid ones listed)."""
-    try:
-        found = os.stat(path)
+        return os.stat(path)
     except (FileNotFoundError, NotADirectoryError):
-        return None, ""
+        return None
     except OSError as error:
-        return None, f"cannot be read ({error.strerror or error})"
-    stamp = (found.st_ino, found.st_size, found.st_mtime_ns)
-    cached = _read.get(path)
-    if cached is not None and cached[0] == stamp:
-        return cached[1], ""
-    try:
-        with open(path, "rb") as file:
-            raw = file.read(65536)
-    except OSError as error:
-        return None, f"cannot be read ({error.strerror or error})"
-    if sys.version_info >= (3, 11):
-        import tomllib
-    else:  # pragma: no cover - Python 3.10
-        import tomli as tomllib
-    try:
-        data = tomllib.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as error:
-        return None, f"not valid TOML ({' '.join(str(error).split())})"
-    unknown = [key for key in data if key not in keys]
-    if unknown:
-        return None, f"unknown key {unknown[0]!r} (valid: {', '.join(keys)})"
-    _read[path] = (stamp, data)
-    return data, ""
+        return error
 
 
-def _toml_value(value: object) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return repr(value) if not isinstance(value, str) else f'"{value}"'
+def _read_policy(path: str) -> "MachinePolicy | None":
+    found = _stat(path)
+    if found is None:
+        return None
+    from phonehome._core import consentfiles
+
+    return consentfiles.read_policy(path, None if isinstance(found, OSError) else found)
 
 
-def level(environ: Mapping[str, str], prefix: str) -> str:
+def _read_user_choice(path: str) -> bool | None:
+    found = _stat(path)
+    if found is None:
+        return None
+    from phonehome._core import consentfiles
+
+    return consentfiles.read_user_choice(path, None if isinstance(found, OSError) else found)
+
+
+def level(environ: "Mapping[str, str]", prefix: str) -> str:
     """The telemetry level: ``<PREFIX>_TELEMETRY_LEVEL``, or ``all``; a bad value counts as
     ``off``, with one warning."""
     name = env.TELEMETRY_LEVEL.format(prefix=prefix)
@@ -357,7 +242,7 @@ def level(environ: Mapping[str, str], prefix: str) -> str:
     return raw
 
 
-def automation(environ: Mapping[str, str]) -> str | None:
+def automation(environ: "Mapping[str, str]") -> str | None:
     """The CI provider or AI coding agent running this program, if any."""
     return env.detected(environ, (*env.AGENT_VARIABLES, *env.CI_VARIABLES))
 

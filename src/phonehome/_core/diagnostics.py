@@ -7,8 +7,6 @@ re-raised only in strict mode (phonehome's own test suite turns it on).
 Nothing here imports more than ``sys``: it runs on the consent-off path of every CLI.
 """
 
-from __future__ import annotations
-
 import sys
 
 

@@ -4,8 +4,6 @@ Per-product variables are templates: ``{prefix}`` is the product name upper-case
 every non-alphanumeric character replaced by ``_`` (``democli`` -> ``DEMOCLI``).
 """
 
-from __future__ import annotations
-
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
@@ -121,7 +119,7 @@ def instrument_name(product: str) -> str:
     return name if name[:1].isalpha() else "p" + name
 
 
-def detected(environ: Mapping[str, str], table: Iterable[tuple[str, str]]) -> str | None:
+def detected(environ: "Mapping[str, str]", table: "Iterable[tuple[str, str]]") -> str | None:
     """The name in ``table`` whose variable is set (and not to a false value), if any."""
     for variable, who in table:
         value = environ.get(variable, "").strip()

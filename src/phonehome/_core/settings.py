@@ -10,8 +10,6 @@ wins), decided by ``phonehome._core.consent``.
 Nothing here imports more than ``os``: this runs on the consent-off path of every CLI.
 """
 
-from __future__ import annotations
-
 import os
 import sys
 
@@ -35,14 +33,14 @@ if TYPE_CHECKING:
 
 # -- defaults, each defined once -----------------------------------------------------------------
 DEFAULT_VERSION = "0.0.0"
-DEFAULT_CONSENT: ConsentDefault = "opt-out"
+DEFAULT_CONSENT: "ConsentDefault" = "opt-out"
 DEFAULT_SHUTDOWN_TIMEOUT = 3.0
-DEFAULT_MODE: Mode = "auto"
+DEFAULT_MODE: "Mode" = "auto"
 DEFAULT_CI_BUDGET = 2.0
 DEFAULT_SPOOL_MAX_BYTES = 10 * 1024 * 1024
 DEFAULT_SPOOL_MAX_AGE = 7 * 24 * 3600.0
 DEFAULT_SENDER_LIFETIME = 30.0
-DEFAULT_AUTOMATION: Automation = "tag"
+DEFAULT_AUTOMATION: "Automation" = "tag"
 DEFAULT_SERVICE_INTERVAL = 5.0
 """Seconds between a service's deliveries, unless ``OTEL_BSP_SCHEDULE_DELAY`` says otherwise."""
 PROMOTE_AFTER = 30.0
@@ -100,18 +98,18 @@ class Settings:
     version: str
     prefix: str
     """The variable prefix: the product name upper-cased, non-alphanumerics as ``_``."""
-    vendor: DestinationSource
+    vendor: "DestinationSource"
     vendor_optout: bool
-    user: DestinationSource
-    consent: ConsentDefault
+    user: "DestinationSource"
+    consent: "ConsentDefault"
     enabled: bool | None
     state_dir: str | None
     """``state_dir=`` or ``<PREFIX>_TELEMETRY_DIR``; ``None``: the platform's, located lazily."""
     shutdown_timeout: float
     capture_logging: bool
-    mode: Mode
+    mode: "Mode"
     """The ``mode=`` argument."""
-    delivery_mode: DeliveryMode
+    delivery_mode: "DeliveryMode"
     """The mode a run starts in: ``mode=``, else ``<PREFIX>_TELEMETRY_MODE``, else ``ci``
     where a CI provider is detected, else ``cli``."""
     ci_budget: float
@@ -119,10 +117,10 @@ class Settings:
     spool_max_age: float
     sender_lifetime: float
     service_interval: float
-    schema: SchemaSource
+    schema: "SchemaSource"
     schema_check: str
     """The report file of ``phonehome schema check``; empty when not checking."""
-    automation: Automation
+    automation: "Automation"
     detected: str | None
     """The CI provider or AI coding agent running the program, if any."""
     notice_url: str | None
@@ -175,7 +173,7 @@ def resolve(
     notice_url: object = None,
     heartbeat: object = None,
     system_metrics: object = False,
-    environ: Mapping[str, str] | None = None,
+    environ: "Mapping[str, str] | None" = None,
 ) -> Settings:
     """Check the arguments and read the variables, once.
 
@@ -183,13 +181,7 @@ def resolve(
     that cannot be used is not an error: it is ignored and named in ``problems``.
     """
     environ = os.environ if environ is None else environ
-    _check_arguments(
-        product, consent, enabled, vendor, user, shutdown_timeout, automation, notice_url, mode
-    )
-    _check_limits(ci_budget, spool_max_age, spool_max_bytes, sender_lifetime)
-    if state_dir is not None and not isinstance(state_dir, str | os.PathLike):
-        _refuse(f"instrument(state_dir={state_dir!r}): expected a path")
-    name = product.strip()  # type: ignore[attr-defined]
+    name = check(locals())
     prefix = env.prefix_for(name)
     problems: list[str] = []
     return Settings(
@@ -200,7 +192,7 @@ def resolve(
         user=user,
         consent=consent,
         enabled=enabled,
-        state_dir=_state_dir(state_dir, environ, prefix),
+        state_dir=chosen_state_dir(state_dir, prefix, environ),
         shutdown_timeout=float(shutdown_timeout),  # type: ignore[arg-type]
         capture_logging=bool(capture_logging),
         mode=mode,
@@ -222,7 +214,40 @@ def resolve(
     )
 
 
-def _switches(environ: Mapping[str, str], prefix: str) -> dict[str, object]:
+def check(arguments: "Mapping[str, object]") -> str:
+    """Check the ``instrument()`` arguments (every one :func:`resolve` takes, by name)
+    without reading a variable, and return the product's name.
+
+    A run decides consent right after this; with consent off nothing else is read (each
+    variable that is not set costs ``os.environ`` two exceptions). Raises
+    :class:`SettingError` naming the first argument that cannot be used.
+    """
+    product = arguments["product"]
+    _check_arguments(
+        product,
+        arguments["consent"],
+        arguments["enabled"],
+        arguments["vendor"],
+        arguments["user"],
+        arguments["shutdown_timeout"],
+        arguments["automation"],
+        arguments["notice_url"],
+        arguments["mode"],
+    )
+    _check_limits(
+        arguments["ci_budget"],
+        arguments["spool_max_age"],
+        arguments["spool_max_bytes"],
+        arguments["sender_lifetime"],
+    )
+    state_dir = arguments["state_dir"]
+    if state_dir is not None and not isinstance(state_dir, str | os.PathLike):
+        _refuse(f"instrument(state_dir={state_dir!r}): expected a path")
+    _interval("heartbeat", arguments["heartbeat"])
+    return product.strip()  # type: ignore[attr-defined,no-any-return]
+
+
+def _switches(environ: "Mapping[str, str]", prefix: str) -> dict[str, object]:
     """The settings only the end user's environment sets."""
     return {
         "vendor_optout": _flag(environ, env.TELEMETRY_VENDOR_OPTOUT, prefix) is True,
@@ -281,7 +306,7 @@ def _check_arguments(
         _refuse(f"instrument(mode={mode!r}): use 'auto', 'cli', 'ci' or 'service'")
 
 
-def _refuse(message: str) -> NoReturn:
+def _refuse(message: str) -> "NoReturn":
     """Raise ``SettingError`` (imported here: a valid call never needs the module)."""
     from phonehome._core.errors import SettingError
 
@@ -294,18 +319,21 @@ def _is_destination(value: object) -> bool:
     return isinstance(value, Destination)
 
 
-def _flag(environ: Mapping[str, str], template: str, prefix: str) -> bool | None:
+def _flag(environ: "Mapping[str, str]", template: str, prefix: str) -> bool | None:
     return env.flag(environ.get(template.format(prefix=prefix), ""))
 
 
-def _state_dir(argument: object, environ: Mapping[str, str], prefix: str) -> str | None:
+def chosen_state_dir(
+    argument: object, prefix: str, environ: "Mapping[str, str] | None" = None
+) -> str | None:
     """``state_dir=``, then ``<PREFIX>_TELEMETRY_DIR``; ``None`` for the platform's."""
     if argument is not None:
         return os.fspath(argument)  # type: ignore[call-overload, no-any-return]
+    environ = os.environ if environ is None else environ
     return environ.get(env.TELEMETRY_DIR.format(prefix=prefix)) or None
 
 
-def platform_state_dir(product: str, environ: Mapping[str, str] | None = None) -> str:
+def platform_state_dir(product: str, environ: "Mapping[str, str] | None" = None) -> str:
     """The default state directory: the platform's per-user state directory, as
     platformdirs defines it, ``/phonehome/<product>``.
 
@@ -325,7 +353,7 @@ def platform_state_dir(product: str, environ: Mapping[str, str] | None = None) -
     return os.path.join(root, "phonehome", product)
 
 
-def platform_config_dir(environ: Mapping[str, str] | None = None) -> str:
+def platform_config_dir(environ: "Mapping[str, str] | None" = None) -> str:
     """The platform's per-user configuration directory, as platformdirs defines it.
 
     ``$XDG_CONFIG_HOME`` or ``~/.config`` on Linux and the BSDs, ``~/Library/Application
@@ -341,13 +369,13 @@ def platform_config_dir(environ: Mapping[str, str] | None = None) -> str:
     return xdg if xdg and os.path.isabs(xdg) else os.path.join(home, ".config")
 
 
-def user_file(environ: Mapping[str, str] | None = None) -> str:
+def user_file(environ: "Mapping[str, str] | None" = None) -> str:
     """The user-wide choice for every product built on phonehome (``phonehome disable
     --all``): ``<user config directory>/phonehome/config.toml``."""
     return os.path.join(platform_config_dir(environ), "phonehome", USER_FILE_NAME)
 
 
-def policy_file(environ: Mapping[str, str] | None = None) -> str:
+def policy_file(environ: "Mapping[str, str] | None" = None) -> str:
     """The machine policy: ``PHONEHOME_POLICY_FILE``, else ``/etc/phonehome/policy.toml``
     (``/Library/Application Support/phonehome`` on macOS, ``%PROGRAMDATA%\\phonehome`` on
     Windows), where administrators, packagers and CI images put it."""
@@ -365,7 +393,7 @@ def policy_file(environ: Mapping[str, str] | None = None) -> str:
 
 
 def _delivery_mode(
-    mode: object, environ: Mapping[str, str], prefix: str, problems: list[str]
+    mode: object, environ: "Mapping[str, str]", prefix: str, problems: list[str]
 ) -> str:
     """The code's mode; if ``auto``: ``<PREFIX>_TELEMETRY_MODE``, else CI detection."""
     if mode != "auto":
@@ -379,7 +407,7 @@ def _delivery_mode(
     return "ci" if env.detected(environ, env.CI_VARIABLES) else "cli"
 
 
-def _service_interval(environ: Mapping[str, str], problems: list[str]) -> float:
+def _service_interval(environ: "Mapping[str, str]", problems: list[str]) -> float:
     """``OTEL_BSP_SCHEDULE_DELAY`` (ms), as the SDK's batch processor reads it."""
     raw = environ.get("OTEL_BSP_SCHEDULE_DELAY", "").strip()
     if not raw:

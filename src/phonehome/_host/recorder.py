@@ -22,9 +22,9 @@ from time import monotonic, time_ns
 from types import TracebackType
 
 from phonehome._core.diagnostics import record_error
+from phonehome._core.instruments import Counter, Gauge, Histogram, Span
 from phonehome._host import outcome
 from phonehome._host.attributes import attribute, clean, text
-from phonehome._host.telemetry import Counter, Gauge, Histogram, Span
 from phonehome._policy.enforce import CRASH_EVENT
 from phonehome._spool.records import (
     LOG,

@@ -17,9 +17,10 @@ from time import monotonic
 
 from phonehome._core import destinations as destinations_
 from phonehome._core import state as statefiles
-from phonehome._core.consent import Decision, LiveConsent, MachinePolicy, Resolver, level
+from phonehome._core.consent import Decision, LiveConsent, Resolver, level
 from phonehome._core.diagnostics import notice_seen, record_error, strict_schema, warn
 from phonehome._core.errors import SchemaError
+from phonehome._core.instruments import NOOP_SPAN, Counter, Gauge, Histogram, Span
 from phonehome._core.settings import PROMOTE_AFTER, Settings
 from phonehome._host import forks, identity, notice, outcome
 from phonehome._host.attributes import clean, command_attributes, text
@@ -34,7 +35,6 @@ from phonehome._host.recorder import (
     RecordingHistogram,
     RecordingSpan,
 )
-from phonehome._host.telemetry import NOOP_SPAN, Counter, Gauge, Histogram, Span, Telemetry
 from phonehome._policy.enforce import Enforcer
 from phonehome._policy.schema import Schema
 from phonehome._spool.records import Record
@@ -44,6 +44,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Collection, Mapping
     from typing import Any
 
+    from phonehome._core.consentfiles import MachinePolicy
     from phonehome._core.destinations import Role
     from phonehome._host.handoff import Courier
     from phonehome._host.strict import Strict
@@ -344,13 +345,14 @@ class Recording:
 # -- starting ---------------------------------------------------------------------------------
 def start(
     settings: Settings, resolver: Resolver, decision: Decision, courier: Courier
-) -> Telemetry:
-    """The ``Telemetry`` of a block with consent on (off again if the schema is unusable)."""
+) -> Recording | Decision:
+    """The recording of a block with consent on, or the decision that turns it off after
+    all (an unusable schema)."""
     try:
         schema = load_schema(settings.schema)
     except (OSError, ValueError) as error:
         warn(f"instrument(schema=...): {error}; telemetry is off")
-        return Telemetry(resolver, Decision(False, "invalid", f"bad schema: {error}"))
+        return Decision(False, "invalid", f"bad schema: {error}")
     for problem in settings.problems:
         warn(problem)
     state_dir = _usable(resolver.state_path)  # before the id, the notice, the spool
@@ -382,18 +384,18 @@ def start(
         event = identity.lifecycle(state_dir, settings.product, settings.version)
         if event is not None:
             recording.event(*event)
-    return Telemetry(resolver, decision, recording)
+    return recording
 
 
 def _destinations(
-    settings: Settings, policy: MachinePolicy
+    settings: Settings, policy: MachinePolicy | None
 ) -> list[tuple[Role, destinations_.Destination]]:
     """Where this run's data goes: the vendor's (unless the user or the machine policy
     turned it off), the user's own, and the organisation's endpoint the policy names."""
     found = destinations_.resolve(settings.vendor, settings.user)
-    if settings.vendor_optout or policy.vendor_off:
+    if settings.vendor_optout or (policy is not None and policy.vendor_off):
         found = [(role, d) for role, d in found if role != "vendor"]
-    if policy.endpoint:  # checked when the policy was read
+    if policy is not None and policy.endpoint:  # checked when the policy was read
         found.append(("organisation", destinations_.otlp(policy.endpoint, allow_insecure=True)))
     return found
 

@@ -85,7 +85,7 @@ def held_text(product: str) -> str:
 
 def _policies() -> list[tuple[str, str]]:
     """The machine policy and the user-wide choice, when there are any."""
-    from phonehome._core.consent import read_policy, read_user_choice
+    from phonehome._core.consentfiles import read_policy, read_user_choice
     from phonehome._core.settings import policy_file, user_file
 
     policy = read_policy(policy_file())
@@ -173,7 +173,7 @@ def set_consent_everywhere(enabled: bool) -> tuple[str, list[str]]:
     """Store the user's choice for every product built on phonehome; a "no" also purges
     what waits and forgets the install id of every product that has state here. Returns
     the file written and the products purged."""
-    from phonehome._core.consent import store_user_choice
+    from phonehome._core.consentfiles import store_user_choice
     from phonehome._core.settings import user_file
     from phonehome._host.identity import forget
 

@@ -12,8 +12,6 @@ the host's help), so end users manage consent in the tool they already use.
 Importing this package loads nothing more: each integration loads on first use.
 """
 
-from __future__ import annotations
-
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
@@ -37,7 +35,7 @@ _ARGPARSE = ("ArgparseCommand", "instrument_argparse", "run_argparse")
 _CLICK = ("instrument_click", "instrument_typer")
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> "Any":
     module: Any
     if name in _ARGPARSE:
         from phonehome.integrations import _argparse as module

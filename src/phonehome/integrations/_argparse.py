@@ -14,10 +14,8 @@ status|enable|disable`` (as the first arguments) is answered before argparse see
 parser's help and errors do not mention it.
 """
 
-from __future__ import annotations
-
 import sys
-from _contextvars import ContextVar  # contextvars is only its re-export
+from _thread import _local  # threading.local, without importing threading
 
 from phonehome._core.diagnostics import record_error
 
@@ -28,20 +26,28 @@ if TYPE_CHECKING:
     from types import TracebackType
     from typing import Any
 
-    from phonehome._host.telemetry import Span, Telemetry
+    from phonehome._core.instruments import Span
+    from phonehome._instrument import Telemetry
 
 _WATCHED = "_phonehome_watched"
-_current: ContextVar[ArgparseCommand | None] = ContextVar("phonehome_argparse", default=None)
+_this_thread = _local()
+"""The run in progress on this thread, as ``run`` (a thread-local, not a context variable:
+``_contextvars`` would be one more import on every run)."""
+
+
+def _current() -> "ArgparseCommand | None":
+    run: ArgparseCommand | None = getattr(_this_thread, "run", None)
+    return run
 
 
 def run_argparse(
-    parser: argparse.ArgumentParser,
+    parser: "argparse.ArgumentParser",
     product: str,
-    argv: Sequence[str] | None = None,
+    argv: "Sequence[str] | None" = None,
     *,
-    no_command: Callable[[argparse.Namespace], Any] | None = None,
-    **instrument_kwargs: Any,
-) -> Any:
+    no_command: "Callable[[argparse.Namespace], Any] | None" = None,
+    **instrument_kwargs: "Any",
+) -> "Any":
     """Parse ``argv``, run the chosen subcommand's ``func(args)``, return what it returned
     (``None`` as 0): give it to ``sys.exit``. It replaces::
 
@@ -71,8 +77,8 @@ def run_argparse(
 
 
 def instrument_argparse(
-    parser: argparse.ArgumentParser | None, product: str, **instrument_kwargs: Any
-) -> ArgparseCommand:
+    parser: "argparse.ArgumentParser | None", product: str, **instrument_kwargs: "Any"
+) -> "ArgparseCommand":
     """Instrument a program's own use of ``parser``: a context manager, or a decorator.
 
     With ``parser=None`` the first parser the program parses with inside the block is the
@@ -101,7 +107,7 @@ class ArgparseCommand:
     """One run of an argparse program: what ``instrument_argparse`` returns."""
 
     def __init__(
-        self, parser: argparse.ArgumentParser | None, product: str, kwargs: dict[str, Any]
+        self, parser: "argparse.ArgumentParser | None", product: str, kwargs: "dict[str, Any]"
     ) -> None:
         self.parser = parser
         self.product = product
@@ -113,7 +119,9 @@ class ArgparseCommand:
         self.admin = False
         self.usage_error = False
         """``parser.error()`` was called: an exit 2 is a usage error."""
-        self._token: Any = None
+        self._outer: ArgparseCommand | None = None
+        """The run this one is nested in, restored at its end."""
+        self._entered = False
         self._unpatch: Callable[[], None] | None = None
 
     # -- the program's side ----------------------------------------------------------------
@@ -126,7 +134,7 @@ class ArgparseCommand:
         turned into an exit code at the end, with consent on only."""
         self.exit = value
 
-    def __enter__(self) -> ArgparseCommand:
+    def __enter__(self) -> "ArgparseCommand":
         try:
             if self.parser is None:
                 self._unpatch = _first_parser()
@@ -134,19 +142,20 @@ class ArgparseCommand:
                 _watch(self.parser, (), root=True)
         except Exception as error:  # an unusual parser: the program runs uninstrumented
             record_error("instrument argparse", error)
-        self._token = _current.set(self)
+        self._outer, self._entered = _current(), True
+        _this_thread.run = self
         return self
 
     def __exit__(
         self,
         exc_type: type[BaseException] | None,
         exc: BaseException | None,
-        tb: TracebackType | None,
+        tb: "TracebackType | None",
     ) -> None:
-        token, self._token = self._token, None
-        if token is None:
+        if not self._entered:
             return
-        _current.reset(token)
+        self._entered = False
+        _this_thread.run, self._outer = self._outer, None
         unpatch, self._unpatch = self._unpatch, None
         if unpatch is not None:
             unpatch()
@@ -166,12 +175,12 @@ class ArgparseCommand:
         if self.telemetry is not None:
             self.telemetry.__exit__(exc_type, exc, tb)
 
-    def __call__(self, main: Callable[..., Any]) -> Callable[..., Any]:
+    def __call__(self, main: "Callable[..., Any]") -> "Callable[..., Any]":
         """Decorate ``main``: its return value is the exit code (``None`` is 0)."""
         import functools
 
         @functools.wraps(main)
-        def instrumented(*args: Any, **kwargs: Any) -> Any:
+        def instrumented(*args: "Any", **kwargs: "Any") -> "Any":
             try:
                 with self:
                     result = main(*args, **kwargs)
@@ -184,14 +193,14 @@ class ArgparseCommand:
         return instrumented
 
     # -- the parser's side -----------------------------------------------------------------
-    def start(self) -> Telemetry:
+    def start(self) -> "Telemetry":
         if self.telemetry is None:
             import phonehome
 
             self.telemetry = phonehome.instrument(self.product, **self.kwargs)
         return self.telemetry
 
-    def parsed(self, namespace: Any) -> None:
+    def parsed(self, namespace: "Any") -> None:
         """``parse_args`` returned: the command starts (once per run)."""
         if self.span is not None or self.admin:
             return
@@ -220,7 +229,7 @@ class ArgparseCommand:
         return self.telemetry is not None and self.telemetry.enabled
 
 
-def _shared() -> Any:
+def _shared() -> "Any":
     """What the integrations share (``_common``), loaded when a run with consent on records
     its parameters, an exception passes, or ``telemetry ...`` is asked."""
     from phonehome.integrations import _common
@@ -228,7 +237,7 @@ def _shared() -> Any:
     return _common
 
 
-def _outcome() -> Any:
+def _outcome() -> "Any":
     """``phonehome._host.outcome``, loaded when an exit code or an exception is recorded
     (not by a run with consent off that ends normally)."""
     from phonehome._host import outcome
@@ -237,15 +246,15 @@ def _outcome() -> Any:
 
 
 # -- watching the parser ------------------------------------------------------------------------
-def _first_parser() -> Callable[[], None]:
+def _first_parser() -> "Callable[[], None]":
     """Watch the first parser that parses while the block runs; return the undo."""
     import argparse
 
     cls = argparse.ArgumentParser
     original = cls.parse_known_args
 
-    def parse_known_args(self: argparse.ArgumentParser, *args: Any, **kwargs: Any) -> Any:
-        run = _current.get()
+    def parse_known_args(self: "argparse.ArgumentParser", *args: "Any", **kwargs: "Any") -> "Any":
+        run = _current()
         if run is not None and run.parser is None:
             run.parser = self
             cls.parse_known_args = original  # type: ignore[method-assign]
@@ -269,7 +278,7 @@ def _first_parser() -> Callable[[], None]:
     return undo
 
 
-def _watch(parser: argparse.ArgumentParser, path: tuple[str, ...], root: bool) -> None:
+def _watch(parser: "argparse.ArgumentParser", path: tuple[str, ...], root: bool) -> None:
     """Wrap ``parse_known_args`` of the parser and its subparsers, once."""
     if vars(parser).get(_WATCHED):
         return
@@ -287,9 +296,9 @@ def _watch(parser: argparse.ArgumentParser, path: tuple[str, ...], root: bool) -
             _watch(child, (*path, name), root=False)
 
 
-def _root_parse(parser: argparse.ArgumentParser, original: Callable[..., Any]) -> Any:
-    def parse_known_args(args: Sequence[str] | None = None, namespace: Any = None) -> Any:
-        run = _current.get()
+def _root_parse(parser: "argparse.ArgumentParser", original: "Callable[..., Any]") -> "Any":
+    def parse_known_args(args: "Sequence[str] | None" = None, namespace: "Any" = None) -> "Any":
+        run = _current()
         if run is None:
             return original(args, namespace)
         try:
@@ -309,9 +318,9 @@ def _root_parse(parser: argparse.ArgumentParser, original: Callable[..., Any]) -
     return parse_known_args
 
 
-def _chosen(path: tuple[str, ...], original: Callable[..., Any]) -> Callable[..., Any]:
-    def parse(*args: Any, **kwargs: Any) -> Any:
-        run = _current.get()
+def _chosen(path: tuple[str, ...], original: "Callable[..., Any]") -> "Callable[..., Any]":
+    def parse(*args: "Any", **kwargs: "Any") -> "Any":
+        run = _current()
         if run is not None and len(path) > len(run.path):
             run.path = path
         return original(*args, **kwargs)
@@ -319,9 +328,9 @@ def _chosen(path: tuple[str, ...], original: Callable[..., Any]) -> Callable[...
     return parse
 
 
-def _usage_error(original: Callable[[str], Any]) -> Callable[[str], Any]:
-    def error(message: str) -> Any:
-        run = _current.get()
+def _usage_error(original: "Callable[[str], Any]") -> "Callable[[str], Any]":
+    def error(message: str) -> "Any":
+        run = _current()
         if run is not None:
             run.usage_error = True
         return original(message)
@@ -329,14 +338,14 @@ def _usage_error(original: Callable[[str], Any]) -> Callable[[str], Any]:
     return error
 
 
-def _contained(step: Callable[[Any], None], value: Any) -> None:
+def _contained(step: "Callable[[Any], None]", value: "Any") -> None:
     try:
         step(value)
     except Exception as error:  # telemetry never changes what the program does
         record_error("argparse command", error)
 
 
-def _subparsers(parser: argparse.ArgumentParser) -> Any:
+def _subparsers(parser: "argparse.ArgumentParser") -> "Any":
     import argparse
 
     for action in parser._actions:
@@ -345,7 +354,7 @@ def _subparsers(parser: argparse.ArgumentParser) -> Any:
     return None
 
 
-def _defaults(parser: argparse.ArgumentParser) -> dict[str, Any]:
+def _defaults(parser: "argparse.ArgumentParser") -> "dict[str, Any]":
     import argparse
 
     found = {a.dest: a.default for a in parser._actions if a.dest != argparse.SUPPRESS}
@@ -359,7 +368,7 @@ def _defaults(parser: argparse.ArgumentParser) -> dict[str, Any]:
 
 
 # -- ``<prog> telemetry ...`` ------------------------------------------------------------------
-def _admin(run: ArgparseCommand, parser: argparse.ArgumentParser, args: Any) -> None:
+def _admin(run: ArgparseCommand, parser: "argparse.ArgumentParser", args: "Any") -> None:
     """Answer ``telemetry status|enable|disable`` (exit 0), before argparse sees it."""
     argv = list(sys.argv[1:] if args is None else args)
     if not argv or argv[0] != "telemetry" or not _takes_commands_first(parser):
@@ -380,7 +389,7 @@ def _admin(run: ArgparseCommand, parser: argparse.ArgumentParser, args: Any) -> 
     raise SystemExit(2)
 
 
-def _takes_commands_first(parser: argparse.ArgumentParser) -> bool:
+def _takes_commands_first(parser: "argparse.ArgumentParser") -> bool:
     """The first positional is the subcommand, and none is called ``telemetry``."""
     positionals = parser._get_positional_actions()
     subparsers = _subparsers(parser)

@@ -14,25 +14,31 @@ without a subcommand, or, when click stopped before running anything (a usage er
 ``phonehome._host.outcome``.
 """
 
-from __future__ import annotations
-
-from _contextvars import ContextVar  # contextvars is only its re-export
+from _thread import _local  # threading.local, without importing threading
 
 from phonehome._core.diagnostics import record_error
-from phonehome.integrations import _common
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any
 
-    from phonehome._host.telemetry import Span, Telemetry
+    from phonehome._core.instruments import Span
+    from phonehome._instrument import Telemetry
 
 _WRAPPED = "_phonehome_instrumented"
-_current: ContextVar[_Run | None] = ContextVar("phonehome_click_run", default=None)
+_ADMIN_READY = "_phonehome_admin_ready"
+_this_thread = _local()
+"""The run in progress on this thread, as ``run`` (a thread-local, not a context variable:
+``_contextvars`` would be one more import on every run)."""
 
 
-def instrument_click(command: Any, product: str, **instrument_kwargs: Any) -> Any:
+def _current() -> "_Run | None":
+    run: _Run | None = getattr(_this_thread, "run", None)
+    return run
+
+
+def instrument_click(command: "Any", product: str, **instrument_kwargs: "Any") -> "Any":
     """Instrument a click command or group in place and return it.
 
     Running it runs it inside ``phonehome.instrument(product, **instrument_kwargs)``; each
@@ -43,7 +49,7 @@ def instrument_click(command: Any, product: str, **instrument_kwargs: Any) -> An
     return command
 
 
-def instrument_typer(app: Any, product: str, **instrument_kwargs: Any) -> Any:
+def instrument_typer(app: "Any", product: str, **instrument_kwargs: "Any") -> "Any":
     """Instrument a typer app in place and return it: run ``app()`` as before.
 
     The click command typer builds on each run (``app()``, a ``Typer`` subclass's own
@@ -58,7 +64,7 @@ def instrument_typer(app: Any, product: str, **instrument_kwargs: Any) -> Any:
     return app
 
 
-def _callback_or_info(app: Any) -> Any:
+def _callback_or_info(app: "Any") -> "Any":
     """Where typer reads the root group's class from: the callback's, if it set one."""
     callback = app.registered_callback
     if callback is not None and _explicit(getattr(callback, "cls", None)) is not None:
@@ -66,23 +72,23 @@ def _callback_or_info(app: Any) -> Any:
     return app.info
 
 
-def _explicit(value: Any) -> Any:
+def _explicit(value: "Any") -> "Any":
     """A typer setting's value, ``None`` for typer's "not set" placeholder."""
     if type(value).__name__ == "DefaultPlaceholder":
         return value.value
     return value
 
 
-def _hook_class(holder: Any, default: type, product: str, kwargs: dict[str, Any]) -> None:
+def _hook_class(holder: "Any", default: type, product: str, kwargs: "dict[str, Any]") -> None:
     base = _explicit(holder.cls) or default
     if getattr(base, _WRAPPED, False):
         return
 
-    def main(self: Any, *args: Any, **kw: Any) -> Any:
+    def main(self: "Any", *args: "Any", **kw: "Any") -> "Any":
         try:
             return _run(self, super(hooked, self).main, product, kwargs, args, kw)
         except BaseException as exc:
-            _common.hide_frames(exc, __file__)
+            _hide_frames(exc)
             raise
 
     hooked: Any = type(
@@ -99,7 +105,7 @@ class _Run:
 
     __slots__ = ("admin", "kwargs", "last", "product", "reached", "telemetry")
 
-    def __init__(self, product: str, kwargs: dict[str, Any]) -> None:
+    def __init__(self, product: str, kwargs: "dict[str, Any]") -> None:
         self.product = product
         self.kwargs = kwargs
         self.telemetry: Telemetry | None = None
@@ -110,7 +116,7 @@ class _Run:
         self.admin = False
         """Whether this run is ``<cli> telemetry ...`` (never recorded)."""
 
-    def command(self, ctx: Any) -> Span:
+    def command(self, ctx: "Any") -> "Span":
         telemetry = self.telemetry
         if telemetry is None:
             import phonehome
@@ -118,7 +124,7 @@ class _Run:
             telemetry = self.telemetry = phonehome.instrument(self.product, **self.kwargs)
         return telemetry.command(_path(ctx, self.product), params=_given(ctx))
 
-    def observe(self, exc: BaseException, ctx: Any) -> None:
+    def observe(self, exc: BaseException, ctx: "Any") -> None:
         """Click stopped before a command ran: record the deepest command it reached."""
         if exc is self.last:
             return
@@ -147,47 +153,57 @@ class _Run:
             telemetry.__exit__(None if exc is None else type(exc), exc, tb)
 
 
-def _instrument_root(command: Any, product: str, kwargs: dict[str, Any]) -> None:
+def _instrument_root(command: "Any", product: str, kwargs: "dict[str, Any]") -> None:
     if "main" in vars(command):
         return
     original = command.main
 
-    def main(*args: Any, **kw: Any) -> Any:
+    def main(*args: "Any", **kw: "Any") -> "Any":
         try:
             return _run(command, original, product, kwargs, args, kw)
         except BaseException as exc:
-            _common.hide_frames(exc, __file__)
+            _hide_frames(exc)
             raise
 
     command.main = main
 
 
 def _run(
-    command: Any,
-    main: Callable[..., Any],
+    command: "Any",
+    main: "Callable[..., Any]",
     product: str,
-    kwargs: dict[str, Any],
-    args: tuple[Any, ...],
-    kw: dict[str, Any],
-) -> Any:
+    kwargs: "dict[str, Any]",
+    args: "tuple[Any, ...]",
+    kw: "dict[str, Any]",
+) -> "Any":
     """Run the program (click's ``main``), watching its commands."""
     if not _prepare(command, product, kwargs):  # an unusual command: run it as it is
         return main(*args, **kw)
-    run = _Run(product, kwargs)
-    token = _current.set(run)
+    run, outer = _Run(product, kwargs), _current()
+    _this_thread.run = run
     try:
         result = main(*args, **kw)
     except BaseException as exc:
-        _common.hide_frames(exc, __file__)  # the host's traceback, and crash report, as they were
+        _hide_frames(exc)  # the host's traceback, and crash report, as they were
         run.end(exc)
         raise
     finally:
-        _current.reset(token)
+        _this_thread.run = outer
     run.end(None)
     return result
 
 
-def _prepare(command: Any, product: str, kwargs: dict[str, Any]) -> bool:
+def _hide_frames(exc: BaseException) -> None:
+    """This module's frames out of ``exc``'s traceback (``_common``). Not for ``SystemExit``,
+    how every click program ends: the interpreter never prints its traceback and it is
+    never a crash report, so a run that ends normally does not load ``_common``."""
+    if not isinstance(exc, SystemExit):
+        from phonehome.integrations import _common
+
+        _common.hide_frames(exc, __file__)
+
+
+def _prepare(command: "Any", product: str, kwargs: "dict[str, Any]") -> bool:
     try:
         _attach_admin(command, product, kwargs)
         _wrap(command)
@@ -197,7 +213,7 @@ def _prepare(command: Any, product: str, kwargs: dict[str, Any]) -> bool:
     return True
 
 
-def _wrap(command: Any) -> None:
+def _wrap(command: "Any") -> None:
     """Watch one command (once): its contexts, its run, and the subcommands it resolves."""
     if vars(command).get(_WRAPPED):
         return
@@ -213,9 +229,9 @@ def _wrap(command: Any) -> None:
         command.invoke = _command_invoke(command.invoke)
 
 
-def _watch_make_context(command: Any, original: Callable[..., Any]) -> Callable[..., Any]:
-    def make_context(info_name: Any, args: Any, parent: Any = None, **extra: Any) -> Any:
-        run = _current.get()
+def _watch_make_context(command: "Any", original: "Callable[..., Any]") -> "Callable[..., Any]":
+    def make_context(info_name: "Any", args: "Any", parent: "Any" = None, **extra: "Any") -> "Any":
+        run = _current()
         if run is None:
             return original(info_name, args, parent, **extra)
         try:
@@ -229,9 +245,9 @@ def _watch_make_context(command: Any, original: Callable[..., Any]) -> Callable[
     return make_context
 
 
-def _admin_make_context(original: Callable[..., Any]) -> Callable[..., Any]:
-    def make_context(*args: Any, **kw: Any) -> Any:
-        run = _current.get()
+def _admin_make_context(original: "Callable[..., Any]") -> "Callable[..., Any]":
+    def make_context(*args: "Any", **kw: "Any") -> "Any":
+        run = _current()
         if run is not None:
             run.admin = True
         return original(*args, **kw)
@@ -239,10 +255,10 @@ def _admin_make_context(original: Callable[..., Any]) -> Callable[..., Any]:
     return make_context
 
 
-def _wrap_resolved(original: Callable[..., Any]) -> Callable[..., Any]:
-    def get_command(ctx: Any, name: str) -> Any:
+def _wrap_resolved(original: "Callable[..., Any]") -> "Callable[..., Any]":
+    def get_command(ctx: "Any", name: str) -> "Any":
         found = original(ctx, name)
-        if found is not None and _current.get() is not None:
+        if found is not None and _current() is not None:
             try:
                 _wrap(found)
             except Exception as error:  # an unusual command: it runs unwatched
@@ -252,9 +268,9 @@ def _wrap_resolved(original: Callable[..., Any]) -> Callable[..., Any]:
     return get_command
 
 
-def _command_invoke(original: Callable[..., Any]) -> Callable[..., Any]:
-    def invoke(ctx: Any) -> Any:
-        run = _current.get()
+def _command_invoke(original: "Callable[..., Any]") -> "Callable[..., Any]":
+    def invoke(ctx: "Any") -> "Any":
+        run = _current()
         if run is None:
             return original(ctx)
         return _recorded(run, ctx, original)
@@ -262,9 +278,9 @@ def _command_invoke(original: Callable[..., Any]) -> Callable[..., Any]:
     return invoke
 
 
-def _group_invoke(original: Callable[..., Any]) -> Callable[..., Any]:
-    def invoke(ctx: Any) -> Any:
-        run = _current.get()
+def _group_invoke(original: "Callable[..., Any]") -> "Callable[..., Any]":
+    def invoke(ctx: "Any") -> "Any":
+        run = _current()
         if run is None:
             return original(ctx)
         if not _pending(ctx):  # the group itself is the command (or the error)
@@ -278,7 +294,7 @@ def _group_invoke(original: Callable[..., Any]) -> Callable[..., Any]:
     return invoke
 
 
-def _recorded(run: _Run, ctx: Any, original: Callable[[Any], Any]) -> Any:
+def _recorded(run: _Run, ctx: "Any", original: "Callable[[Any], Any]") -> "Any":
     try:
         span = run.command(ctx)
     except Exception:  # telemetry never stops the command
@@ -291,7 +307,7 @@ def _recorded(run: _Run, ctx: Any, original: Callable[[Any], Any]) -> Any:
             raise
 
 
-def _pending(ctx: Any) -> bool:
+def _pending(ctx: "Any") -> bool:
     """Whether a group's context holds a subcommand to run (click 8.2 renamed the field)."""
     pending = getattr(ctx, "_protected_args", None)
     if pending is None:
@@ -304,13 +320,13 @@ class _Reached:
 
     __slots__ = ("command", "info_name", "parent")
 
-    def __init__(self, command: Any, info_name: Any, parent: Any) -> None:
+    def __init__(self, command: "Any", info_name: "Any", parent: "Any") -> None:
         self.command = command
         self.info_name = info_name
         self.parent = parent
 
 
-def _path(ctx: Any, product: str) -> str:
+def _path(ctx: "Any", product: str) -> str:
     """The command path below the program itself (``remote add``); the program itself is
     recorded under the product's name."""
     names = []
@@ -321,7 +337,7 @@ def _path(ctx: Any, product: str) -> str:
     return " ".join(reversed(names)) or product
 
 
-def _given(ctx: Any) -> dict[str, Any]:
+def _given(ctx: "Any") -> "dict[str, Any]":
     """The parameters the user gave (not left at their default), by Python name."""
     params: dict[str, Any] = {}
     source_of = getattr(ctx, "get_parameter_source", None)
@@ -333,23 +349,38 @@ def _given(ctx: Any) -> dict[str, Any]:
 
 
 # -- the telemetry group -----------------------------------------------------------------------
-def _attach_admin(command: Any, product: str, kwargs: dict[str, Any]) -> None:
-    """A hidden ``telemetry`` group on a group that has no command of that name."""
+def _attach_admin(command: "Any", product: str, kwargs: "dict[str, Any]") -> None:
+    """A hidden ``telemetry`` group on a group that has no command of that name, built the
+    first time click asks for it: building it (typer's above all) would cost every run."""
     commands = getattr(command, "commands", None)
     if not callable(getattr(command, "add_command", None)) or not isinstance(commands, dict):
         return
-    if "telemetry" in commands:
+    if vars(command).get(_ADMIN_READY):
         return
+    setattr(command, _ADMIN_READY, True)
+    original = command.get_command
+
+    def get_command(ctx: "Any", name: str) -> "Any":
+        found = original(ctx, name)
+        if found is None and name == "telemetry":
+            found = _admin_group(command, product, kwargs)
+            command.add_command(found, "telemetry")  # built once per process
+        return found
+
+    command.get_command = get_command
+
+
+def _admin_group(command: "Any", product: str, kwargs: "dict[str, Any]") -> "Any":
     if any(cls.__name__ == "TyperGroup" for cls in type(command).__mro__):
         group = _typer_admin(product, kwargs)
     else:
         group = _click_admin(command, product, kwargs)
     group._phonehome_admin = True
     group.hidden = True
-    command.add_command(group, "telemetry")
+    return group
 
 
-def _click_admin(command: Any, product: str, kwargs: dict[str, Any]) -> Any:
+def _click_admin(command: "Any", product: str, kwargs: "dict[str, Any]") -> "Any":
     import sys
 
     module = next(
@@ -357,6 +388,8 @@ def _click_admin(command: Any, product: str, kwargs: dict[str, Any]) -> Any:
     )
     click = sys.modules[module.rsplit(".", 1)[0]]
     group = click.Group("telemetry", help=_HELP)
+    from phonehome.integrations import _common
+
     for name, text, run in _common.ACTIONS:
         group.add_command(
             click.Command(name, callback=_action(click.echo, run, product, kwargs), help=text)
@@ -364,10 +397,12 @@ def _click_admin(command: Any, product: str, kwargs: dict[str, Any]) -> Any:
     return group
 
 
-def _typer_admin(product: str, kwargs: dict[str, Any]) -> Any:
+def _typer_admin(product: str, kwargs: "dict[str, Any]") -> "Any":
     """Built by typer, as typer's own groups are (its copy of click has no ``Group``)."""
     import typer
     import typer.main
+
+    from phonehome.integrations import _common
 
     app = typer.Typer(name="telemetry", help=_HELP, add_completion=False)
     for name, text, run in _common.ACTIONS:
@@ -380,7 +415,9 @@ def _typer_admin(product: str, kwargs: dict[str, Any]) -> Any:
 _HELP = "Show or change whether this tool sends usage telemetry."
 
 
-def _action(echo: Any, run: Any, product: str, kwargs: dict[str, Any]) -> Callable[[], None]:
+def _action(
+    echo: "Any", run: "Any", product: str, kwargs: "dict[str, Any]"
+) -> "Callable[[], None]":
     """A command without parameters (typer would make options of a default argument)."""
 
     def action() -> None:
