@@ -12,6 +12,10 @@ namespace are exactly argparse's. The command path is the chain of chosen subcom
 parameters are the namespace's names whose values are not the defaults. ``<prog> telemetry
 status|enable|disable`` (as the first arguments) is answered before argparse sees it, so the
 parser's help and errors do not mention it.
+
+On the consent-off path of every CLI that uses it: no ``from __future__ import annotations``
+(importing ``__future__`` would cost the run more than this module), so names that exist only
+for type checking are quoted.
 """
 
 import sys

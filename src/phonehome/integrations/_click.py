@@ -12,6 +12,10 @@ Each run of the program records one command: the leaf command that ran, a group 
 without a subcommand, or, when click stopped before running anything (a usage error,
 ``--help``, ``--version``), the deepest command it reached. Results follow
 ``phonehome._host.outcome``.
+
+On the consent-off path of every CLI that uses it: no ``from __future__ import annotations``
+(importing ``__future__`` would cost the run more than this module), so names that exist only
+for type checking are quoted.
 """
 
 from _thread import _local  # threading.local, without importing threading
