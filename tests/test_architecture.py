@@ -219,3 +219,10 @@ def test_the_consent_on_host_path_imports_no_heavy_standard_module(tmp_path: Pat
     assert (instrumented - plain) & HEAVY == set()
     later = {m for m in loaded(ON_PATH) if m.split(".")[0] == "phonehome"}
     assert len(later) <= ON_PATH_MODULES, sorted(later)
+    # offline, or the collector down: a destination waits, and the host reads the schedule
+    progress = tmp_path / "spool" / "progress"
+    progress.mkdir(parents=True, exist_ok=True)
+    (progress / "all.waiting").write_text("vendor 30.0 1.0\n")
+    offline = loaded(ON_PATH)
+    assert "phonehome._spool.schedule" in offline
+    assert (offline - plain) & HEAVY == set()

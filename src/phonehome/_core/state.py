@@ -8,7 +8,6 @@ directory.
 from __future__ import annotations
 
 import _thread
-import errno
 import os
 import stat
 
@@ -84,6 +83,8 @@ def private(directory: StrPath) -> None:
     os.makedirs(directory, mode=0o700, exist_ok=True)
     found = os.stat(directory)
     if hasattr(os, "geteuid") and (found.st_uid != os.geteuid() or found.st_mode & 0o022):
+        import errno  # on this branch only: one import less for every run
+
         raise PermissionError(errno.EPERM, "owned by another user or writable by others")
 
 
@@ -102,6 +103,8 @@ def fallback_dir(state_dir: StrPath) -> str:
     if not stat.S_ISDIR(found.st_mode) or (
         hasattr(os, "geteuid") and (found.st_uid != os.geteuid() or found.st_mode & 0o077)
     ):
+        import errno
+
         raise PermissionError(errno.EPERM, f"{root} is not the user's own private directory")
     return os.path.join(root, os.path.basename(os.path.normpath(os.fspath(state_dir))))
 
@@ -125,6 +128,8 @@ def usable(state_dir: StrPath) -> str:
     try:
         private(state_dir)
         if not os.access(state_dir, os.W_OK | os.X_OK):
+            import errno
+
             code = errno.EACCES
             if hasattr(os, "statvfs") and os.statvfs(state_dir).f_flag & os.ST_RDONLY:
                 code = errno.EROFS

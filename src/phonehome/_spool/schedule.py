@@ -16,18 +16,22 @@ began on both clocks (``clock``), so that no wall-clock jump stretches or cuts i
 
 A wait whose moment lies ahead of now is over: the wall clock went back across a reboot, and
 a wait cannot be trusted against a clock that moved (trying once too early costs one attempt).
+
+A CLI host loads this module whenever a destination waits (offline, a collector down), so it
+works on ``str`` paths: ``pathlib`` would cost each such run milliseconds.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
-from collections.abc import Iterable
-from pathlib import Path
 
 from phonehome._core import state as statefiles
 from phonehome._spool.clock import SYSTEM, Clock, Moment, parse, since
 from phonehome._spool.segments import WAITING_FILE
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterable
 
 MAX_HOLD = 3600.0
 """The longest ``Retry-After`` honoured (an hour), whatever the destination asks."""
@@ -91,7 +95,7 @@ class Schedule:
     """The holds and backoff of one spool's destinations (``<spool>/progress``)."""
 
     def __init__(self, directory: str | os.PathLike[str], clock: Clock = SYSTEM) -> None:
-        self.directory = Path(directory)
+        self.directory = os.fspath(directory)
         self.clock = clock
 
     # -- Retry-After -------------------------------------------------------------------------
@@ -101,7 +105,7 @@ class Schedule:
         self._write(f"{key}.hold", wait.text())
 
     def _hold(self, key: str) -> Wait | None:
-        path = self.directory / f"{key}.hold"
+        path = os.path.join(self.directory, f"{key}.hold")
         text = _read(path)
         if text is None:
             return None
@@ -125,15 +129,17 @@ class Schedule:
 
     def succeed(self, key: str) -> None:
         """A delivery to ``key`` worked: no more backoff."""
-        with contextlib.suppress(OSError):
-            (self.directory / f"{key}.backoff").unlink(missing_ok=True)
+        try:  # noqa: SIM105 - contextlib would cost an offline CLI run an import
+            os.unlink(os.path.join(self.directory, f"{key}.backoff"))
+        except OSError:  # none (most deliveries), or it cannot go: the next success retries
+            pass
 
     def failures(self, key: str) -> int:
         failures, _ = self._backoff(key)
         return failures
 
     def _backoff(self, key: str) -> tuple[int, Wait | None]:
-        text = _read(self.directory / f"{key}.backoff")
+        text = _read(os.path.join(self.directory, f"{key}.backoff"))
         if text is None:
             return 0, None
         count, _, rest = text.strip().partition(" ")
@@ -163,18 +169,22 @@ class Schedule:
             wait = self.wait(key)
             if wait is not None:
                 lines.append(f"{key} {wait.text()}\n")
-        path = self.directory / WAITING_FILE
+        path = os.path.join(self.directory, WAITING_FILE)
         text = "".join(lines)
         if (_read(path) or "") == text:
             return
         if text:
             self._write(WAITING_FILE, text)
         else:
-            path.unlink(missing_ok=True)
+            try:  # noqa: SIM105 - contextlib would cost an offline CLI run an import
+                os.unlink(path)
+            except FileNotFoundError:
+                pass
 
     def _write(self, name: str, text: str) -> None:
         statefiles.private(self.directory)
-        statefiles.write_text(self.directory / name, text + ("" if text.endswith("\n") else "\n"))
+        path = os.path.join(self.directory, name)
+        statefiles.write_text(path, text + ("" if text.endswith("\n") else "\n"))
 
 
 def resting(directory: str | os.PathLike[str], keys: Iterable[str], clock: Clock = SYSTEM) -> bool:

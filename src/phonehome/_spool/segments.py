@@ -8,7 +8,6 @@ and the records dropped are counted, to be reported in the next delivery. The fo
 
 from __future__ import annotations
 
-import gc
 import marshal
 import os
 import zlib
@@ -121,11 +120,12 @@ class Spool:
         ]
         # The plain tuples made for marshal are thousands of allocations while the host holds
         # its records: the cyclic collector would scan them all, several times (measured: four
-        # times the cost of the writing itself). Nothing here makes a cycle.
-        collecting = gc.isenabled()
-        gc.disable()
+        # times the cost of the writing itself). Nothing here makes a cycle. A CLI's few
+        # records never wake the collector: they do without importing ``gc``.
+        records = list(records)
+        paused = len(records) >= PAUSE_COLLECTOR_FROM and _pause_collector()
         try:
-            for wire in to_wires(list(records)):
+            for wire in to_wires(records):
                 try:
                     data = marshal.dumps(wire, MARSHAL_VERSION)
                 except ValueError:  # an object marshal cannot write: keep it, as text
@@ -133,8 +133,8 @@ class Spool:
                 parts.append((zlib.crc32(data) << 32 | len(data)).to_bytes(8, "little"))
                 parts.append(data)
         finally:
-            if collecting:
-                gc.enable()
+            if paused:
+                _resume_collector()
         name = segment_name(self.clock.now())
         temporary = os.path.join(self.directory, f".{name}.tmp")
         try:
@@ -354,3 +354,22 @@ def _plain(value: Any) -> Any:
 def _read_bytes(path: str) -> bytes:
     with open(path, "rb") as file:
         return file.read()
+
+
+PAUSE_COLLECTOR_FROM = 64
+"""Records in one segment from which writing it pauses the cyclic collector."""
+
+
+def _pause_collector() -> bool:
+    """Turn the cyclic collector off; whether it was on (and is to be turned back on)."""
+    import gc
+
+    collecting = gc.isenabled()
+    gc.disable()
+    return collecting
+
+
+def _resume_collector() -> None:
+    import gc
+
+    gc.enable()
