@@ -5,9 +5,11 @@ user's environment (a variable), or from both; ``phonehome._core.table`` lists e
 with its variables and which source wins (``docs/configuration.md`` is generated from it).
 :func:`resolve` checks the arguments and reads the variables once into a frozen
 :class:`Settings`; nothing changes it afterwards. Consent has its own precedence (any "off"
-wins), decided by ``phonehome._core.consent``.
+wins), decided by ``phonehome._core.consent`` between :func:`check`, which looks at the
+arguments alone, and :func:`resolve`: a run with consent off reads no other variable.
 
-Nothing here imports more than ``os``: this runs on the consent-off path of every CLI.
+Nothing here imports more than ``os``: this runs on the consent-off path of every CLI (and
+without ``from __future__ import annotations``: type-checking-only names are quoted).
 """
 
 import os
