@@ -188,6 +188,9 @@ def test_a_killed_writer_keeps_what_it_committed_and_rotel_holds_the_rest(
         pid = collector.writer.pid
         assert pid is not None
         os.kill(pid, signal.SIGKILL)
+        # between requests: gone before Rotel sends more (a batch in flight at the kill would
+        # be lost, as documented; sending at once let Rotel's next batch meet a dying writer)
+        assert poll(lambda: not collector.writer.alive(), timeout=30)
         _spans(40, 40)(collector.http_endpoint)  # Rotel holds these until a writer answers
         assert poll(lambda: (collector.watch(), collector.writer.alive())[1], timeout=30)
         assert collector.writer.restarts == 1
