@@ -33,6 +33,8 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
+    from phonehome._core.state import StrPath
+
 MAX_HOLD = 3600.0
 """The longest ``Retry-After`` honoured (an hour), whatever the destination asks."""
 BACKOFF_FIRST = 30.0
@@ -94,7 +96,7 @@ def _wait(text: str) -> Wait | None:
 class Schedule:
     """The holds and backoff of one spool's destinations (``<spool>/progress``)."""
 
-    def __init__(self, directory: str | os.PathLike[str], clock: Clock = SYSTEM) -> None:
+    def __init__(self, directory: StrPath, clock: Clock = SYSTEM) -> None:
         self.directory = os.fspath(directory)
         self.clock = clock
 
@@ -187,7 +189,7 @@ class Schedule:
         statefiles.write_text(path, text + ("" if text.endswith("\n") else "\n"))
 
 
-def resting(directory: str | os.PathLike[str], keys: Iterable[str], clock: Clock = SYSTEM) -> bool:
+def resting(directory: StrPath, keys: Iterable[str], clock: Clock = SYSTEM) -> bool:
     """Whether every destination of ``keys`` waits, by the ``all.waiting`` file of the progress
     ``directory``: one small read, for a CLI host deciding whether to start a sender."""
     text = _read(os.path.join(directory, WAITING_FILE))
@@ -206,7 +208,7 @@ def resting(directory: str | os.PathLike[str], keys: Iterable[str], clock: Clock
     return all(key in waits and waits[key].left(now) > 0 for key in wanted)
 
 
-def _read(path: str | os.PathLike[str]) -> str | None:
+def _read(path: StrPath) -> str | None:
     try:
         with open(path, encoding="utf-8", errors="replace") as file:
             return file.read(4096)

@@ -5,19 +5,21 @@ Nothing is imported at import time: the admin functions load what they need when
 ``telemetry`` command runs.
 """
 
+from __future__ import annotations
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from pathlib import Path
     from typing import Any
 
 
-def state_dir(product: str, instrument_kwargs: "dict[str, Any]") -> "Path":
+def state_dir(product: str, instrument_kwargs: dict[str, Any]) -> Path:
     from phonehome._tools import admin
 
     return admin.state_dir(product, instrument_kwargs.get("state_dir"))
 
 
-def status_text(product: str, instrument_kwargs: "dict[str, Any]") -> str:
+def status_text(product: str, instrument_kwargs: dict[str, Any]) -> str:
     from phonehome._tools import admin
 
     rows = admin.status(product, state_dir(product, instrument_kwargs))
@@ -25,7 +27,7 @@ def status_text(product: str, instrument_kwargs: "dict[str, Any]") -> str:
     return "\n".join(f"{key.ljust(width)}  {value}" for key, value in rows)
 
 
-def set_consent(product: str, instrument_kwargs: "dict[str, Any]", enabled: bool) -> str:
+def set_consent(product: str, instrument_kwargs: dict[str, Any], enabled: bool) -> str:
     from phonehome._tools import admin
 
     admin.set_consent(product, state_dir(product, instrument_kwargs), enabled)
@@ -34,16 +36,16 @@ def set_consent(product: str, instrument_kwargs: "dict[str, Any]", enabled: bool
     return f"telemetry for {product} is off (stored choice); nothing waiting will be sent"
 
 
-def given(values: "dict[str, Any]", defaults: "dict[str, Any]") -> "dict[str, Any]":
+def given(values: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:
     """The parameters the user gave: those not left at their default."""
     return {k: v for k, v in values.items() if k not in defaults or v != defaults[k]}
 
 
-def _enable(product: str, instrument_kwargs: "dict[str, Any]") -> str:
+def _enable(product: str, instrument_kwargs: dict[str, Any]) -> str:
     return set_consent(product, instrument_kwargs, True)
 
 
-def _disable(product: str, instrument_kwargs: "dict[str, Any]") -> str:
+def _disable(product: str, instrument_kwargs: dict[str, Any]) -> str:
     return set_consent(product, instrument_kwargs, False)
 
 
