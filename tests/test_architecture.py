@@ -189,7 +189,7 @@ HEAVY = {
 }
 """Standard-library modules a small argparse CLI does not load, each milliseconds to import:
 the consent-on host path does without them (docs/development.md)."""
-ON_PATH_MODULES = 32
+ON_PATH_MODULES = 31
 """phonehome's modules that a later run with consent on loads (each import is about 0.3 M
 instructions before its code runs): a ceiling, so that the path does not grow unnoticed.
 Exceptions, usage collectors, the schedule and the sender load only when a run needs them."""

@@ -22,9 +22,7 @@ import os
 
 from phonehome._core import settings as settings_
 from phonehome._core.consent import Decision, Resolver
-from phonehome._core.diagnostics import record_error, warn
 from phonehome._core.environment import prefix_for
-from phonehome._core.instruments import NOOP_COUNTER, NOOP_GAUGE, NOOP_HISTOGRAM, NOOP_SPAN
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -128,7 +126,7 @@ def instrument(
     try:
         product = settings_.check(arguments)
     except ValueError as error:  # a SettingError: it names the argument and the fix
-        warn(f"{error}; telemetry is off")
+        _warn(f"{error}; telemetry is off")
         return Telemetry(None, Decision(False, "invalid", str(error)))
     prefix = prefix_for(product)
     where = _locate(product, settings_.chosen_state_dir(state_dir, prefix))
@@ -136,7 +134,7 @@ def instrument(
     try:
         decision = resolver.resolve()
     except Exception as error:
-        record_error("consent", error)
+        _record_error("consent", error)
         return Telemetry(resolver, Decision(False, "error", "consent could not be read"))
     if not decision.enabled:  # nothing more is read, imported or written
         _purge_held(resolver)
@@ -150,7 +148,7 @@ def instrument(
             return Telemetry(resolver, started)
         return Telemetry(resolver, decision, started)
     except Exception as error:
-        record_error("start", error)
+        _record_error("start", error)
         return Telemetry(resolver, Decision(False, "error", "telemetry failed to start"))
 
 
@@ -213,7 +211,7 @@ class Telemetry:
             try:
                 recording.revoke(Decision(False, "stored", "the user's stored choice"))
             except Exception as error:
-                record_error("disable", error)
+                _record_error("disable", error)
         self._store(False)
 
     def reset_id(self) -> None:
@@ -225,22 +223,22 @@ class Telemetry:
 
             forget(self._resolver.state_path)
         except Exception as error:
-            record_error("reset_id", error)
+            _record_error("reset_id", error)
 
     def _store(self, enabled: bool) -> None:
         if self._resolver is None:
-            warn("consent cannot be stored: instrument() was not given a valid product")
+            _warn("consent cannot be stored: instrument() was not given a valid product")
             return
         try:
             from phonehome._host.choice import store
 
             store(self._resolver, enabled)
         except OSError as error:
-            warn(
+            _warn(
                 f"cannot store the consent choice in {self._resolver.state_path} ({error.strerror})"
             )
         except Exception as error:
-            record_error("store consent", error)
+            _record_error("store consent", error)
 
     # -- recording -------------------------------------------------------------------------
     def command(
@@ -259,14 +257,14 @@ class Telemetry:
         """
         recording = self._recording
         if recording is None:
-            return NOOP_SPAN
+            return _NOOP_SPAN or _noop_span()
         return recording.command(name, params, collect)
 
     def span(self, name: str, attributes: "Mapping[str, Any] | None" = None) -> "Span":
         """A nested span, for traces inside a command."""
         recording = self._recording
         if recording is None:
-            return NOOP_SPAN
+            return _NOOP_SPAN or _noop_span()
         return recording.span(name, attributes)
 
     def event(self, name: str, attributes: "Mapping[str, Any] | None" = None) -> None:
@@ -277,7 +275,7 @@ class Telemetry:
         try:
             recording.event(name, attributes)
         except Exception as error:
-            record_error("event", error)
+            _record_error("event", error)
 
     def counter(self, name: str, unit: str = "", description: str = "") -> "Counter":
         """A custom counter: ``.add(amount, attributes)``."""
@@ -286,7 +284,9 @@ class Telemetry:
             try:
                 return recording.counter(name, unit, description)
             except Exception as error:
-                record_error("counter", error)
+                _record_error("counter", error)
+        from phonehome._core.instruments import NOOP_COUNTER
+
         return NOOP_COUNTER
 
     def histogram(self, name: str, unit: str = "", description: str = "") -> "Histogram":
@@ -296,7 +296,9 @@ class Telemetry:
             try:
                 return recording.histogram(name, unit, description)
             except Exception as error:
-                record_error("histogram", error)
+                _record_error("histogram", error)
+        from phonehome._core.instruments import NOOP_HISTOGRAM
+
         return NOOP_HISTOGRAM
 
     def gauge(self, name: str, unit: str = "", description: str = "") -> "Gauge":
@@ -306,7 +308,9 @@ class Telemetry:
             try:
                 return recording.gauge(name, unit, description)
             except Exception as error:
-                record_error("gauge", error)
+                _record_error("gauge", error)
+        from phonehome._core.instruments import NOOP_GAUGE
+
         return NOOP_GAUGE
 
     def traceparent(self) -> str | None:
@@ -317,7 +321,7 @@ class Telemetry:
         try:
             return recording.traceparent()
         except Exception as error:
-            record_error("traceparent", error)
+            _record_error("traceparent", error)
             return None
 
     def collector(self, name: str, every: str | float = "24h") -> "Callable[[F], F]":
@@ -336,7 +340,7 @@ class Telemetry:
                 try:
                     recording.register(str(name), function, interval(every))
                 except ValueError as error:
-                    warn(f"collector {name!r}: every={every!r}: {error}; it is not run")
+                    _warn(f"collector {name!r}: every={every!r}: {error}; it is not run")
             return function
 
         return register
@@ -350,7 +354,7 @@ class Telemetry:
         try:
             return recording.flush(timeout)
         except Exception as error:
-            record_error("flush", error)
+            _record_error("flush", error)
             return False
 
     def shutdown(self) -> None:
@@ -363,7 +367,7 @@ class Telemetry:
             try:
                 recording.close()
             except Exception as error:
-                record_error("shutdown", error)
+                _record_error("shutdown", error)
 
     def __enter__(self) -> "Telemetry":
         return self
@@ -379,7 +383,7 @@ class Telemetry:
             try:
                 recording.crash(exc)
             except Exception as error:
-                record_error("crash", error)
+                _record_error("crash", error)
         self.shutdown()
 
 
@@ -397,6 +401,31 @@ class _InProcess:
         from phonehome._tools.debug import show
 
         show(records, header, manifest)
+
+
+_NOOP_SPAN: "Span | None" = None
+"""The shared no-op span once a handle with consent off has returned it: an integration with
+consent off asks for none, so its run does not load ``phonehome._core.instruments``."""
+
+
+def _noop_span() -> "Span":
+    global _NOOP_SPAN
+    from phonehome._core.instruments import NOOP_SPAN
+
+    _NOOP_SPAN = NOOP_SPAN
+    return NOOP_SPAN
+
+
+def _warn(message: str) -> None:
+    from phonehome._core.diagnostics import warn  # loaded when there is something to say
+
+    warn(message)
+
+
+def _record_error(operation: str, error: BaseException) -> None:
+    from phonehome._core.diagnostics import record_error  # loaded when something failed
+
+    record_error(operation, error)
 
 
 def _locate(product: str, override: str | None) -> "str | Callable[[], str]":
@@ -424,4 +453,4 @@ def _purge_held(resolver: Resolver) -> None:
 
             Spool(spool).purge()
     except Exception as error:
-        record_error("purge", error)
+        _record_error("purge", error)

@@ -21,7 +21,6 @@ import os
 import time
 
 from phonehome._core import environment as env
-from phonehome._core.diagnostics import warn
 from phonehome._core.settings import policy_file, user_file
 
 TYPE_CHECKING = False
@@ -119,7 +118,7 @@ class Resolver:
                 continue
             value = env.flag(raw)
             if value is None:
-                warn(
+                _warn(
                     f"{name}={raw!r} is not a yes/no value (use 1/true/yes/on or "
                     f"0/false/no/off); telemetry is off until it is fixed"
                 )
@@ -170,18 +169,18 @@ class Resolver:
         except (FileNotFoundError, NotADirectoryError):  # no choice stored: no file
             return None
         except OSError as error:
-            warn(f"the stored consent at {self.consent_file} is unreadable ({error}); ignoring it")
+            _warn(f"the stored consent at {self.consent_file} is unreadable ({error}); ignoring it")
             return None
         from phonehome._core import jsontext
 
         try:
             value = jsontext.loads(text).get("enabled")
         except (ValueError, AttributeError) as error:
-            warn(f"the stored consent at {self.consent_file} is unreadable ({error}); ignoring it")
+            _warn(f"the stored consent at {self.consent_file} is unreadable ({error}); ignoring it")
             return None
         if isinstance(value, bool):
             return value
-        warn(f"the stored consent at {self.consent_file} has no yes/no choice; ignoring it")
+        _warn(f"the stored consent at {self.consent_file} has no yes/no choice; ignoring it")
         return None
 
     def store_choice(self, enabled: bool) -> None:
@@ -195,6 +194,12 @@ class Resolver:
 
         record = {"enabled": enabled, "changed": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
         statefiles.write_text(self.consent_file, jsontext.dumps(record) + "\n")
+
+
+def _warn(message: str) -> None:
+    from phonehome._core.diagnostics import warn  # loaded when there is something to say
+
+    warn(message)
 
 
 def _stat(path: str) -> "os.stat_result | OSError | None":
@@ -234,7 +239,7 @@ def level(environ: "Mapping[str, str]", prefix: str) -> str:
     if not raw:
         return "all"
     if raw not in env.LEVELS:
-        warn(
+        _warn(
             f"{name}={raw!r} is not one of {', '.join(env.LEVELS)}; telemetry is off until "
             "it is fixed"
         )

@@ -13,12 +13,13 @@ from operator import itemgetter
 
 from phonehome._core import environment as env
 from phonehome._core.diagnostics import warn
-from phonehome._core.errors import DestinationError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
     from typing import Any, ClassVar, Literal
+
+    from phonehome._core.errors import DestinationError
 
     Protocol = Literal["http/protobuf", "grpc"]
     Role = Literal["vendor", "user", "organisation"]
@@ -184,9 +185,9 @@ def otlp(
     if protocol == "http/protobuf":
         check_base(endpoint)
     if protocol not in ("http/protobuf", "grpc"):
-        raise DestinationError(f"protocol {protocol!r} is not 'http/protobuf' or 'grpc'")
+        raise _invalid(f"protocol {protocol!r} is not 'http/protobuf' or 'grpc'")
     if not timeout > 0:
-        raise DestinationError(f"timeout {timeout!r} must be a positive number of seconds")
+        raise _invalid(f"timeout {timeout!r} must be a positive number of seconds")
     return Destination(
         "otlp",
         endpoint.rstrip("/"),
@@ -204,11 +205,11 @@ def azure(connection_string: str, *, timeout: float = 10.0) -> Destination:
     parts = _parse_connection_string(connection_string)
     key = parts.get("instrumentationkey", "")
     if not _is_guid(key) or key != key.lower() or len(key) != 36:
-        raise DestinationError("the connection string has no valid InstrumentationKey")
+        raise _invalid("the connection string has no valid InstrumentationKey")
     if any("=" in v for v in parts.values()):
-        raise DestinationError("a connection string value may not contain '='")
+        raise _invalid("a connection string value may not contain '='")
     if parts.get("authorization", "ikey").lower() != "ikey":
-        raise DestinationError("only Authorization=ikey is supported")
+        raise _invalid("only Authorization=ikey is supported")
     suffix = parts.get("endpointsuffix")
     default = "https://dc.services.visualstudio.com"
     if suffix:
@@ -230,7 +231,7 @@ def parse(value: str | Destination) -> Destination:
     if isinstance(value, Destination):
         return value
     if not isinstance(value, str):
-        raise DestinationError(f"expected a URL or a connection string, got {type(value).__name__}")
+        raise _invalid(f"expected a URL or a connection string, got {type(value).__name__}")
     text = value.strip()
     if "=" in text and "://" not in text.split("=", 1)[0]:
         return azure(text)
@@ -263,11 +264,11 @@ def resolve(
         try:
             destination = parse(value)
             if origin == env.APPLICATIONINSIGHTS_CONNECTION_STRING and destination.kind != "azure":
-                raise DestinationError("it is not an Azure Monitor connection string")
+                raise _invalid("it is not an Azure Monitor connection string")
             if role == "vendor":
                 _check_encrypted(destination)
             _check_extra(destination)
-        except DestinationError as error:
+        except ValueError as error:  # a DestinationError
             warn(f"{origin} {_preview(value)}: {error}; that destination is skipped")
             continue
         found.append((role, destination))
@@ -276,7 +277,7 @@ def resolve(
         try:
             _check_extra(from_env)
             found.append(("user", from_env))
-        except DestinationError as error:
+        except ValueError as error:  # a DestinationError
             warn(f"{env.OTEL_EXPORTER_OTLP_PROTOCOL}=grpc: {error}; that destination is skipped")
     return found
 
@@ -294,7 +295,7 @@ def _check_encrypted(destination: Destination) -> None:
     host = host[1:].split("]", 1)[0] if host.startswith("[") else host.split(":", 1)[0]
     if loopback(host) or host.lower() == "localhost":
         return
-    raise DestinationError(
+    raise _invalid(
         "plain http to a host that is not loopback would send telemetry unencrypted; use "
         "https://, or phonehome.otlp(url, allow_insecure=True) if that is really meant"
     )
@@ -353,7 +354,7 @@ def _check_extra(destination: Destination) -> None:
     except (ImportError, ValueError):
         found = False
     if not found:
-        raise DestinationError(f"its exporter is not installed: pip install 'phonehome[{extra}]'")
+        raise _invalid(f"its exporter is not installed: pip install 'phonehome[{extra}]'")
 
 
 def _otlp_from_environment(environ: Mapping[str, str]) -> Destination | None:
@@ -367,7 +368,7 @@ def _otlp_from_environment(environ: Mapping[str, str]) -> Destination | None:
             continue
         try:
             check_url(value)
-        except DestinationError as error:
+        except ValueError as error:  # a DestinationError
             warn(f"{name}={value!r}: {error}; the OTLP destination from the environment is skipped")
             return None
         usable = True
@@ -430,9 +431,9 @@ def check_url(url: str) -> None:
         or not host
         or any(c.isspace() for c in url.strip())
     ):
-        raise DestinationError("not an http:// or https:// URL with a host")
+        raise _invalid("not an http:// or https:// URL with a host")
     if port and (not (port.isascii() and port.isdigit()) or not 0 < int(port) < 65536):
-        raise DestinationError(f"not a valid URL (port {port!r} is not 1-65535)")
+        raise _invalid(f"not a valid URL (port {port!r} is not 1-65535)")
 
 
 SIGNAL_PATHS = tuple(f"/v1/{signal}" for signal in env.SIGNALS)
@@ -446,7 +447,7 @@ def check_base(url: str) -> None:
     for signal_path in SIGNAL_PATHS:
         if path.endswith(signal_path):
             base = path[: -len(signal_path)]
-            raise DestinationError(
+            raise _invalid(
                 f"the URL ends in the signal path {signal_path}: give the base URL "
                 f"{base!r} (phonehome adds /v1/traces, /v1/metrics and /v1/logs to it)"
             )
@@ -459,7 +460,7 @@ def _parse_connection_string(text: str) -> dict[str, str]:
             continue
         key, sep, value = item.partition("=")
         if not sep:
-            raise DestinationError(f"connection string part {_preview(key)} is not Key=Value")
+            raise _invalid(f"connection string part {_preview(key)} is not Key=Value")
         parts[key.strip().lower()] = value.strip()
     return parts
 
@@ -473,3 +474,10 @@ def _preview(value: object) -> str:
     if "=" in text or "@" in text:  # may hold a key: show its shape, not its content
         return repr(text[:12] + "…") if len(text) > 12 else repr(text)
     return repr(text[:80])
+
+
+def _invalid(message: str) -> DestinationError:
+    """A ``DestinationError``: ``phonehome._core.errors`` loads only when a destination is wrong."""
+    from phonehome._core.errors import DestinationError
+
+    return DestinationError(message)

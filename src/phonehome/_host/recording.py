@@ -19,7 +19,6 @@ from phonehome._core import destinations as destinations_
 from phonehome._core import state as statefiles
 from phonehome._core.consent import Decision, LiveConsent, Resolver, level
 from phonehome._core.diagnostics import notice_seen, record_error, strict_schema, warn
-from phonehome._core.errors import SchemaError
 from phonehome._core.instruments import NOOP_SPAN, Counter, Gauge, Histogram, Span
 from phonehome._core.settings import PROMOTE_AFTER, Settings
 from phonehome._host import forks, identity, notice, outcome
@@ -447,4 +446,6 @@ def load_schema(value: object) -> Schema:
         return value
     if isinstance(value, str | os.PathLike):
         return Schema.from_file(value)
+    from phonehome._core.errors import SchemaError  # loaded only to raise it
+
     raise SchemaError(f"expected a Schema or the path of a TOML file, got {type(value).__name__}")

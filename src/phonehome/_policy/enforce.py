@@ -7,7 +7,6 @@ The toolkit's own events, metrics and log keys are declared here, beside the rul
 
 from __future__ import annotations
 
-from phonehome._core.errors import UndeclaredError
 from phonehome._policy.schema import OTHER, PARAM_PREFIX, VALUE_POLICIES, Field, Schema
 from phonehome._spool.records import (
     Attributes,
@@ -240,6 +239,8 @@ class Enforcer:
                 if self.report_fields:
                     self.undeclared_fields.append(f"{where}: attribute {key!r}")
                 if self.strict:
+                    from phonehome._core.errors import UndeclaredError  # loaded only to raise it
+
                     raise UndeclaredError(
                         f"{where}: attribute {key!r} is not declared in the telemetry schema"
                     )

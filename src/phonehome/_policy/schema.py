@@ -15,12 +15,12 @@ from __future__ import annotations
 import os
 import sys
 
-from phonehome._core.errors import SchemaError
-
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
     from typing import Any
+
+    from phonehome._core.errors import SchemaError
 
 TOP_LEVEL = ("commands", "events", "attributes", "exception_messages")
 """The sections of a schema file (schema-wide settings are listed here too)."""
@@ -53,19 +53,19 @@ class Field:
         reason: str = "",
     ) -> None:
         if type not in TYPES:
-            raise SchemaError(f"type {type!r} is not one of {', '.join(TYPES)}")
+            raise _invalid(f"type {type!r} is not one of {', '.join(TYPES)}")
         given = policy is not None or bool(values)
         policy = policy if policy is not None else ("enum" if values else "raw")
         if policy not in POLICIES:
-            raise SchemaError(f"policy {policy!r} is not one of {', '.join(POLICIES)}")
+            raise _invalid(f"policy {policy!r} is not one of {', '.join(POLICIES)}")
         if values is not None and (
             isinstance(values, str) or not all(isinstance(v, str) for v in values)
         ):
-            raise SchemaError("values must be a list of strings")
+            raise _invalid("values must be a list of strings")
         if policy == "enum" and not values:
-            raise SchemaError("policy 'enum' needs its list of values")
+            raise _invalid("policy 'enum' needs its list of values")
         if not scrub and not reason:
-            raise SchemaError("scrub=False needs a reason: it is the audited escape hatch")
+            raise _invalid("scrub=False needs a reason: it is the audited escape hatch")
         self.type = type
         self.description = description
         self.policy = policy
@@ -140,7 +140,7 @@ class Schema:
         exception_messages: bool = False,
     ) -> None:
         if not isinstance(exception_messages, bool):
-            raise SchemaError("exception_messages must be true or false")
+            raise _invalid("exception_messages must be true or false")
         self.exception_messages = exception_messages
         self.commands = {str(c): dict(p) for c, p in (commands or {}).items()}
         self.events = {str(e): dict(a) for e, a in (events or {}).items()}
@@ -153,7 +153,7 @@ class Schema:
         ]:
             for name, value in fields.items():
                 if not isinstance(value, Field):
-                    raise SchemaError(f"{where}: {name} is not declared with field(...)")
+                    raise _invalid(f"{where}: {name} is not declared with field(...)")
         for params in self.commands.values():
             for name, declared in params.items():
                 if not declared.given:  # a parameter's value leaves only when asked for
@@ -183,11 +183,11 @@ class Schema:
                     text = opened.read()
             data = tomllib.loads(text)
         except UnicodeDecodeError as error:
-            raise SchemaError(f"not UTF-8: {error.reason} at byte {error.start}") from None
+            raise _invalid(f"not UTF-8: {error.reason} at byte {error.start}") from None
         except ValueError as error:
-            raise SchemaError(f"not valid TOML: {error}") from None
+            raise _invalid(f"not valid TOML: {error}") from None
         except RecursionError:
-            raise SchemaError("not valid TOML: nested too deeply") from None
+            raise _invalid("not valid TOML: nested too deeply") from None
 
         return cls._from_data(data)
 
@@ -321,7 +321,7 @@ class Schema:
 
 def _table(value: Any, where: str) -> dict[str, Any]:
     if not isinstance(value, dict):
-        raise SchemaError(f"{where} must be a table")
+        raise _invalid(f"{where} must be a table")
     return value
 
 
@@ -332,12 +332,12 @@ def _known(table: dict[str, Any], where: str, valid: tuple[str, ...]) -> dict[st
         if key in valid:
             continue
         if valid is TOP_LEVEL:
-            raise SchemaError(f"unknown top-level key {key!r} (valid: {', '.join(sorted(valid))})")
+            raise _invalid(f"unknown top-level key {key!r} (valid: {', '.join(sorted(valid))})")
         container = _CONTAINERS.get(valid)
         hint = ""
         if container and isinstance(value, dict) and set(value) & set(FIELD_KEYS):
             hint = f"; a field goes in [{where}.{container}.{key}]"
-        raise SchemaError(f"{where}: unknown key {key!r} (valid: {', '.join(sorted(valid))}){hint}")
+        raise _invalid(f"{where}: unknown key {key!r} (valid: {', '.join(sorted(valid))}){hint}")
     return table
 
 
@@ -347,7 +347,7 @@ _CONTAINERS: dict[tuple[str, ...], str] = {COMMAND_KEYS: "params", EVENT_KEYS: "
 def _text(table: dict[str, Any], key: str, where: str) -> str:
     value = table.get(key, "")
     if not isinstance(value, str):
-        raise SchemaError(f"{where}.{key} must be a string")
+        raise _invalid(f"{where}.{key} must be a string")
     return value
 
 
@@ -355,16 +355,16 @@ def _fields(table: Any, where: str) -> dict[str, Field]:
     found = {}
     for name, spec in _table(table, where).items():
         if not isinstance(spec, dict):
-            raise SchemaError(f"{where}.{name} must be a table")
+            raise _invalid(f"{where}.{name} must be a table")
         _known(spec, f"{where}.{name}", FIELD_KEYS)
         for key in ("description", "reason"):
             _text(spec, key, f"{where}.{name}")
         if not isinstance(spec.get("scrub", True), bool):
-            raise SchemaError(f"{where}.{name}.scrub must be true or false")
+            raise _invalid(f"{where}.{name}.scrub must be true or false")
         try:
             found[name] = Field(**spec)
-        except (TypeError, SchemaError) as error:
-            raise SchemaError(f"{where}.{name}: {error}") from None
+        except (TypeError, ValueError) as error:  # a SchemaError among them
+            raise _invalid(f"{where}.{name}: {error}") from None
     return found
 
 
@@ -397,3 +397,10 @@ _MESSAGES = (
     "uses (not Python's own, never the source text); log records carry their message, "
     "scrubbed."
 )
+
+
+def _invalid(message: str) -> SchemaError:
+    """A ``SchemaError``: ``phonehome._core.errors`` loads only when a schema is wrong."""
+    from phonehome._core.errors import SchemaError
+
+    return SchemaError(message)

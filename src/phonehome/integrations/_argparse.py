@@ -21,8 +21,6 @@ for type checking are quoted.
 import sys
 from _thread import _local  # threading.local, without importing threading
 
-from phonehome._core.diagnostics import record_error
-
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import argparse
@@ -145,6 +143,8 @@ class ArgparseCommand:
             else:
                 _watch(self.parser, (), root=True)
         except Exception as error:  # an unusual parser: the program runs uninstrumented
+            from phonehome._core.diagnostics import record_error
+
             record_error("instrument argparse", error)
         self._outer, self._entered = _current(), True
         _this_thread.run = self
@@ -174,7 +174,12 @@ class ArgparseCommand:
                 span.__exit__(None, None, None)
             else:
                 span.__exit__(exc_type, exc, tb)
-        elif exc is not None and not self.admin and _outcome().of_exception(exc).crash:
+        elif (
+            exc is not None
+            and self.telemetry is None
+            and not self.admin
+            and _outcome().of_exception(exc).crash
+        ):
             self.start()  # a crash before any command: its report
         if self.telemetry is not None:
             self.telemetry.__exit__(exc_type, exc, tb)
@@ -209,10 +214,10 @@ class ArgparseCommand:
         if self.span is not None or self.admin:
             return
         telemetry = self.start()
-        params: dict[str, Any] = {}
-        if telemetry.enabled:  # with consent off nothing is recorded: no need to look
-            values = {k: v for k, v in vars(namespace).items() if k != "func"}
-            params = _shared().given(values, _defaults(self.parser) if self.parser else {})
+        if not telemetry.enabled:  # with consent off nothing is recorded: no span, no look
+            return
+        values = {k: v for k, v in vars(namespace).items() if k != "func"}
+        params = _shared().given(values, _defaults(self.parser) if self.parser else {})
         span = telemetry.command(self.name(), params=params)
         span.__enter__()
         self.span = span
@@ -221,7 +226,10 @@ class ArgparseCommand:
         """argparse exited while parsing: help or version (0), a usage error (2)."""
         if self.span is not None or self.admin:
             return
-        span = self.start().command(self.name())
+        telemetry = self.start()
+        if not telemetry.enabled:
+            return
+        span = telemetry.command(self.name())
         with span:
             span.set_exit_code(code, usage_error=code == 2)
 
@@ -265,6 +273,8 @@ def _first_parser() -> "Callable[[], None]":
             try:
                 _watch(self, (), root=True)
             except Exception as error:  # an unusual parser: it parses unwatched
+                from phonehome._core.diagnostics import record_error
+
                 record_error("instrument argparse", error)
             try:
                 return self.parse_known_args(*args, **kwargs)
@@ -346,6 +356,8 @@ def _contained(step: "Callable[[Any], None]", value: "Any") -> None:
     try:
         step(value)
     except Exception as error:  # telemetry never changes what the program does
+        from phonehome._core.diagnostics import record_error
+
         record_error("argparse command", error)
 
 

@@ -20,8 +20,6 @@ for type checking are quoted.
 
 from _thread import _local  # threading.local, without importing threading
 
-from phonehome._core.diagnostics import record_error
-
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -120,12 +118,15 @@ class _Run:
         self.admin = False
         """Whether this run is ``<cli> telemetry ...`` (never recorded)."""
 
-    def command(self, ctx: "Any") -> "Span":
+    def command(self, ctx: "Any") -> "Span | None":
+        """The command's span; ``None`` while telemetry is off (nothing to record)."""
         telemetry = self.telemetry
         if telemetry is None:
             import phonehome
 
             telemetry = self.telemetry = phonehome.instrument(self.product, **self.kwargs)
+        if not telemetry.enabled:
+            return None
         return telemetry.command(_path(ctx, self.product), params=_given(ctx))
 
     def observe(self, exc: BaseException, ctx: "Any") -> None:
@@ -138,9 +139,13 @@ class _Run:
             return
         try:
             span = self.command(ctx)
+            if span is None:
+                return
             span.__enter__()
             span.__exit__(type(exc), exc, exc.__traceback__)
         except Exception as error:  # the host's exception goes on unchanged
+            from phonehome._core.diagnostics import record_error
+
             record_error("click command", error)
 
     def end(self, exc: BaseException | None) -> None:
@@ -212,6 +217,8 @@ def _prepare(command: "Any", product: str, kwargs: "dict[str, Any]") -> bool:
         _attach_admin(command, product, kwargs)
         _wrap(command)
     except Exception as error:
+        from phonehome._core.diagnostics import record_error
+
         record_error("instrument click", error)
         return False
     return True
@@ -266,6 +273,8 @@ def _wrap_resolved(original: "Callable[..., Any]") -> "Callable[..., Any]":
             try:
                 _wrap(found)
             except Exception as error:  # an unusual command: it runs unwatched
+                from phonehome._core.diagnostics import record_error
+
                 record_error("instrument click", error)
         return found
 
@@ -302,6 +311,8 @@ def _recorded(run: _Run, ctx: "Any", original: "Callable[[Any], Any]") -> "Any":
     try:
         span = run.command(ctx)
     except Exception:  # telemetry never stops the command
+        return original(ctx)
+    if span is None:
         return original(ctx)
     with span:
         try:
