@@ -326,6 +326,22 @@ def test_leaving_twice_is_harmless(otlp_receiver: OTLPReceiver, state_dir: Path)
     assert len(app_logs(otlp_receiver)) == 1
 
 
+def test_flush_says_whether_the_destinations_took_what_was_recorded(
+    otlp_receiver: OTLPReceiver, state_dir: Path
+) -> None:
+    with phonehome.instrument("democli", vendor=otlp_receiver.url, state_dir=state_dir) as t:
+        with t.command("taken"):
+            pass
+        assert t.flush(10) is True
+        assert "taken" in {span.name for span in otlp_receiver.spans}
+        otlp_receiver.status = 503  # the collector refuses from now on
+        with t.command("refused"):
+            pass
+        assert t.flush(1) is False  # kept in the spool for a later run
+    assert "refused" not in {span.name for span in otlp_receiver.spans}
+    assert list((state_dir / "spool").glob("*.seg"))
+
+
 LATE_LOGGING = """
 import sys, phonehome
 with phonehome.instrument("democli", vendor=sys.argv[1], state_dir=sys.argv[2], mode="ci") as t:

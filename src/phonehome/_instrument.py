@@ -347,7 +347,11 @@ class Telemetry:
 
     # -- lifetime --------------------------------------------------------------------------
     def flush(self, timeout: float = 5.0) -> bool:
-        """Deliver what is recorded so far, in this process, waiting at most ``timeout``."""
+        """Deliver what is recorded so far, in this process, waiting at most ``timeout``.
+
+        ``True`` when every destination took what it was given; ``False`` when one failed or
+        waits (what it did not take stays spooled for a later run), when another sender is
+        delivering, or when this run may send nothing (debug and schema-check modes)."""
         recording = self._recording
         if recording is None:
             return True
@@ -395,7 +399,8 @@ class _InProcess:
 
         from phonehome._sender.deliver import deliver
 
-        return deliver(Path(state_dir), budget) is not None
+        report = deliver(Path(state_dir), budget)
+        return report is not None and not report.failed and not report.waiting
 
     def show(self, records: "list[Record]", header: "dict[str, Any]", manifest: "Manifest") -> None:
         from phonehome._tools.debug import show

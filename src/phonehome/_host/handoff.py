@@ -49,7 +49,8 @@ if TYPE_CHECKING:
         """What the host needs of the sender, in its own process."""
 
         def deliver(self, state_dir: str, budget: float) -> bool:
-            """Deliver what is spooled within ``budget``; ``False`` if a sender runs."""
+            """Deliver what is spooled within ``budget``; ``False`` if a sender runs, or a
+            destination failed or waits."""
 
         def show(self, records: list[Record], header: dict[str, Any], manifest: Manifest) -> None:
             """Print what each destination would be sent (debug mode)."""
