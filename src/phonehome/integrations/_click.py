@@ -311,8 +311,8 @@ def _recorded(run: _Run, ctx: "Any", original: "Callable[[Any], Any]") -> "Any":
     try:
         span = run.command(ctx)
     except Exception:  # telemetry never stops the command
-        return original(ctx)
-    if span is None:
+        span = None
+    if span is None:  # telemetry off (or failed): the command runs as it would without it
         return original(ctx)
     with span:
         try:
