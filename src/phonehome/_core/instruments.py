@@ -29,11 +29,13 @@ class Span:
     def add_event(self, name: str, attributes: "Mapping[str, Any] | None" = None) -> None:
         """A point-in-time event inside the span (an OpenTelemetry span event)."""
 
-    def set_exit_code(self, code: int, *, usage_error: bool = False) -> None:
+    def set_exit_code(
+        self, code: int, *, usage_error: bool = False, cancelled: bool = False
+    ) -> None:
         """End the command with exit code ``code``, without raising: 0 is ``success``,
         another code ``failure`` (``usage_error`` with ``usage_error=True``: the arguments
-        were wrong, the command did not run). An exception leaving the block decides
-        instead."""
+        were wrong, the command did not run; ``cancelled`` with ``cancelled=True``: the
+        user stopped it). An exception leaving the block decides instead."""
 
     def __enter__(self) -> "Span":
         return self

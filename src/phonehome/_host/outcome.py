@@ -42,11 +42,13 @@ class Outcome:
 OK = Outcome(SUCCESS, 0, None)
 
 
-def of_exit(code: int, usage_error: bool = False) -> Outcome:
-    """The outcome of a command that ended with ``code`` (the error type is the code)."""
+def of_exit(code: int, usage_error: bool = False, cancelled: bool = False) -> Outcome:
+    """The outcome of a command that ended with ``code`` (the error type is the code): a
+    ``usage_error`` or ``cancelled`` one if told so, and success whenever it is 0."""
     if code == 0:
         return OK
-    return Outcome(USAGE_ERROR if usage_error else FAILURE, code, str(code))
+    result = CANCELLED if cancelled else USAGE_ERROR if usage_error else FAILURE
+    return Outcome(result, code, str(code))
 
 
 def exit_code(value: object) -> int:

@@ -382,9 +382,11 @@ class RecordingSpan(Span):
             record_error("describe exception", error)
             return None
 
-    def set_exit_code(self, code: int, *, usage_error: bool = False) -> None:
+    def set_exit_code(
+        self, code: int, *, usage_error: bool = False, cancelled: bool = False
+    ) -> None:
         try:
-            self._exit = outcome.of_exit(int(code), usage_error)
+            self._exit = outcome.of_exit(int(code), usage_error, cancelled)
         except Exception as error:
             record_error("set_exit_code", error)
 

@@ -166,21 +166,18 @@ class ArgparseCommand:
         if exc is not None:  # the crash report's stack trace is the program's own
             _shared().hide_frames(exc, __file__)
         span, self.span = self.span, None
+        if span is None and self.telemetry is None and not self.admin:
+            # the program ended before its parser returned (it never parsed, or caught what
+            # parsing raised, or crashed first): the run is the product's command
+            span = self.unparsed()
         if span is not None:
-            if exc is None and self.exit is not None and self.recording:
-                span.set_exit_code(_outcome().exit_code(self.exit))
-            if self.usage_error and isinstance(exc, SystemExit) and exc.code == 2:
-                span.set_exit_code(2, usage_error=True)  # the program's own parser.error()
+            code = self._exit_code(exc)
+            if code is not None:  # an exit: a usage error if a parser said so (error())
+                usage_error = self.usage_error or _raised_by_error(exc)
+                span.set_exit_code(code, usage_error=usage_error)
                 span.__exit__(None, None, None)
             else:
                 span.__exit__(exc_type, exc, tb)
-        elif (
-            exc is not None
-            and self.telemetry is None
-            and not self.admin
-            and _outcome().of_exception(exc).crash
-        ):
-            self.start()  # a crash before any command: its report
         if self.telemetry is not None:
             self.telemetry.__exit__(exc_type, exc, tb)
 
@@ -223,15 +220,42 @@ class ArgparseCommand:
         self.span = span
 
     def stopped(self, code: int) -> None:
-        """argparse exited while parsing: help or version (0), a usage error (2)."""
+        """argparse exited while parsing: help or version (0), a usage error (2). The
+        command ends with the block, with the exit the program ends with: it may catch
+        this one and exit otherwise."""
         if self.span is not None or self.admin:
             return
+        self.usage_error = self.usage_error or code == 2
         telemetry = self.start()
         if not telemetry.enabled:
             return
         span = telemetry.command(self.name())
-        with span:
-            span.set_exit_code(code, usage_error=code == 2)
+        span.__enter__()
+        self.span = span
+
+    def unparsed(self) -> "Span | None":
+        """The product's command, for a run that ended without a parsed command line."""
+        try:
+            telemetry = self.start()
+            if not telemetry.enabled:
+                return None
+            span = telemetry.command(self.name())
+            span.__enter__()
+        except Exception as error:  # telemetry never changes what the program does
+            from phonehome._core.diagnostics import record_error
+
+            record_error("argparse command", error)
+            return None
+        return span
+
+    def _exit_code(self, exc: BaseException | None) -> "int | None":
+        """The exit code the block ended with, if it was an exit: the one raised, or the
+        one ``main`` returned or the program set."""
+        if isinstance(exc, SystemExit):
+            return int(_outcome().exit_code(exc.code))
+        if exc is None and self.exit is not None:
+            return int(_outcome().exit_code(self.exit))
+        return None
 
     def name(self) -> str:
         return " ".join(self.path) or self.product
@@ -239,6 +263,23 @@ class ArgparseCommand:
     @property
     def recording(self) -> bool:
         return self.telemetry is not None and self.telemetry.enabled
+
+
+def _raised_by_error(exc: BaseException | None) -> bool:
+    """Whether ``exc`` came out of an ``ArgumentParser.error()``: any parser's, also one the
+    program made besides the one watched (a usage error)."""
+    argparse = sys.modules.get("argparse")
+    if argparse is None or not isinstance(exc, SystemExit):
+        return False
+    tb = exc.__traceback__
+    while tb is not None:
+        frame = tb.tb_frame
+        if frame.f_code.co_name == "error" and isinstance(
+            frame.f_locals.get("self"), argparse.ArgumentParser
+        ):
+            return True
+        tb = tb.tb_next
+    return False
 
 
 def _shared() -> "Any":

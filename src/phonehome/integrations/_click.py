@@ -314,12 +314,20 @@ def _recorded(run: _Run, ctx: "Any", original: "Callable[[Any], Any]") -> "Any":
         span = None
     if span is None:  # telemetry off (or failed): the command runs as it would without it
         return original(ctx)
-    with span:
-        try:
-            return original(ctx)
-        except BaseException as exc:
-            run.last = exc
-            raise
+    span.__enter__()
+    try:
+        result = original(ctx)
+    except (KeyboardInterrupt, EOFError) as exc:  # click's main makes them Abort: exit 1
+        run.last = exc
+        span.set_exit_code(1, cancelled=True)
+        span.__exit__(None, None, None)
+        raise
+    except BaseException as exc:
+        run.last = exc
+        span.__exit__(type(exc), exc, exc.__traceback__)
+        raise
+    span.__exit__(None, None, None)
+    return result
 
 
 def _pending(ctx: "Any") -> bool:

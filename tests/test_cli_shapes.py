@@ -1,0 +1,357 @@
+"""Awkward CLI shapes, each run plain and instrumented: the same output, the rule on the wire.
+
+Every program is small and written the way real CLIs are (chained and lazy groups, a group
+that runs without a subcommand, ``standalone_mode=False``, exits from callbacks, prompts,
+``ctx.invoke``, typer sub-apps, an argparse ``main`` that catches its parser's exit or has
+two parsers). Each invocation runs twice, without and with the integration: stdout, stderr
+and the exit code must be byte-identical, and the commands that reach the collector must be
+the ones listed, with the result and exit code that ``docs/integrations.md`` gives.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from phonehome.testing import OTLPReceiver
+from tests.conftest import clean_environ, poll
+
+INSTRUMENT = {
+    "click": "from phonehome.integrations import instrument_click\n"
+    "instrument_click(cli, 'shape', vendor=os.environ['VENDOR'], mode='ci')\n",
+    "typer": "from phonehome.integrations import instrument_typer\n"
+    "instrument_typer(app, 'shape', vendor=os.environ['VENDOR'], mode='ci')\n",
+    "argparse": "from phonehome.integrations import instrument_argparse\n"
+    "main = instrument_argparse(None, 'shape', vendor=os.environ['VENDOR'], mode='ci')(main)\n",
+}
+RUN = {"click": "cli()\n", "typer": "app()\n", "argparse": "sys.exit(main())\n"}
+
+Sent = list[tuple[str, str, "int | None"]]
+"""The commands a run puts on the wire: name, ``command.result``, ``process.exit.code``."""
+
+# program: (framework, source, [(argv, commands sent, crash report's exception type)])
+SHAPES: dict[str, tuple[str, str, list[tuple[list[str], Sent, str | None]]]] = {
+    "click exits": (
+        "click",
+        """
+import click
+@click.group()
+def cli(): pass
+@cli.command()
+def message(): sys.exit("fatal: a message")
+@cli.command()
+def none(): sys.exit(None)
+@cli.command()
+def interrupt(): raise KeyboardInterrupt
+@cli.command()
+def eof(): raise EOFError
+@cli.command()
+def abort(): raise click.Abort()
+@cli.command()
+@click.option("--name", prompt=True)
+def ask(name): click.echo(name)
+@cli.command()
+@click.confirmation_option(prompt="sure?")
+def drop(): click.echo("dropped")
+@cli.command()
+@click.pass_context
+def leave(ctx): ctx.exit(4)
+@cli.command()
+@click.pass_context
+def forward(ctx): ctx.invoke(code, n=3)
+@cli.command()
+@click.option("--n", type=int)
+def code(n): click.echo(f"n={n}"); sys.exit(n)
+@cli.command()
+def missing(): open("/nonexistent/phonehome-shape")
+""",
+        [
+            (["message"], [("message", "failure", 1)], None),
+            (["none"], [("none", "success", 0)], None),
+            (["interrupt"], [("interrupt", "cancelled", 1)], None),  # click: Aborted!, exit 1
+            (["eof"], [("eof", "cancelled", 1)], None),  # click treats EOF as Ctrl-C
+            (["abort"], [("abort", "cancelled", 1)], None),
+            (["ask"], [("ask", "cancelled", 1)], None),  # stdin at its end: the prompt aborts
+            (["drop"], [("drop", "cancelled", 1)], None),
+            (["drop", "--yes"], [("drop", "success", 0)], None),
+            (["leave"], [("leave", "failure", 4)], None),
+            (["forward"], [("forward", "failure", 3)], None),
+            (["missing"], [("missing", "crash", None)], "FileNotFoundError"),
+        ],
+    ),
+    "click chain": (
+        "click",
+        """
+import click
+@click.group(chain=True)
+def cli(): pass
+@cli.command()
+def first(): click.echo("first")
+@cli.command()
+@click.option("--n", type=int, default=1)
+def second(n):
+    click.echo(f"second {n}")
+    if n == 3: sys.exit(3)
+""",
+        [
+            (["first", "second"], [("first", "success", 0), ("second", "success", 0)], None),
+            (["second", "--n", "3", "first"], [("second", "failure", 3)], None),
+            (["first", "second", "--n", "x"], [("second", "usage_error", 2)], None),
+            (["first", "nosuch"], [("shape", "usage_error", 2)], None),
+            ([], [("shape", "usage_error", 2)], None),
+        ],
+    ),
+    "click groups": (
+        "click",
+        """
+import click
+@click.group()
+@click.option("--fail", type=int)
+def cli(fail):
+    if fail == 1: sys.exit(5)
+    if fail == 2: raise RuntimeError("the group's own bug")
+    if fail == 3: raise click.UsageError("options that do not go together")
+@cli.group(invoke_without_command=True)
+@click.pass_context
+def db(ctx):
+    if ctx.invoked_subcommand is None: click.echo("db itself")
+@db.command(name="create-table")
+@click.argument("name")
+def create(name): click.echo(f"created {name}")
+""",
+        [
+            (["db"], [("db", "success", 0)], None),
+            (["db", "create-table", "t"], [("db create-table", "success", 0)], None),
+            (["db", "create-table"], [("db create-table", "usage_error", 2)], None),
+            (["db", "nosuch"], [("db", "usage_error", 2)], None),
+            (["--help"], [("shape", "success", 0)], None),
+            (["db", "--help"], [("db", "success", 0)], None),
+            (["--fail", "1", "db"], [("shape", "failure", 5)], None),
+            (["--fail", "2", "db"], [("shape", "crash", None)], "RuntimeError"),
+            (["--fail", "3", "db"], [("shape", "usage_error", 2)], None),
+        ],
+    ),
+    "click lazy group, not standalone": (
+        "click",
+        """
+import click
+class Lazy(click.Group):
+    def list_commands(self, ctx): return ["fetch", "gone"]
+    def get_command(self, ctx, name):
+        if name != "fetch": return None
+        @click.command(name="fetch")
+        @click.option("--fail", is_flag=True)
+        def fetch(fail):
+            if fail: raise click.ClickException("could not fetch")
+            click.echo("fetched")
+            return 5
+        return fetch
+@click.group(cls=Lazy)
+def cli(): pass
+""",
+        [
+            (["fetch"], [("fetch", "success", 0)], None),
+            (["fetch", "--fail"], [("fetch", "failure", 1)], None),
+            (["gone"], [("shape", "usage_error", 2)], None),
+        ],
+    ),
+    "typer": (
+        "typer",
+        """
+import typer
+app = typer.Typer(pretty_exceptions_show_locals=False)
+users = typer.Typer()
+app.add_typer(users, name="users")
+@app.callback()
+def main(verbose: bool = False): pass
+@app.command()
+def hello(name: str): print(f"hello {name}")
+@app.command()
+def boom(): raise ValueError("boom")
+@app.command()
+def abort(): raise typer.Abort()
+@app.command()
+def code(): raise typer.Exit(code=5)
+@users.command()
+def add(n: int = 1): print(n)
+""",
+        [
+            (["hello", "you"], [("hello", "success", 0)], None),
+            (["hello"], [("hello", "usage_error", 2)], None),
+            (["boom"], [("boom", "crash", None)], "ValueError"),
+            (["abort"], [("abort", "cancelled", 1)], None),
+            (["code"], [("code", "failure", 5)], None),
+            (["users", "add", "--n", "2"], [("users add", "success", 0)], None),
+            (["users", "add", "--n", "x"], [("users add", "usage_error", 2)], None),
+            (["users"], [("users", "usage_error", 2)], None),
+            (["--help"], [("shape", "success", 0)], None),
+        ],
+    ),
+    "argparse main with exits of its own": (
+        "argparse",
+        """
+import argparse
+def main():
+    parser = argparse.ArgumentParser(prog="shape")
+    parser.add_argument("n", type=int)
+    if sys.argv[1:] == ["early"]: sys.exit(4)
+    if sys.argv[1:] == ["crash"]: raise ValueError("before parsing")
+    if sys.argv[1:] == ["return"]: return 6
+    try:
+        args = parser.parse_args()
+    except SystemExit as exit:
+        print("parsing exited with", exit.code, file=sys.stderr)
+        return 5
+    print(args.n)
+    return 0
+""",
+        [
+            (["1"], [("shape", "success", 0)], None),
+            (["x"], [("shape", "usage_error", 5)], None),  # caught, and exit 5 instead
+            (["--help"], [("shape", "failure", 5)], None),
+            (["early"], [("shape", "failure", 4)], None),  # before any parsing
+            (["return"], [("shape", "failure", 6)], None),
+            (["crash"], [("shape", "crash", None)], "ValueError"),
+        ],
+    ),
+    "argparse main with two parsers": (
+        "argparse",
+        """
+import argparse
+def main():
+    parser = argparse.ArgumentParser(prog="shape", exit_on_error=False)
+    parser.add_argument("--n", type=int, default=0)
+    try:
+        args, rest = parser.parse_known_args()
+    except argparse.ArgumentError as error:
+        print("error:", error, file=sys.stderr)
+        return 9
+    second = argparse.ArgumentParser(prog="shape run")
+    second.add_argument("m", type=int)
+    more = second.parse_args(rest)
+    print(args.n, more.m)
+""",
+        [
+            (["--n", "1", "2"], [("shape", "success", 0)], None),
+            (["--n", "x"], [("shape", "failure", 9)], None),  # the program's own handling
+            (["--n", "1", "x"], [("shape", "usage_error", 2)], None),  # the second's error()
+            (["--n", "1"], [("shape", "usage_error", 2)], None),
+        ],
+    ),
+}
+
+
+def program(framework: str, source: str, instrumented: bool) -> str:
+    hook = INSTRUMENT[framework]
+    if not instrumented:  # as many lines: a traceback names the same line numbers
+        hook = "\n" * hook.count("\n")
+    return f"import os, sys\n{source}\n{hook}{RUN[framework]}"
+
+
+def run(code: str, argv: list[str], environ: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", code, *argv],
+        env=environ,
+        input="",  # a prompt meets the end of its input
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_an_awkward_cli_is_unchanged_and_its_commands_follow_the_rule(
+    shape: str, otlp_receiver: OTLPReceiver, tmp_path: Path
+) -> None:
+    framework, source, invocations = SHAPES[shape]
+    environ = clean_environ(
+        VENDOR=otlp_receiver.url,
+        SHAPE_TELEMETRY_DIR=str(tmp_path),
+        SHAPE_TELEMETRY_NOLOGO="1",
+        COLUMNS="80",
+        TERM="dumb",
+        NO_COLOR="1",
+    )
+    plain_code, instrumented_code = (program(framework, source, on) for on in (False, True))
+    with ThreadPoolExecutor(2) as pool:  # the plain run beside the instrumented one
+        for argv, sent, crash in invocations:
+            shown = f"{shape}: {' '.join(argv)}"
+            spans, logs = len(otlp_receiver.spans), len(otlp_receiver.logs)
+            plain = pool.submit(run, plain_code, argv, environ)
+            instrumented = run(instrumented_code, argv, environ)
+            expected = plain.result()
+            assert (instrumented.stdout, instrumented.stderr, instrumented.returncode) == (
+                expected.stdout,
+                expected.stderr,
+                expected.returncode,
+            ), shown
+            # mode=ci delivers before the process exits: what was sent is there
+            arrived = [
+                (s.name, s.attributes["command.result"], s.attributes.get("process.exit.code"))
+                for s in otlp_receiver.spans[spans:]
+            ]
+            assert arrived == sent, shown
+            crashes = [
+                r.attributes["exception.type"]
+                for r in otlp_receiver.logs[logs:]
+                if r.event_name == "exception.unhandled"
+            ]
+            assert crashes == ([crash] if crash else []), shown
+
+
+INTERRUPTED = {
+    "click": """
+import click
+@click.group()
+def cli(): pass
+@cli.command()
+def wait():
+    print("waiting", flush=True)
+    sys.stdin.read()
+""",
+    "argparse": """
+import argparse
+def main():
+    parser = argparse.ArgumentParser(prog="shape")
+    parser.add_argument("what")
+    parser.parse_args()
+    print("waiting", flush=True)
+    sys.stdin.read()
+""",
+}
+
+
+@pytest.mark.parametrize(
+    ("framework", "name", "sent"), [("click", "wait", 1), ("argparse", "shape", None)]
+)
+def test_ctrl_c_in_a_running_command_is_cancelled_with_the_exit_code_the_program_gives(
+    framework: str, name: str, sent: int | None, otlp_receiver: OTLPReceiver, tmp_path: Path
+) -> None:
+    environ = clean_environ(
+        VENDOR=otlp_receiver.url, SHAPE_TELEMETRY_DIR=str(tmp_path), SHAPE_TELEMETRY_NOLOGO="1"
+    )
+    ended = []
+    for instrumented in (False, True):
+        code = program(framework, INTERRUPTED[framework], instrumented)
+        with subprocess.Popen(
+            [sys.executable, "-c", code, "wait"],
+            env=environ,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        ) as process:
+            assert process.stdout is not None and process.stdout.readline() == "waiting\n"
+            process.send_signal(signal.SIGINT)  # Ctrl-C, while the command waits
+            out, err = process.communicate(timeout=60)
+            ended.append((process.returncode, out, err.splitlines()[-1:]))
+    assert ended[1] == ended[0]  # the same exit (click: Aborted! and 1), the same output
+    assert poll(lambda: len(otlp_receiver.spans) == 1, 10)
+    span = otlp_receiver.spans[0]
+    assert (span.name, span.attributes["command.result"]) == (name, "cancelled")
+    assert span.attributes.get("process.exit.code") == sent  # argparse's dies of the signal
