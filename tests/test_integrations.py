@@ -341,3 +341,36 @@ def test_a_typer_subclass_keeps_its_own_call_and_its_commands_are_recorded(
     assert otlp_receiver.wait_until(lambda: len(otlp_receiver.spans) == 2)
     outcomes = [(s.name, s.attributes["command.result"]) for s in otlp_receiver.spans]
     assert outcomes == [("build", "success"), ("clean", "success")]  # telemetry: not recorded
+
+
+TYPO = """
+import sys, click
+@click.group()
+def cli(): pass
+@cli.command()
+def hello(): click.echo("hello")
+from phonehome.integrations import instrument_click
+instrument_click(cli, "clicli", vendr=sys.argv[1])  # a typo for vendor=
+cli(["hello"])
+"""
+
+
+def test_an_argument_instrument_does_not_take_is_one_line_and_the_cli_runs(
+    otlp_receiver: OTLPReceiver, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ran = subprocess.run(
+        [sys.executable, "-c", TYPO, otlp_receiver.url],
+        env=clean_environ(CLICLI_TELEMETRY_DIR=str(tmp_path)),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert (ran.returncode, ran.stdout) == (0, "hello\n")
+    assert ran.stderr.splitlines() == [
+        "phonehome: instrument() got an unexpected keyword argument 'vendr'; telemetry is off"
+    ]
+    parser = argparse.ArgumentParser(prog="tool")
+    parser.add_subparsers().add_parser("build").set_defaults(func=lambda args: 3)
+    assert run_argparse(parser, "tool", ["build"], state_dir=str(tmp_path), sate="x") == 3
+    assert "unexpected keyword argument 'sate'; telemetry is off" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []  # telemetry off: nothing written

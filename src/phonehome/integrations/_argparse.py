@@ -201,9 +201,9 @@ class ArgparseCommand:
     # -- the parser's side -----------------------------------------------------------------
     def start(self) -> "Telemetry":
         if self.telemetry is None:
-            import phonehome
+            from phonehome.integrations import _start
 
-            self.telemetry = phonehome.instrument(self.product, **self.kwargs)
+            self.telemetry = _start(self.product, self.kwargs)
         return self.telemetry
 
     def parsed(self, namespace: "Any") -> None:

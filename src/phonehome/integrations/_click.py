@@ -122,9 +122,9 @@ class _Run:
         """The command's span; ``None`` while telemetry is off (nothing to record)."""
         telemetry = self.telemetry
         if telemetry is None:
-            import phonehome
+            from phonehome.integrations import _start
 
-            telemetry = self.telemetry = phonehome.instrument(self.product, **self.kwargs)
+            telemetry = self.telemetry = _start(self.product, self.kwargs)
         if not telemetry.enabled:
             return None
         return telemetry.command(_path(ctx, self.product), params=_given(ctx))
@@ -154,9 +154,9 @@ class _Run:
             from phonehome._host.outcome import of_exception
 
             if of_exception(exc).crash:  # a crash before any command: its report
-                import phonehome
+                from phonehome.integrations import _start
 
-                telemetry = self.telemetry = phonehome.instrument(self.product, **self.kwargs)
+                telemetry = self.telemetry = _start(self.product, self.kwargs)
         if telemetry is not None:
             tb = None if exc is None else exc.__traceback__
             telemetry.__exit__(None if exc is None else type(exc), exc, tb)
