@@ -69,6 +69,9 @@ def forward(ctx): ctx.invoke(code, n=3)
 def code(n): click.echo(f"n={n}"); sys.exit(n)
 @cli.command()
 def missing(): open("/nonexistent/phonehome-shape")
+@cli.command()
+@click.argument("n", type=int)
+def wraps(n): sys.exit(n)
 """,
         [
             (["message"], [("message", "failure", 1)], None),
@@ -82,6 +85,8 @@ def missing(): open("/nonexistent/phonehome-shape")
             (["leave"], [("leave", "failure", 4)], None),
             (["forward"], [("forward", "failure", 3)], None),
             (["missing"], [("missing", "crash", None)], "FileNotFoundError"),
+            (["wraps", "256"], [("wraps", "success", 0)], None),  # what the process exits with
+            (["wraps", "--", "-1"], [("wraps", "failure", 255)], None),
         ],
     ),
     "click chain": (
@@ -246,7 +251,7 @@ def main():
 }
 
 
-def program(framework: str, source: str, instrumented: bool) -> str:
+def make(framework: str, source: str, instrumented: bool) -> str:
     hook = INSTRUMENT[framework]
     if not instrumented:  # as many lines: a traceback names the same line numbers
         hook = "\n" * hook.count("\n")
@@ -277,7 +282,7 @@ def test_an_awkward_cli_is_unchanged_and_its_commands_follow_the_rule(
         TERM="dumb",
         NO_COLOR="1",
     )
-    plain_code, instrumented_code = (program(framework, source, on) for on in (False, True))
+    plain_code, instrumented_code = (make(framework, source, on) for on in (False, True))
     with ThreadPoolExecutor(2) as pool:  # the plain run beside the instrumented one
         for argv, sent, crash in invocations:
             shown = f"{shape}: {' '.join(argv)}"
@@ -314,6 +319,25 @@ def wait():
     print("waiting", flush=True)
     sys.stdin.read()
 """,
+    "click group": """
+import click
+@click.group()
+def cli():
+    print("waiting", flush=True)
+    sys.stdin.read()
+@cli.command()
+def wait(): pass
+""",
+    "typer": """
+import typer
+app = typer.Typer()
+@app.command()
+def wait():
+    print("waiting", flush=True)
+    sys.stdin.read()
+@app.command()
+def other(): pass
+""",
     "argparse": """
 import argparse
 def main():
@@ -327,17 +351,24 @@ def main():
 
 
 @pytest.mark.parametrize(
-    ("framework", "name", "sent"), [("click", "wait", 1), ("argparse", "shape", None)]
+    ("program", "name", "sent"),
+    [
+        ("click", "wait", 1),  # click: Aborted!
+        ("click group", "shape", 1),  # in the group's callback: the command had not started
+        ("typer", "wait", 130),  # typer exits 130 itself
+        ("argparse", "shape", None),  # the process dies of the signal: no code
+    ],
 )
 def test_ctrl_c_in_a_running_command_is_cancelled_with_the_exit_code_the_program_gives(
-    framework: str, name: str, sent: int | None, otlp_receiver: OTLPReceiver, tmp_path: Path
+    program: str, name: str, sent: int | None, otlp_receiver: OTLPReceiver, tmp_path: Path
 ) -> None:
+    framework = program.split(maxsplit=1)[0]
     environ = clean_environ(
         VENDOR=otlp_receiver.url, SHAPE_TELEMETRY_DIR=str(tmp_path), SHAPE_TELEMETRY_NOLOGO="1"
     )
     ended = []
     for instrumented in (False, True):
-        code = program(framework, INTERRUPTED[framework], instrumented)
+        code = make(framework, INTERRUPTED[program], instrumented)
         with subprocess.Popen(
             [sys.executable, "-c", code, "wait"],
             env=environ,
@@ -355,3 +386,54 @@ def test_ctrl_c_in_a_running_command_is_cancelled_with_the_exit_code_the_program
     span = otlp_receiver.spans[0]
     assert (span.name, span.attributes["command.result"]) == (name, "cancelled")
     assert span.attributes.get("process.exit.code") == sent  # argparse's dies of the signal
+
+
+CLOSED_PIPE = {
+    "click": """
+import click
+@click.group()
+def cli(): pass
+@cli.command()
+def rows():
+    for i in range(200_000): click.echo(f"row {i}")
+""",
+    "typer": """
+import typer
+app = typer.Typer()
+@app.command()
+def rows():
+    for i in range(200_000): typer.echo(f"row {i}")
+@app.command()
+def other(): pass
+""",
+}
+
+
+@pytest.mark.parametrize("framework", CLOSED_PIPE)
+def test_output_into_a_closed_pipe_is_a_failure_with_the_exit_code_click_gives(
+    framework: str, otlp_receiver: OTLPReceiver, tmp_path: Path
+) -> None:
+    """``cli rows | head -1``: the reader goes away, click and typer exit 1 quietly."""
+    environ = clean_environ(
+        VENDOR=otlp_receiver.url, SHAPE_TELEMETRY_DIR=str(tmp_path), SHAPE_TELEMETRY_NOLOGO="1"
+    )
+    ended = []
+    for instrumented in (False, True):
+        code = make(framework, CLOSED_PIPE[framework], instrumented)
+        with subprocess.Popen(
+            [sys.executable, "-c", code, "rows"],
+            env=environ,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        ) as process:
+            assert process.stdout is not None and process.stdout.readline() == b"row 0\n"
+            process.stdout.close()  # head has what it wanted
+            err = process.stderr.read() if process.stderr else b""
+            ended.append((process.wait(timeout=60), err))
+    assert ended[1] == ended[0] == (1, b"")
+    assert poll(lambda: len(otlp_receiver.spans) == 1, 10)
+    span = otlp_receiver.spans[0]
+    assert span.attributes["command.result"] == "failure"
+    assert span.attributes["process.exit.code"] == 1
+    assert span.attributes["error.type"] == "BrokenPipeError"

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import subprocess
+import sys
 from types import ModuleType
 
 import click
@@ -15,13 +17,20 @@ from hypothesis import strategies as st
 from phonehome._host import outcome
 
 
-@given(st.integers(min_value=-(2**31), max_value=2**31))
-def test_an_exit_code_is_success_only_when_zero_and_kept_as_given(code: int) -> None:
+@given(st.integers(min_value=-(2**31), max_value=2**31 - 1))
+def test_an_exit_code_is_the_processs_and_success_only_when_that_is_zero(code: int) -> None:
+    exits = code % 256  # POSIX keeps the low 8 bits: sys.exit(256) exits 0, sys.exit(-1) 255
     for raised in (SystemExit(code), click.exceptions.Exit(code), typer.Exit(code)):
         ended = outcome.of_exception(raised)
-        assert ended.exit_code == code
-        assert ended.result == ("success" if code == 0 else "failure")
-        assert ended.error_type == (None if code == 0 else str(code))
+        assert ended.exit_code == exits
+        assert ended.result == ("success" if exits == 0 else "failure")
+        assert ended.error_type == (None if exits == 0 else str(exits))
+
+
+@pytest.mark.parametrize("code", [-1, 255, 256, 257, -256, 2**31 - 1, -(2**31)])
+def test_the_exit_code_recorded_is_the_one_a_real_process_exits_with(code: int) -> None:
+    ran = subprocess.run([sys.executable, "-c", f"import sys; sys.exit({code})"], timeout=60)
+    assert outcome.exit_code(code) == ran.returncode
 
 
 @given(st.text())

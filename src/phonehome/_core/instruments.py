@@ -30,12 +30,20 @@ class Span:
         """A point-in-time event inside the span (an OpenTelemetry span event)."""
 
     def set_exit_code(
-        self, code: int, *, usage_error: bool = False, cancelled: bool = False
+        self,
+        code: int,
+        *,
+        usage_error: bool = False,
+        cancelled: bool = False,
+        error_type: "str | None" = None,
     ) -> None:
         """End the command with exit code ``code``, without raising: 0 is ``success``,
         another code ``failure`` (``usage_error`` with ``usage_error=True``: the arguments
         were wrong, the command did not run; ``cancelled`` with ``cancelled=True``: the
-        user stopped it). An exception leaving the block decides instead."""
+        user stopped it). ``error_type`` is what ended it, as ``error.type`` (a class of
+        error, such as an exception's type; the code if not given). The code is kept as
+        the process exits with it (``256`` is 0 on POSIX). An exception leaving the block
+        decides instead."""
 
     def __enter__(self) -> "Span":
         return self

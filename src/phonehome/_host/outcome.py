@@ -14,6 +14,8 @@ nothing.
 
 from __future__ import annotations
 
+import sys
+
 SUCCESS = "success"
 FAILURE = "failure"
 USAGE_ERROR = "usage_error"
@@ -40,15 +42,20 @@ class Outcome:
 
 
 OK = Outcome(SUCCESS, 0, None)
+_WINDOWS = sys.platform == "win32"
 
 
-def of_exit(code: int, usage_error: bool = False, cancelled: bool = False) -> Outcome:
-    """The outcome of a command that ended with ``code`` (the error type is the code): a
-    ``usage_error`` or ``cancelled`` one if told so, and success whenever it is 0."""
+def of_exit(
+    code: int, usage_error: bool = False, cancelled: bool = False, error_type: str | None = None
+) -> Outcome:
+    """The outcome of a command that ended with ``code``, as the process exits with it: a
+    ``usage_error`` or ``cancelled`` one if told so, and success whenever it is 0. The error
+    type is ``error_type``, else the code."""
+    code = process_code(code)
     if code == 0:
         return OK
     result = CANCELLED if cancelled else USAGE_ERROR if usage_error else FAILURE
-    return Outcome(result, code, str(code))
+    return Outcome(result, code, error_type or str(code))
 
 
 def exit_code(value: object) -> int:
@@ -56,8 +63,14 @@ def exit_code(value: object) -> int:
     if value is None:
         return 0
     if isinstance(value, int):
-        return int(value)
+        return process_code(value)
     return 1
+
+
+def process_code(code: int) -> int:
+    """The code the process exits with when asked for ``code``: its low 8 bits on POSIX
+    (``sys.exit(256)`` exits 0, ``sys.exit(-1)`` 255), 32 bits on Windows."""
+    return int(code) & (0xFFFFFFFF if _WINDOWS else 0xFF)
 
 
 def of_exception(exc: BaseException) -> Outcome:
@@ -70,7 +83,7 @@ def of_exception(exc: BaseException) -> Outcome:
     if shape is None:
         return Outcome(CRASH, None, type_name(type(exc)))
     code = getattr(exc, "exit_code", 1)
-    code = code if isinstance(code, int) else 1
+    code = process_code(code) if isinstance(code, int) else 1
     if shape == "Exit":
         return of_exit(code)
     if shape == "Abort":

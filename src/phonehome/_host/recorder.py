@@ -383,10 +383,16 @@ class RecordingSpan(Span):
             return None
 
     def set_exit_code(
-        self, code: int, *, usage_error: bool = False, cancelled: bool = False
+        self,
+        code: int,
+        *,
+        usage_error: bool = False,
+        cancelled: bool = False,
+        error_type: str | None = None,
     ) -> None:
         try:
-            self._exit = outcome.of_exit(int(code), usage_error, cancelled)
+            kind = None if error_type is None else text(error_type)
+            self._exit = outcome.of_exit(int(code), usage_error, cancelled, kind)
         except Exception as error:
             record_error("set_exit_code", error)
 

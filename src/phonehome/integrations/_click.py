@@ -105,7 +105,7 @@ def _hook_class(holder: "Any", default: type, product: str, kwargs: "dict[str, A
 class _Run:
     """One run of the program: its telemetry (started on first use) and what it recorded."""
 
-    __slots__ = ("admin", "kwargs", "last", "product", "reached", "telemetry")
+    __slots__ = ("admin", "kwargs", "last", "pending", "product", "reached", "telemetry")
 
     def __init__(self, product: str, kwargs: "dict[str, Any]") -> None:
         self.product = product
@@ -117,6 +117,9 @@ class _Run:
         """The deepest context click made (``None`` until the first)."""
         self.admin = False
         """Whether this run is ``<cli> telemetry ...`` (never recorded)."""
+        self.pending: tuple[Span, BaseException] | None = None
+        """The command an exception ended, open until click's ``main`` says what it made of
+        the exception: the exit it turned it into, or none (it leaves ``main``)."""
 
     def command(self, ctx: "Any") -> "Span | None":
         """The command's span; ``None`` while telemetry is off (nothing to record)."""
@@ -142,13 +145,51 @@ class _Run:
             if span is None:
                 return
             span.__enter__()
-            span.__exit__(type(exc), exc, exc.__traceback__)
+            self.hold(span, exc)
+        except Exception as error:  # the host's exception goes on unchanged
+            from phonehome._core.diagnostics import record_error
+
+            record_error("click command", error)
+
+    def hold(self, span: "Span", exc: BaseException) -> None:
+        """Keep the command ``exc`` ended open, for ``main`` to decide (``settle``)."""
+        self.settle(None)
+        self.pending = (span, exc)
+
+    def settle(self, final: BaseException | None) -> None:
+        """End the held command, now that click's ``main`` ended with ``final``. An exit
+        made of the command's exception is that exit, with the exception's kind: click's
+        ``Aborted!`` (exit 1, also for ``EOFError``) and typer's exit 130 for Ctrl-C are
+        ``cancelled``, a closed pipe's exit 1 a ``failure``, a usage error's exit 2 a
+        ``usage_error``. Otherwise
+        the exception leaving ``main`` (or, if ``main`` returned, the command's own)
+        ends it."""
+        pending, self.pending = self.pending, None
+        if pending is None:
+            return
+        span, exc = pending
+        try:
+            if isinstance(final, SystemExit) and final is not exc:
+                from phonehome._host import outcome
+
+                ended = outcome.of_exception(exc)
+                span.set_exit_code(
+                    outcome.exit_code(final.code),
+                    usage_error=ended.result == outcome.USAGE_ERROR,
+                    cancelled=ended.result == outcome.CANCELLED or isinstance(exc, EOFError),
+                    error_type=ended.error_type,
+                )
+                span.__exit__(None, None, None)
+            else:
+                exc = exc if final is None else final
+                span.__exit__(type(exc), exc, exc.__traceback__)
         except Exception as error:  # the host's exception goes on unchanged
             from phonehome._core.diagnostics import record_error
 
             record_error("click command", error)
 
     def end(self, exc: BaseException | None) -> None:
+        self.settle(exc)
         telemetry = self.telemetry
         if telemetry is None and exc is not None and not self.admin:
             from phonehome._host.outcome import of_exception
@@ -317,14 +358,9 @@ def _recorded(run: _Run, ctx: "Any", original: "Callable[[Any], Any]") -> "Any":
     span.__enter__()
     try:
         result = original(ctx)
-    except (KeyboardInterrupt, EOFError) as exc:  # click's main makes them Abort: exit 1
+    except BaseException as exc:  # what it means is click's main's to say: held till then
         run.last = exc
-        span.set_exit_code(1, cancelled=True)
-        span.__exit__(None, None, None)
-        raise
-    except BaseException as exc:
-        run.last = exc
-        span.__exit__(type(exc), exc, exc.__traceback__)
+        run.hold(span, exc)
         raise
     span.__exit__(None, None, None)
     return result
