@@ -165,6 +165,26 @@ def cli(): pass
             (["gone"], [("shape", "usage_error", 2)], None),
         ],
     ),
+    "click default group": (  # click-default-group, as sqlite-utils, llm and datasette use
+        "click",
+        """
+import click
+from click_default_group import DefaultGroup
+@click.group(cls=DefaultGroup, default="query", default_if_no_args=True)
+def cli(): pass
+@cli.command()
+@click.argument("sql", nargs=-1)
+def query(sql): click.echo(f"query {' '.join(sql)}")
+@cli.command()
+def tables(): click.echo("tables")
+""",
+        [
+            (["select", "1"], [("query", "success", 0)], None),
+            (["tables"], [("tables", "success", 0)], None),
+            ([], [("query", "success", 0)], None),
+            (["--help"], [("shape", "success", 0)], None),
+        ],
+    ),
     "typer": (
         "typer",
         """
@@ -437,3 +457,18 @@ def test_output_into_a_closed_pipe_is_a_failure_with_the_exit_code_click_gives(
     assert span.attributes["command.result"] == "failure"
     assert span.attributes["process.exit.code"] == 1
     assert span.attributes["error.type"] == "BrokenPipeError"
+
+
+def test_a_default_group_answers_telemetry_status_instead_of_running_its_default(
+    tmp_path: Path,
+) -> None:
+    """A click-default-group runs its default command for any name it does not know: the
+    plain CLI takes ``telemetry status`` as the default command's arguments."""
+    framework, source, _ = SHAPES["click default group"]
+    environ = clean_environ(VENDOR="http://127.0.0.1:9", SHAPE_TELEMETRY_DIR=str(tmp_path))
+    plain = run(make(framework, source, False), ["telemetry", "status"], environ)
+    assert plain.stdout == "query telemetry status\n"
+    status = run(make(framework, source, True), ["telemetry", "status"], environ)
+    assert (status.returncode, status.stderr) == (0, "")
+    assert status.stdout.startswith("telemetry      on, decided by")
+    assert list(tmp_path.iterdir()) == []  # asking is not a run: nothing recorded or written

@@ -421,7 +421,11 @@ def _attach_admin(command: "Any", product: str, kwargs: "dict[str, Any]") -> Non
 
     def get_command(ctx: "Any", name: str) -> "Any":
         found = original(ctx, name)
-        if found is None and name == "telemetry":
+        if name == "telemetry" and getattr(found, "name", None) != "telemetry":
+            # none of its own: not found, or a default command standing in for any name (a
+            # click-default-group's, which also notes the name to hand on to it: not here)
+            if getattr(ctx, "arg0", None) == "telemetry":
+                del ctx.arg0
             found = _admin_group(command, product, kwargs)
             command.add_command(found, "telemetry")  # built once per process
         return found
