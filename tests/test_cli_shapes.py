@@ -227,6 +227,9 @@ def main():
     if sys.argv[1:] == ["early"]: sys.exit(4)
     if sys.argv[1:] == ["crash"]: raise ValueError("before parsing")
     if sys.argv[1:] == ["return"]: return 6
+    if sys.argv[1:] == ["interrupted"]:  # its own Ctrl-C handling, as httpie's
+        try: raise KeyboardInterrupt
+        except KeyboardInterrupt: return 130
     try:
         args = parser.parse_args()
     except SystemExit as exit:
@@ -241,6 +244,7 @@ def main():
             (["--help"], [("shape", "failure", 5)], None),
             (["early"], [("shape", "failure", 4)], None),  # before any parsing
             (["return"], [("shape", "failure", 6)], None),
+            (["interrupted"], [("shape", "cancelled", 130)], None),
             (["crash"], [("shape", "crash", None)], "ValueError"),
         ],
     ),

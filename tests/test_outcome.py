@@ -23,7 +23,7 @@ def test_an_exit_code_is_the_processs_and_success_only_when_that_is_zero(code: i
     for raised in (SystemExit(code), click.exceptions.Exit(code), typer.Exit(code)):
         ended = outcome.of_exception(raised)
         assert ended.exit_code == exits
-        assert ended.result == ("success" if exits == 0 else "failure")
+        assert ended.result == {0: "success", 130: "cancelled"}.get(exits, "failure")
         assert ended.error_type == (None if exits == 0 else str(exits))
 
 

@@ -4,8 +4,9 @@ Exit code 0 is ``success``, whatever raised it (``SystemExit(0)``, ``sys.exit()`
 ``typer.Exit()``, ``ctx.exit(0)``). A usage error (click's ``UsageError``, argparse's exit 2
 from ``error()``) is ``usage_error`` with its exit code; any other non-zero exit is
 ``failure`` with its exit code (click's ``ClickException`` included); an interrupt (Ctrl-C,
-click's ``Abort``) is ``cancelled``. Only an exception that nothing handled is a ``crash``:
-the one kind whose stack trace is recorded, once, as the crash report.
+click's ``Abort``, an exit 130 made of one) is ``cancelled``. Only an exception that nothing
+handled is a ``crash``: the one kind whose stack trace is recorded, once, as the crash
+report.
 
 click is recognised by the shape of its exceptions (class names in ``click.exceptions``,
 ``typer.exceptions`` and the copy of click that typer vendors), so this module imports
@@ -21,6 +22,9 @@ FAILURE = "failure"
 USAGE_ERROR = "usage_error"
 CANCELLED = "cancelled"
 CRASH = "crash"
+
+INTERRUPTED = 130
+"""128 + SIGINT: the exit of a program that stopped for Ctrl-C (typer's, httpie's, a shell's)."""
 
 EXIT_CODE = "process.exit.code"
 """The command's exit code (OpenTelemetry's name, from its CLI conventions)."""
@@ -54,7 +58,10 @@ def of_exit(
     code = process_code(code)
     if code == 0:
         return OK
-    result = CANCELLED if cancelled else USAGE_ERROR if usage_error else FAILURE
+    if cancelled or (code == INTERRUPTED and not usage_error):
+        result = CANCELLED
+    else:
+        result = USAGE_ERROR if usage_error else FAILURE
     return Outcome(result, code, error_type or str(code))
 
 
