@@ -29,7 +29,13 @@ INSTRUMENT = {
     "argparse": "from phonehome.integrations import instrument_argparse\n"
     "main = instrument_argparse(None, 'shape', vendor=os.environ['VENDOR'], mode='ci')(main)\n",
 }
-RUN = {"click": "cli()\n", "typer": "app()\n", "argparse": "sys.exit(main())\n"}
+INSTRUMENT["click main"] = INSTRUMENT["click"]
+RUN = {
+    "click": "cli()\n",
+    "click main": "main()\n",  # the program's own main around click's
+    "typer": "app()\n",
+    "argparse": "sys.exit(main())\n",
+}
 
 Sent = list[tuple[str, str, "int | None"]]
 """The commands a run puts on the wire: name, ``command.result``, ``process.exit.code``."""
@@ -183,6 +189,34 @@ def tables(): click.echo("tables")
             (["tables"], [("tables", "success", 0)], None),
             ([], [("query", "success", 0)], None),
             (["--help"], [("shape", "success", 0)], None),
+        ],
+    ),
+    "click inside the program's own handling": (  # as hf's main: try: app() except ...
+        "click main",
+        """
+import click
+@click.group()
+def cli(): pass
+@cli.command()
+def ok(): click.echo("ok")
+@cli.command()
+def oops(): raise RuntimeError("the command's bug")
+@cli.command()
+def lookup(): {}["key"]
+def main():
+    for argv in [["oops"], ["ok"]] if sys.argv[1:] == ["twice"] else [sys.argv[1:]]:
+        try:
+            cli(argv, standalone_mode=False)
+        except KeyError as error:
+            raise RuntimeError("could not look it up") from error
+        except Exception as error:
+            print(f"Error: {error}", file=sys.stderr)
+""",
+        [
+            (["ok"], [("ok", "success", 0)], None),
+            (["oops"], [("oops", "failure", None)], None),  # the program handled it
+            (["twice"], [("oops", "failure", None), ("ok", "success", 0)], None),
+            (["lookup"], [("lookup", "failure", None)], "RuntimeError"),  # what killed it
         ],
     ),
     "typer": (

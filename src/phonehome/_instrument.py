@@ -391,6 +391,18 @@ class Telemetry:
         self.shutdown()
 
 
+def instrument_with(product: str, kwargs: "Mapping[str, Any]") -> "Telemetry":
+    """``instrument(product, **kwargs)`` for an integration, which is given the arguments
+    long before it calls this, at the program's first command: one that ``instrument``
+    does not take (a typo) is one line on stderr and telemetry off, as a bad value is,
+    never a ``TypeError`` in the host."""
+    try:
+        return instrument(product, **kwargs)
+    except TypeError as error:
+        _warn(f"{error}; telemetry is off")
+        return instrument(product, enabled=False)
+
+
 class _InProcess:
     """The courier the host is given: the sender and the debug display, in this process."""
 

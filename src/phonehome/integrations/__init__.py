@@ -16,7 +16,6 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-    from phonehome._instrument import Telemetry
     from phonehome.integrations._argparse import (
         ArgparseCommand,
         instrument_argparse,
@@ -34,21 +33,6 @@ __all__ = [
 
 _ARGPARSE = ("ArgparseCommand", "instrument_argparse", "run_argparse")
 _CLICK = ("instrument_click", "instrument_typer")
-
-
-def _start(product: str, kwargs: "dict[str, Any]") -> "Telemetry":
-    """``phonehome.instrument(product, **kwargs)`` for an integration, which calls it when
-    the program runs its first command: an argument it does not take (a typo) is one line on
-    stderr and telemetry off, as a bad value is, never a ``TypeError`` in the host."""
-    import phonehome
-
-    try:
-        return phonehome.instrument(product, **kwargs)
-    except TypeError as error:
-        from phonehome._core.diagnostics import warn
-
-        warn(f"{error}; telemetry is off")
-        return phonehome.instrument(product, enabled=False)
 
 
 def __getattr__(name: str) -> "Any":

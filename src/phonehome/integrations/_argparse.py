@@ -146,6 +146,9 @@ class ArgparseCommand:
             from phonehome._core.diagnostics import record_error
 
             record_error("instrument argparse", error)
+        common = sys.modules.get("phonehome.integrations._common")
+        if common is not None:  # a run held since an exception left it was caught
+            common.settle(None)
         self._outer, self._entered = _current(), True
         _this_thread.run = self
         return self
@@ -178,8 +181,12 @@ class ArgparseCommand:
                 span.__exit__(None, None, None)
             else:
                 span.__exit__(exc_type, exc, tb)
-        if self.telemetry is not None:
+        if self.telemetry is None:
+            return
+        if exc is None or isinstance(exc, SystemExit):
             self.telemetry.__exit__(exc_type, exc, tb)
+        else:
+            _shared().end(self.telemetry, exc)
 
     def __call__(self, main: "Callable[..., Any]") -> "Callable[..., Any]":
         """Decorate ``main``: its return value is the exit code (``None`` is 0)."""
@@ -201,9 +208,9 @@ class ArgparseCommand:
     # -- the parser's side -----------------------------------------------------------------
     def start(self) -> "Telemetry":
         if self.telemetry is None:
-            from phonehome.integrations import _start
+            from phonehome._instrument import instrument_with
 
-            self.telemetry = _start(self.product, self.kwargs)
+            self.telemetry = instrument_with(self.product, self.kwargs)
         return self.telemetry
 
     def parsed(self, namespace: "Any") -> None:

@@ -18,6 +18,7 @@ On the consent-off path of every CLI that uses it: no ``from __future__ import a
 for type checking are quoted.
 """
 
+import sys
 from _thread import _local  # threading.local, without importing threading
 
 TYPE_CHECKING = False
@@ -125,9 +126,9 @@ class _Run:
         """The command's span; ``None`` while telemetry is off (nothing to record)."""
         telemetry = self.telemetry
         if telemetry is None:
-            from phonehome.integrations import _start
+            from phonehome._instrument import instrument_with
 
-            telemetry = self.telemetry = _start(self.product, self.kwargs)
+            telemetry = self.telemetry = instrument_with(self.product, self.kwargs)
         if not telemetry.enabled:
             return None
         return telemetry.command(_path(ctx, self.product), params=_given(ctx))
@@ -195,12 +196,17 @@ class _Run:
             from phonehome._host.outcome import of_exception
 
             if of_exception(exc).crash:  # a crash before any command: its report
-                from phonehome.integrations import _start
+                from phonehome._instrument import instrument_with
 
-                telemetry = self.telemetry = _start(self.product, self.kwargs)
-        if telemetry is not None:
-            tb = None if exc is None else exc.__traceback__
-            telemetry.__exit__(None if exc is None else type(exc), exc, tb)
+                telemetry = self.telemetry = instrument_with(self.product, self.kwargs)
+        if telemetry is None:
+            return
+        if exc is None or isinstance(exc, SystemExit):  # how click programs end
+            telemetry.__exit__(None if exc is None else type(exc), exc, None)
+        else:
+            from phonehome.integrations import _common
+
+            _common.end(telemetry, exc)
 
 
 def _instrument_root(command: "Any", product: str, kwargs: "dict[str, Any]") -> None:
@@ -229,6 +235,7 @@ def _run(
     """Run the program (click's ``main``), watching its commands."""
     if not _prepare(command, product, kwargs):  # an unusual command: run it as it is
         return main(*args, **kw)
+    _settle_held()
     run, outer = _Run(product, kwargs), _current()
     _this_thread.run = run
     try:
@@ -241,6 +248,13 @@ def _run(
         _this_thread.run = outer
     run.end(None)
     return result
+
+
+def _settle_held() -> None:
+    """A run starts: one held since an exception left it was caught (``_common.end``)."""
+    common = sys.modules.get("phonehome.integrations._common")
+    if common is not None:
+        common.settle(None)
 
 
 def _hide_frames(exc: BaseException) -> None:

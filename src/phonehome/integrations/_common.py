@@ -1,5 +1,5 @@
-"""What the framework integrations share: the ``telemetry`` commands, and hiding their own
-frames from the host's tracebacks.
+"""What the framework integrations share: the ``telemetry`` commands, hiding their own
+frames from the host's tracebacks, and the end of a run an exception left.
 
 Nothing is imported at import time: the admin functions load what they need when a
 ``telemetry`` command runs.
@@ -11,6 +11,8 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from pathlib import Path
     from typing import Any
+
+    from phonehome._instrument import Telemetry
 
 
 def state_dir(product: str, instrument_kwargs: dict[str, Any]) -> Path:
@@ -72,3 +74,78 @@ def hide_frames(exc: BaseException, filename: str) -> None:
         tb.tb_next = following
         tb = following
     exc.__traceback__ = head
+
+
+# -- a run an exception left ----------------------------------------------------------------
+_held: list[tuple[Telemetry, BaseException, Any, Any]] = []
+"""The run an exception ended, until it is known whether the program catches it: its
+telemetry, the exception, our ``sys.excepthook`` and the one it wraps (one run at most)."""
+
+_at_exit = False
+"""Whether ``settle`` is registered to run as the interpreter begins to exit."""
+
+
+def end(telemetry: Telemetry, exc: BaseException) -> None:
+    """End a run that ``exc`` left (the framework's ``main``, argparse's block).
+
+    An exception that would be a crash leaves ``main`` before anything knows whether the
+    program catches it (``try: cli() except Exception: ...`` around it, as hf's does). The
+    run is held until that is known: the interpreter reports it unhandled (a crash, recorded
+    once, after the host's own report of it), or the next run starts, or the interpreter
+    begins to exit without reporting it (the program handled it: the command stays a
+    ``failure``). Other exceptions (interrupts, click's) end it at once."""
+    settle(None)
+    from phonehome._host.outcome import of_exception
+
+    if not telemetry.enabled or not of_exception(exc).crash:
+        telemetry.__exit__(type(exc), exc, exc.__traceback__)
+        return
+    # in-process delivery may need it at the end, and it cannot load once the exit began
+    import concurrent.futures.thread  # noqa: F401
+    import sys
+    import threading
+
+    global _at_exit
+    if not _at_exit:  # before threads are joined and atexit runs: delivery can start threads
+        threading._register_atexit(settle, None)  # type: ignore[attr-defined]
+        _at_exit = True
+    previous = sys.excepthook
+
+    def excepthook(kind: Any, value: Any, tb: Any) -> None:
+        try:
+            previous(kind, value, tb)  # the host's report first, as it would be without us
+        finally:
+            settle(value)
+
+    _held.append((telemetry, exc, excepthook, previous))
+    sys.excepthook = excepthook
+
+
+def settle(reported: BaseException | None) -> None:
+    """End the held run, if one is: a crash if the interpreter reported it unhandled
+    (``reported``, or, should another hook have taken ours' place, the last it reported:
+    the exception, or one the program raised from it), else handled."""
+    import sys
+
+    while _held:
+        telemetry, exc, hook, previous = _held.pop()
+        if sys.excepthook is hook:
+            sys.excepthook = previous
+        if reported is None:
+            reported = getattr(sys, "last_exc", None) or getattr(sys, "last_value", None)
+        if _caused_by(reported, exc):
+            assert reported is not None
+            telemetry.__exit__(type(reported), reported, reported.__traceback__)
+        else:
+            telemetry.__exit__(None, None, None)
+
+
+def _caused_by(last: BaseException | None, exc: BaseException) -> bool:
+    """Whether ``last`` is ``exc`` or was raised from it (a few links of its chain)."""
+    for _ in range(8):
+        if last is None:
+            return False
+        if last is exc:
+            return True
+        last = last.__cause__ or last.__context__
+    return False
