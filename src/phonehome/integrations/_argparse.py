@@ -220,8 +220,12 @@ class ArgparseCommand:
         telemetry = self.start()
         if not telemetry.enabled:  # with consent off nothing is recorded: no span, no look
             return
-        values = {k: v for k, v in vars(namespace).items() if k != "func"}
-        params = _shared().given(values, _defaults(self.parser) if self.parser else {})
+        defaults = _defaults(self.parser) if self.parser else {}
+        params = {
+            k: v
+            for k, v in vars(namespace).items()
+            if k != "func" and (k not in defaults or v != defaults[k])  # given, not defaults
+        }
         span = telemetry.command(self.name(), params=params)
         span.__enter__()
         self.span = span
@@ -290,8 +294,8 @@ def _raised_by_error(exc: BaseException | None) -> bool:
 
 
 def _shared() -> "Any":
-    """What the integrations share (``_common``), loaded when a run with consent on records
-    its parameters, an exception passes, or ``telemetry ...`` is asked."""
+    """What the integrations share (``_common``), loaded when an exception passes or
+    ``telemetry ...`` is asked."""
     from phonehome.integrations import _common
 
     return _common

@@ -38,11 +38,6 @@ def set_consent(product: str, instrument_kwargs: dict[str, Any], enabled: bool) 
     return f"telemetry for {product} is off (stored choice); nothing waiting will be sent"
 
 
-def given(values: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:
-    """The parameters the user gave: those not left at their default."""
-    return {k: v for k, v in values.items() if k not in defaults or v != defaults[k]}
-
-
 def _enable(product: str, instrument_kwargs: dict[str, Any]) -> str:
     return set_consent(product, instrument_kwargs, True)
 
