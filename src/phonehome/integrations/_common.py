@@ -95,6 +95,18 @@ def end(telemetry: Telemetry, exc: BaseException) -> None:
     if not telemetry.enabled or not of_exception(exc).crash:
         telemetry.__exit__(type(exc), exc, exc.__traceback__)
         return
+    try:
+        _hold(telemetry, exc)
+    except Exception as error:  # no way to wait for the program: a crash now, as it looks
+        from phonehome._core.diagnostics import record_error
+
+        record_error("hold run", error)
+        telemetry.__exit__(type(exc), exc, exc.__traceback__)
+
+
+def _hold(telemetry: Telemetry, exc: BaseException) -> None:
+    """Hold the run: our ``sys.excepthook`` around the host's, and ``settle`` as the
+    interpreter begins to exit (once per process)."""
     # in-process delivery may need it at the end, and it cannot load once the exit began
     import concurrent.futures.thread  # noqa: F401
     import sys
@@ -128,19 +140,19 @@ def settle(reported: BaseException | None) -> None:
             sys.excepthook = previous
         if reported is None:
             reported = getattr(sys, "last_exc", None) or getattr(sys, "last_value", None)
-        if _caused_by(reported, exc):
-            assert reported is not None
+        if reported is not None and _caused_by(reported, exc):
             telemetry.__exit__(type(reported), reported, reported.__traceback__)
         else:
             telemetry.__exit__(None, None, None)
 
 
-def _caused_by(last: BaseException | None, exc: BaseException) -> bool:
+def _caused_by(last: BaseException, exc: BaseException) -> bool:
     """Whether ``last`` is ``exc`` or was raised from it (a few links of its chain)."""
+    link: BaseException | None = last
     for _ in range(8):
-        if last is None:
+        if link is None:
             return False
-        if last is exc:
+        if link is exc:
             return True
-        last = last.__cause__ or last.__context__
+        link = link.__cause__ or link.__context__
     return False
