@@ -316,6 +316,25 @@ def make(framework: str, source: str, instrumented: bool) -> str:
     return f"import os, sys\n{source}\n{hook}{RUN[framework]}"
 
 
+def started(
+    framework: str,
+    source: str,
+    instrumented: bool,
+    command: str,
+    environ: dict[str, str],
+    stdin: int = subprocess.DEVNULL,
+) -> subprocess.Popen[str]:
+    """The program running ``command``, its output in pipes, to be read as it runs."""
+    return subprocess.Popen(
+        [sys.executable, "-c", make(framework, source, instrumented), command],
+        env=environ,
+        stdin=stdin,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
 def run(code: str, argv: list[str], environ: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-c", code, *argv],
@@ -426,14 +445,9 @@ def test_ctrl_c_in_a_running_command_is_cancelled_with_the_exit_code_the_program
     )
     ended = []
     for instrumented in (False, True):
-        code = make(framework, INTERRUPTED[program], instrumented)
-        with subprocess.Popen(
-            [sys.executable, "-c", code, "wait"],
-            env=environ,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
+        source = INTERRUPTED[program]
+        with started(
+            framework, source, instrumented, "wait", environ, stdin=subprocess.PIPE
         ) as process:
             assert process.stdout is not None and process.stdout.readline() == "waiting\n"
             process.send_signal(signal.SIGINT)  # Ctrl-C, while the command waits
@@ -477,19 +491,13 @@ def test_output_into_a_closed_pipe_is_a_failure_with_the_exit_code_click_gives(
     )
     ended = []
     for instrumented in (False, True):
-        code = make(framework, CLOSED_PIPE[framework], instrumented)
-        with subprocess.Popen(
-            [sys.executable, "-c", code, "rows"],
-            env=environ,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-        ) as process:
-            assert process.stdout is not None and process.stdout.readline() == b"row 0\n"
+        source = CLOSED_PIPE[framework]
+        with started(framework, source, instrumented, "rows", environ) as process:
+            assert process.stdout is not None and process.stdout.readline() == "row 0\n"
             process.stdout.close()  # head has what it wanted
-            err = process.stderr.read() if process.stderr else b""
+            err = process.stderr.read() if process.stderr else ""
             ended.append((process.wait(timeout=60), err))
-    assert ended[1] == ended[0] == (1, b"")
+    assert ended[1] == ended[0] == (1, "")
     assert poll(lambda: len(otlp_receiver.spans) == 1, 10)
     span = otlp_receiver.spans[0]
     assert span.attributes["command.result"] == "failure"
