@@ -271,10 +271,6 @@ class ArgparseCommand:
     def name(self) -> str:
         return " ".join(self.path) or self.product
 
-    @property
-    def recording(self) -> bool:
-        return self.telemetry is not None and self.telemetry.enabled
-
 
 def _raised_by_error(exc: BaseException | None) -> bool:
     """Whether ``exc`` came out of an ``ArgumentParser.error()``: any parser's, also one the

@@ -162,9 +162,8 @@ class _Run:
         made of the command's exception is that exit, with the exception's kind: click's
         ``Aborted!`` (exit 1, also for ``EOFError``) and typer's exit 130 for Ctrl-C are
         ``cancelled``, a closed pipe's exit 1 a ``failure``, a usage error's exit 2 a
-        ``usage_error``. Otherwise
-        the exception leaving ``main`` (or, if ``main`` returned, the command's own)
-        ends it."""
+        ``usage_error``. Otherwise the exception leaving ``main`` (or, if ``main``
+        returned, the command's own) ends it."""
         pending, self.pending = self.pending, None
         if pending is None:
             return
