@@ -174,3 +174,27 @@ def test_the_hosts_logging_behaves_as_without_telemetry(
     assert off.stderr == "disk almost full\nconfigured: after basicConfig\n"
     assert (on.returncode, on.stdout, on.stderr) == (off.returncode, off.stdout, off.stderr)
     assert [r.body for r in app_logs(otlp_receiver)] == ["disk almost full"]  # and recorded
+
+
+def test_a_command_ends_with_the_exit_code_and_the_class_of_error_the_program_names(
+    lenient: None, otlp_receiver: OTLPReceiver, state_dir: Path
+) -> None:
+    with phonehome.instrument("democli", vendor=otlp_receiver.url, state_dir=state_dir) as t:
+        with t.command("named") as span:
+            span.set_exit_code(3, error_type="tool.errors.ConfigError")
+        with t.command("stopped") as span:
+            span.set_exit_code(130, cancelled=True)
+        with t.command("texted") as span:  # free text is no class of error: never sent
+            span.set_exit_code(4, error_type="cannot read /home/bob/notes.txt")
+    assert otlp_receiver.wait_until(lambda: len(otlp_receiver.spans) == 3)
+    ended = {
+        s.name: (s.attributes["command.result"], s.attributes["process.exit.code"])
+        for s in otlp_receiver.spans
+    }
+    kinds = {s.name: s.attributes["error.type"] for s in otlp_receiver.spans}
+    assert ended == {
+        "named": ("failure", 3),
+        "stopped": ("cancelled", 130),
+        "texted": ("failure", 4),
+    }
+    assert kinds == {"named": "tool.errors.ConfigError", "stopped": "130", "texted": "4"}

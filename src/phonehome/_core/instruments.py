@@ -40,8 +40,9 @@ class Span:
         """End the command with exit code ``code``, without raising: 0 is ``success``,
         another code ``failure`` (``usage_error`` with ``usage_error=True``: the arguments
         were wrong, the command did not run; ``cancelled`` with ``cancelled=True``: the
-        user stopped it). ``error_type`` is what ended it, as ``error.type`` (a class of
-        error, such as an exception's type; the code if not given). The code is kept as
+        user stopped it). ``error_type`` is what ended it, as ``error.type``: a class of
+        error named as an exception's type is (dotted identifiers: it is always sent, so
+        free text is refused), the code if not given. The code is kept as
         the process exits with it (``256`` is 0 on POSIX). An exception leaving the block
         decides instead."""
 

@@ -255,6 +255,16 @@ class Recorder:
         self.log(INFO, "INFO", name, values, name)
 
 
+def _type_name(value: object) -> bool:
+    """Whether ``value`` names a class of error as an exception's type does (dotted
+    identifiers, short): ``error.type`` is always sent, so it carries no free text."""
+    return (
+        isinstance(value, str)
+        and len(value) <= 128
+        and all(part.isidentifier() for part in value.split("."))
+    )
+
+
 class RecordingSpan(Span):
     """A span being recorded; a context manager that makes it current for its body."""
 
@@ -391,8 +401,10 @@ class RecordingSpan(Span):
         error_type: str | None = None,
     ) -> None:
         try:
-            kind = None if error_type is None else text(error_type)
-            self._exit = outcome.of_exit(int(code), usage_error, cancelled, kind)
+            named = error_type if _type_name(error_type) else None
+            self._exit = outcome.of_exit(int(code), usage_error, cancelled, named)
+            if error_type is not None and named is None:  # the code stands in for it
+                raise ValueError(f"error_type must name a class of error, got {error_type!r}")
         except Exception as error:
             record_error("set_exit_code", error)
 

@@ -380,8 +380,9 @@ _PREAMBLE = (
 _ALWAYS = (
     "Always sent: each command's name, its result (`success`, `usage_error`, `failure`, "
     "`cancelled`, `crash`), its exit code, its duration, the names (not the values) of the "
-    "parameters given and, when it did not succeed, the error's type (the exit code or the "
-    "exception's type); the product's name and version; the operating system's type and "
+    "parameters given and, when it did not succeed, the error's type (the exit code, or the "
+    "kind of error as the program's code names it, such as an exception's type); the "
+    "product's name and version; the operating system's type and "
     "version, the processor architecture and the Python version; a random install id and "
     "a random session id."
 )
