@@ -204,19 +204,23 @@ def oops(): raise RuntimeError("the command's bug")
 @cli.command()
 def lookup(): {}["key"]
 def main():
-    for argv in [["oops"], ["ok"]] if sys.argv[1:] == ["twice"] else [sys.argv[1:]]:
+    runs = {"twice": [["oops"], ["ok"]], "interrupted": [["oops"]]}.get(sys.argv[1])
+    for argv in runs or [sys.argv[1:]]:
         try:
             cli(argv, standalone_mode=False)
         except KeyError as error:
             raise RuntimeError("could not look it up") from error
         except Exception as error:
             print(f"Error: {error}", file=sys.stderr)
+    if sys.argv[1] == "interrupted":
+        raise KeyboardInterrupt  # Ctrl-C, after a run the program handled
 """,
         [
             (["ok"], [("ok", "success", 0)], None),
             (["oops"], [("oops", "failure", None)], None),  # the program handled it
             (["twice"], [("oops", "failure", None), ("ok", "success", 0)], None),
-            (["lookup"], [("lookup", "failure", None)], "RuntimeError"),  # what killed it
+            (["lookup"], [("lookup", "crash", None)], "RuntimeError"),  # raised from its error
+            (["interrupted"], [("oops", "failure", None)], None),  # and dies of the signal
         ],
     ),
     "typer": (
@@ -372,7 +376,10 @@ def test_an_awkward_cli_is_unchanged_and_its_commands_follow_the_rule(
                 expected.stderr,
                 expected.returncode,
             ), shown
-            # mode=ci delivers before the process exits: what was sent is there
+            # mode=ci delivers before the process exits (a detached sender, when it dies of
+            # Ctrl-C: delivering then would cost it that exit)
+            count = spans + len(sent)
+            poll(lambda n=count: len(otlp_receiver.spans) >= n, 10)
             arrived = [
                 (s.name, s.attributes["command.result"], s.attributes.get("process.exit.code"))
                 for s in otlp_receiver.spans[spans:]

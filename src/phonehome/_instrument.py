@@ -62,7 +62,7 @@ if TYPE_CHECKING:
         def flush(self, timeout: float) -> bool: ...
         def crash(self, exc: BaseException) -> None: ...
         def revoke(self, decision: Decision) -> None: ...
-        def close(self) -> None: ...
+        def close(self, detached: bool = False) -> None: ...
 
 
 _D = settings_
@@ -363,13 +363,16 @@ class Telemetry:
 
     def shutdown(self) -> None:
         """End the telemetry: spool what is held and hand it to a sender. Safe to call twice."""
+        self._close(detached=False)
+
+    def _close(self, detached: bool) -> None:
         if self._ended:
             return
         self._ended = True
         recording, self._recording = self._recording, None
         if recording is not None:
             try:
-                recording.close()
+                recording.close(detached)
             except Exception as error:
                 _record_error("shutdown", error)
 
@@ -389,6 +392,20 @@ class Telemetry:
             except Exception as error:
                 _record_error("crash", error)
         self.shutdown()
+
+
+def hand_over(telemetry: "Telemetry", crashed: BaseException | None) -> None:
+    """End ``telemetry`` as its block ending with ``crashed`` would (``None``: without a
+    crash), handing what is spooled to a detached sender whatever the mode: for an
+    integration ending a run while the interpreter reports a Ctrl-C, where delivering in
+    this process would load code that costs the host its exit by the signal."""
+    recording = telemetry._recording
+    if crashed is not None and recording is not None:
+        try:
+            recording.crash(crashed)
+        except Exception as error:
+            _record_error("crash", error)
+    telemetry._close(detached=True)
 
 
 def instrument_with(product: str, kwargs: "Mapping[str, Any]") -> "Telemetry":

@@ -209,9 +209,11 @@ class Handoff:
                 report.writelines(f"{line}\n" for line in found)
 
     # -- after recording ---------------------------------------------------------------------
-    def finish(self, child: bool = False) -> None:
+    def finish(self, child: bool = False, detached: bool = False) -> None:
         """Hand over what was spooled, as the mode says. In the ``child`` of a fork only a
-        CLI run starts a sender: a CI run's or a service's parent delivers it."""
+        CLI run starts a sender: a CI run's or a service's parent delivers it. ``detached``:
+        to a detached sender whatever the mode, as a CLI run does (the interpreter is
+        exiting in a way that delivering here would change)."""
         if self.mode == "check":
             return
         if self.mode == "debug":
@@ -219,15 +221,23 @@ class Handoff:
             return
         if self.hold or not self.has_destinations or not self.spool.names():
             return
-        if self.mode == "cli":
-            if not self._resting():
-                spawn(self.state_dir, self.settings.sender_lifetime)
+        if self.mode == "cli" or detached:
+            self._detach()
         elif child:
             return
-        elif self.mode == "ci":
-            self.deliver_now(self.settings.ci_budget)
         else:
-            self.deliver_now(self.settings.shutdown_timeout)
+            budget = (
+                self.settings.ci_budget if self.mode == "ci" else self.settings.shutdown_timeout
+            )
+            try:
+                self.deliver_now(budget)
+            except RuntimeError:  # no thread may start: the interpreter is exiting (3.12)
+                self._detach()
+
+    def _detach(self) -> None:
+        """A detached sender, unless every destination waits."""
+        if not self._resting():
+            spawn(self.state_dir, self.settings.sender_lifetime)
 
     def _resting(self) -> bool:
         """Every destination of this run waits (``Retry-After``, or the backoff of one that

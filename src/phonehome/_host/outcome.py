@@ -123,6 +123,19 @@ def _click_shape(cls: type) -> str | None:
     return None
 
 
+def raised_from(exc: BaseException, cause: BaseException) -> bool:
+    """Whether ``exc`` is ``cause`` or was raised from it (``raise ... from``, or in its
+    ``except``): a few links of its chain, which a program could make endless."""
+    link: BaseException | None = exc
+    for _ in range(8):
+        if link is None:
+            return False
+        if link is cause:
+            return True
+        link = link.__cause__ or link.__context__
+    return False
+
+
 def type_name(cls: type) -> str:
     """``error.type`` of an exception class: builtins by name, others module-qualified."""
     if cls.__module__ == "builtins":

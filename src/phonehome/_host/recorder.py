@@ -210,14 +210,14 @@ class Recorder:
         )
 
     def crash(self, exc: BaseException, trace_id: int = 0, span_id: int = 0) -> None:
-        """The crash report of ``exc``, once: in the command it ended, if one did (that
-        command's span, still held, becomes a ``crash`` without its own copy of the stack
-        trace), else in the span given."""
+        """The crash report of ``exc``, once: in the command it ended, or whose exception
+        it was raised from, if one did (that command's span, still held, becomes a
+        ``crash`` without its own copy of the stack trace), else in the span given."""
         if exc is self.crashed:
             return
         self.crashed = exc
         failed, self.failed = self.failed, None
-        if failed is not None and failed[0] is exc:
+        if failed is not None and failed[0] is not None and outcome.raised_from(exc, failed[0]):
             span = failed[1]
             trace_id, span_id = span.trace_id, span.span_id
             records = self.records

@@ -267,8 +267,9 @@ class Recording:
             record_error("system metrics", error)
 
     # -- the end -----------------------------------------------------------------------------
-    def close(self) -> None:
-        """The block ended: due usage, spool what is held and hand it over."""
+    def close(self, detached: bool = False) -> None:
+        """The block ended: due usage, spool what is held and hand it over (``detached``: to
+        a detached sender, whatever the mode)."""
         if self._forked:
             self.end_child()
             return
@@ -288,7 +289,7 @@ class Recording:
             self._service.stop(self.settings.shutdown_timeout)
         try:
             self.recorder.drain()
-            self.handoff.finish()
+            self.handoff.finish(detached=detached)
         except Exception as error:
             record_error("shutdown", error)
 

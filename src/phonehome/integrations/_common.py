@@ -134,25 +134,21 @@ def settle(reported: BaseException | None) -> None:
     the exception, or one the program raised from it), else handled."""
     import sys
 
+    from phonehome._host.outcome import raised_from
+
     while _held:
         telemetry, exc, hook, previous = _held.pop()
         if sys.excepthook is hook:
             sys.excepthook = previous
         if reported is None:
             reported = getattr(sys, "last_exc", None) or getattr(sys, "last_value", None)
-        if reported is not None and _caused_by(reported, exc):
-            telemetry.__exit__(type(reported), reported, reported.__traceback__)
+        crashed = reported if reported is not None and raised_from(reported, exc) else None
+        if isinstance(reported, KeyboardInterrupt):
+            # the interpreter is to die of Ctrl-C: code loaded now would cost it that exit
+            from phonehome._instrument import hand_over
+
+            hand_over(telemetry, crashed)
+        elif crashed is not None:
+            telemetry.__exit__(type(crashed), crashed, crashed.__traceback__)
         else:
             telemetry.__exit__(None, None, None)
-
-
-def _caused_by(last: BaseException, exc: BaseException) -> bool:
-    """Whether ``last`` is ``exc`` or was raised from it (a few links of its chain)."""
-    link: BaseException | None = last
-    for _ in range(8):
-        if link is None:
-            return False
-        if link is exc:
-            return True
-        link = link.__cause__ or link.__context__
-    return False
