@@ -223,6 +223,26 @@ def main():
             (["interrupted"], [("oops", "failure", None)], None),  # and dies of the signal
         ],
     ),
+    "click in a worker thread": (
+        "click main",
+        """
+import threading, click
+@click.group()
+def cli(): pass
+@cli.command()
+def ok(): click.echo("ok")
+@cli.command()
+def boom(): raise RuntimeError("the command's bug, in a thread")
+def main():
+    worker = threading.Thread(target=cli, args=(sys.argv[1:],), name="worker")
+    worker.start()
+    worker.join()
+""",
+        [
+            (["ok"], [("ok", "success", 0)], None),
+            (["boom"], [("boom", "crash", None)], "RuntimeError"),  # threading's report of it
+        ],
+    ),
     "typer": (
         "typer",
         """

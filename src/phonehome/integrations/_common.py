@@ -72,9 +72,10 @@ def hide_frames(exc: BaseException, filename: str) -> None:
 
 
 # -- a run an exception left ----------------------------------------------------------------
-_held: list[tuple[Telemetry, BaseException, Any, Any]] = []
+_held: list[tuple[Telemetry, BaseException, list[tuple[Any, Any, Any]]]] = []
 """The run an exception ended, until it is known whether the program catches it: its
-telemetry, the exception, our ``sys.excepthook`` and the one it wraps (one run at most)."""
+telemetry, the exception, and our hooks (``sys.excepthook``, ``threading.excepthook``),
+each with the one it wraps (one run at most)."""
 
 _at_exit = False
 """Whether ``settle`` is registered to run as the interpreter begins to exit."""
@@ -105,8 +106,9 @@ def end(telemetry: Telemetry, exc: BaseException) -> None:
 
 
 def _hold(telemetry: Telemetry, exc: BaseException) -> None:
-    """Hold the run: our ``sys.excepthook`` around the host's, and ``settle`` as the
-    interpreter begins to exit (once per process)."""
+    """Hold the run: our ``sys.excepthook`` around the host's (the main thread's report),
+    our ``threading.excepthook`` around the host's (another thread's, when it is this
+    exception), and ``settle`` as the interpreter begins to exit (once per process)."""
     # in-process delivery may need it at the end, and it cannot load once the exit began
     import concurrent.futures.thread  # noqa: F401
     import sys
@@ -116,7 +118,9 @@ def _hold(telemetry: Telemetry, exc: BaseException) -> None:
     if not _at_exit:  # before threads are joined and atexit runs: delivery can start threads
         threading._register_atexit(settle, None)  # type: ignore[attr-defined]
         _at_exit = True
-    previous = sys.excepthook
+    from phonehome._host.outcome import raised_from
+
+    previous, previous_thread = sys.excepthook, threading.excepthook
 
     def excepthook(kind: Any, value: Any, tb: Any) -> None:
         try:
@@ -124,8 +128,17 @@ def _hold(telemetry: Telemetry, exc: BaseException) -> None:
         finally:
             settle(value)
 
-    _held.append((telemetry, exc, excepthook, previous))
+    def thread_excepthook(args: Any) -> None:
+        try:
+            previous_thread(args)
+        finally:  # another thread's exception is this run's end only if it is this one
+            if args.exc_value is not None and raised_from(args.exc_value, exc):
+                settle(args.exc_value)
+
+    hooks = [(sys, excepthook, previous), (threading, thread_excepthook, previous_thread)]
+    _held.append((telemetry, exc, hooks))
     sys.excepthook = excepthook
+    threading.excepthook = thread_excepthook
 
 
 def settle(reported: BaseException | None) -> None:
@@ -137,9 +150,10 @@ def settle(reported: BaseException | None) -> None:
     from phonehome._host.outcome import raised_from
 
     while _held:
-        telemetry, exc, hook, previous = _held.pop()
-        if sys.excepthook is hook:
-            sys.excepthook = previous
+        telemetry, exc, hooks = _held.pop()
+        for module, ours, wrapped in hooks:
+            if module.excepthook is ours:
+                module.excepthook = wrapped
         if reported is None:
             reported = getattr(sys, "last_exc", None) or getattr(sys, "last_value", None)
         crashed = reported if reported is not None and raised_from(reported, exc) else None
