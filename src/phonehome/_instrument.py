@@ -349,9 +349,10 @@ class Telemetry:
     def flush(self, timeout: float = 5.0) -> bool:
         """Deliver what is recorded so far, in this process, waiting at most ``timeout``.
 
-        ``True`` when every destination took what it was given; ``False`` when one failed or
-        waits (what it did not take stays spooled for a later run), when another sender is
-        delivering, or when this run may send nothing (debug and schema-check modes)."""
+        ``True`` when every destination took what it was given; ``False`` when one failed,
+        waits or ran out of ``timeout`` (what it did not take stays spooled for a later run),
+        when another sender is delivering, or when this run may send nothing (debug and
+        schema-check modes)."""
         recording = self._recording
         if recording is None:
             return True
@@ -385,13 +386,17 @@ class Telemetry:
         exc: BaseException | None,
         tb: "TracebackType | None",
     ) -> None:
+        self._end(exc, detached=False)
+
+    def _end(self, exc: BaseException | None, detached: bool) -> None:
+        """End as the block did: ``exc`` left it unhandled (a crash), or nothing did."""
         recording = self._recording
         if exc is not None and recording is not None:
             try:
                 recording.crash(exc)
             except Exception as error:
                 _record_error("crash", error)
-        self.shutdown()
+        self._close(detached)
 
 
 def hand_over(telemetry: "Telemetry", crashed: BaseException | None) -> None:
@@ -399,13 +404,7 @@ def hand_over(telemetry: "Telemetry", crashed: BaseException | None) -> None:
     crash), handing what is spooled to a detached sender whatever the mode: for an
     integration ending a run while the interpreter reports a Ctrl-C, where delivering in
     this process would load code that costs the host its exit by the signal."""
-    recording = telemetry._recording
-    if crashed is not None and recording is not None:
-        try:
-            recording.crash(crashed)
-        except Exception as error:
-            _record_error("crash", error)
-    telemetry._close(detached=True)
+    telemetry._end(crashed, detached=True)
 
 
 def instrument_with(product: str, kwargs: "Mapping[str, Any]") -> "Telemetry":
@@ -429,7 +428,10 @@ class _InProcess:
         from phonehome._sender.deliver import deliver
 
         report = deliver(Path(state_dir), budget)
-        return report is not None and not report.failed and not report.waiting
+        if report is None or report.failed or report.waiting:
+            return False
+        # the budget can end while a destination still retries: what it left is not taken
+        return report.pending_segments <= report.unsupported
 
     def show(self, records: "list[Record]", header: "dict[str, Any]", manifest: "Manifest") -> None:
         from phonehome._tools.debug import show

@@ -255,7 +255,7 @@ class Recorder:
         self.log(INFO, "INFO", name, values, name)
 
 
-def _type_name(value: object) -> bool:
+def _names_a_type(value: object) -> bool:
     """Whether ``value`` names a class of error as an exception's type does (dotted
     identifiers, short): ``error.type`` is always sent, so it carries no free text."""
     return (
@@ -401,12 +401,14 @@ class RecordingSpan(Span):
         error_type: str | None = None,
     ) -> None:
         try:
-            named = error_type if _type_name(error_type) else None
+            named = error_type if _names_a_type(error_type) else None
             self._exit = outcome.of_exit(int(code), usage_error, cancelled, named)
-            if error_type is not None and named is None:  # the code stands in for it
-                raise ValueError(f"error_type must name a class of error, got {error_type!r}")
         except Exception as error:
             record_error("set_exit_code", error)
+            return
+        if error_type is not None and named is None:  # the code stands in for it
+            refused = ValueError("error_type must name a class of error (dotted identifiers)")
+            record_error("set_exit_code", refused)
 
     def set_attribute(self, key: str, value: Any) -> None:
         try:
