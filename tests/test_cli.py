@@ -7,15 +7,18 @@ import io
 import socket
 import subprocess
 import sys
+import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from phonehome._spool.lock import try_lock, unlock
 from phonehome._tools import cli
 from phonehome.testing import OTLPReceiver
-from tests.conftest import ROOT, clean_environ
+from tests.conftest import ROOT, clean_environ, poll
 
 DEMOCLI = ROOT / "examples" / "democli.py"
 
@@ -163,6 +166,51 @@ def test_disable_then_enable_from_the_command_line(tmp_path: Path) -> None:
         phonehome("enable", "-p", "democli", "--state-dir", str(tmp_path))
         democli(tmp_path, "version", DEMOCLI_VENDOR=vendor.url)
         assert vendor.wait_until(lambda: vendor.spans, timeout=20)
+
+
+class _Gated(OTLPReceiver):  # type: ignore[misc]
+    """A collector that holds its first request until the test lets it answer."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.arrived = threading.Event()
+        self.gate = threading.Event()
+
+    def handle(self, path: str, headers: dict[str, str], body: bytes) -> Any:
+        if not self.arrived.is_set():
+            self.arrived.set()
+            self.gate.wait(30)
+        return super().handle(path, headers, body)
+
+
+def test_nothing_leaves_after_disable_returns_even_from_a_sender_already_sending(
+    tmp_path: Path,
+) -> None:
+    """The sender decides consent again right before each export: a run's traces are on
+    their way when the user says no; its logs and metrics, not yet sent, stay home."""
+    with _Gated() as vendor:
+        try:
+            ran = democli(
+                tmp_path, "version", DEMOCLI_VENDOR=vendor.url, DEMOCLI_TELEMETRY_NOLOGO="1"
+            )
+            assert ran.returncode == 0, ran.stderr
+            assert vendor.arrived.wait(30), "the sender never exported"
+            off = phonehome("disable", "-p", "democli", "--state-dir", str(tmp_path))
+            assert off.returncode == 0 and "nothing waiting will be sent" in off.stdout
+        finally:
+            vendor.gate.set()
+        assert poll(lambda: _sender_gone(tmp_path), timeout=30), "the sender never ended"
+        assert [path for path, _ in vendor.requests] == ["/v1/traces"]
+        assert not list((tmp_path / "spool").glob("*.seg"))
+
+
+def _sender_gone(state: Path) -> bool:
+    """Whether the sender lock is free: the sender has ended (it holds it all its life)."""
+    fd = try_lock(state)
+    if fd is None:
+        return False
+    unlock(fd)
+    return True
 
 
 def test_preview_shows_what_waits_and_the_ledger_what_was_sent(tmp_path: Path) -> None:

@@ -269,13 +269,19 @@ class LiveConsent:
         self._checked = time.monotonic()
 
     def __call__(self) -> bool:
-        now = time.monotonic()
-        if now - self._checked >= self._interval:
-            self._checked = now
-            try:
-                self._decision = self._resolver.resolve()
-            except Exception:  # an unreadable state must not turn data on or crash
-                self._decision = Decision(False, "error", "consent could not be re-read")
+        if time.monotonic() - self._checked >= self._interval:
+            return self.now()
+        return self._decision.enabled
+
+    def now(self) -> bool:
+        """Decide again at once: what the sender asks right before each export, so that
+        nothing leaves after ``phonehome disable`` has returned (a few file reads, against
+        a request over the network)."""
+        self._checked = time.monotonic()
+        try:
+            self._decision = self._resolver.resolve()
+        except Exception:  # an unreadable state must not turn data on or crash
+            self._decision = Decision(False, "error", "consent could not be re-read")
         return self._decision.enabled
 
     @property

@@ -30,9 +30,12 @@ TRIES = 3
 later sender, after the destination's persistent backoff."""
 
 _DELIVERED, _FAILED, _REFUSED = "delivered", "failed", "refused"
+_REVOKED = -1.0
+"""What ``_send`` answers when consent was withdrawn before an export: stop."""
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from phonehome._core.consent import LiveConsent
     from phonehome._sender.replay import Mapped
 
     Source = Callable[[str, float], Mapped | None]
@@ -76,7 +79,7 @@ class Worker:
         ``backoff``, it kept failing."""
         return self.schedule.waits(self.key, backoff=backoff)
 
-    def run(self, names: list[str], source: Source, consent: Any, deadline: float) -> None:
+    def run(self, names: list[str], source: Source, consent: LiveConsent, deadline: float) -> None:
         """Export ``names`` in groups of about ``CHUNK`` items, marking each group on success.
 
         ``source(name, deadline)`` gives a segment's mapped data as soon as it is ready. In a
@@ -88,7 +91,7 @@ class Worker:
             errors[f"delivery to {self.key}: {type(error).__name__}"] += 1
             self.error = f"delivery raised {type(error).__name__}"
 
-    def _run(self, names: list[str], source: Source, consent: Any, deadline: float) -> None:
+    def _run(self, names: list[str], source: Source, consent: LiveConsent, deadline: float) -> None:
         self.tried = True
         try:
             exporters = self._build(deadline)
@@ -102,7 +105,9 @@ class Worker:
             group = group or self._next_group(pending, source, deadline)
             if not group:
                 return
-            retry_after = self._send(exporters, group)
+            retry_after = self._send(exporters, group, consent)
+            if retry_after == _REVOKED:
+                return
             if retry_after is None:
                 group, attempt = [], 0
                 continue
@@ -129,10 +134,13 @@ class Worker:
             size += item.count
         return group
 
-    def _send(self, exporters: dict[str, Any], group: list[tuple[str, Mapped]]) -> float | None:
+    def _send(
+        self, exporters: dict[str, Any], group: list[tuple[str, Mapped]], consent: LiveConsent
+    ) -> float | None:
         """Export one group, signal by signal, with the dropped-records report owed; write
-        down what was accepted. ``None`` when done with it, else the seconds to wait
-        (``Retry-After``, 0 if none)."""
+        down what was accepted. ``None`` when done with it, ``_REVOKED`` when consent was
+        withdrawn (decided again right before each export: the user may have said no a
+        moment ago), else the seconds to wait (``Retry-After``, 0 if none)."""
         names = [name for name, _ in group]
         owed = self.progress.dropped(self.key)
         accepted: dict[str, list[Any]] = {}
@@ -143,6 +151,9 @@ class Worker:
             if extra:
                 batch += _batch(signal, [self._dropped_report(owed)])
             if batch:
+                if not consent.now():
+                    self._write_down(names, accepted)
+                    return _REVOKED
                 result, retry_after, rejected = self._export(exporters, signal, batch)
                 if result is _FAILED:
                     self._write_down(names, accepted)
