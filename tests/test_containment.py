@@ -159,7 +159,8 @@ import logging, sys, phonehome
 with phonehome.instrument("democli", vendor=sys.argv[1], state_dir=sys.argv[2], mode="ci",
                           ci_budget=2) as t:
     logging.getLogger("democli").warning("disk almost full")  # no handler: Python prints it
-    logging.basicConfig(level=logging.INFO, format="configured: %(message)s")
+    # at DEBUG, as nox sets it: the delivery's HTTP library (urllib3) logs every request there
+    logging.basicConfig(level=logging.DEBUG, format="configured: %(message)s")
     logging.getLogger("democli").info("after basicConfig")
 """
 

@@ -62,6 +62,18 @@ class Report:
 
 
 _QUIET_LOGGERS = ("opentelemetry", "azure.monitor.opentelemetry.exporter", "azure.core.pipeline")
+_SHARED_LOGGERS = (
+    "urllib3.connectionpool",
+    "urllib3.connection",
+    "urllib3.poolmanager",
+    "urllib3.response",
+    "urllib3.util.retry",
+    "urllib3.http2.connection",
+    "charset_normalizer",
+)
+"""The HTTP libraries under the exporters, which the host may use (and log) as well: only
+what they say in a delivery thread is kept from the host's handlers."""
+_THREAD = "phonehome-delivery"
 
 
 class _Counted(logging.Handler):
@@ -72,8 +84,17 @@ class _Counted(logging.Handler):
             errors[f"{record.name}: {record.levelname.lower()}"] += 1
 
 
+class _NotFromDelivery(logging.Filter):
+    """Drops what a library logs in a delivery thread (a host at ``DEBUG`` would print a
+    line per request); what it logs for the host itself passes."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.threadName != _THREAD
+
+
 def quiet_exporter_logs() -> None:
-    """Keep the exporters' own messages (a dead collector, a retry) off the user's terminal.
+    """Keep the exporters' own messages (a dead collector, a retry) and those of the HTTP
+    libraries under them off the user's terminal.
 
     For in-process delivery (CI, services). Not undone afterwards: an export abandoned at the
     deadline may still log later.
@@ -83,6 +104,10 @@ def quiet_exporter_logs() -> None:
         if not any(isinstance(h, _Counted) for h in logger.handlers):
             logger.addHandler(_Counted())
             logger.propagate = False
+    for name in _SHARED_LOGGERS:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _NotFromDelivery) for f in logger.filters):
+            logger.addFilter(_NotFromDelivery())
 
 
 def deliver(
@@ -224,6 +249,7 @@ def _round(
         threading.Thread(
             target=workers[key].run,
             args=(pending, mapped.source(segments, workers[key].role), consent, deadline),
+            name=_THREAD,
             daemon=True,
         )
         for key, pending in jobs.items()
