@@ -330,6 +330,82 @@ def main():
             (["--n", "1"], [("shape", "usage_error", 2)], None),
         ],
     ),
+    "argparse main whose own excepthook reports and exits": (
+        "argparse",
+        """
+import argparse
+class ToolError(Exception):  # as commitizen's: each error its exit code
+    exit_code = 14
+def hook(kind, value, tb):
+    if isinstance(value, ToolError):
+        print(f"error: {value}", file=sys.stderr)
+        sys.exit(value.exit_code)
+    sys.__excepthook__(kind, value, tb)
+def main():
+    sys.excepthook = hook
+    parser = argparse.ArgumentParser(prog="shape")
+    parser.add_argument("code")
+    args = parser.parse_args()
+    if args.code == "bug": raise ValueError("the program's bug")
+    ToolError.exit_code = int(args.code)
+    raise ToolError("bad commit message")
+""",
+        [
+            (["14"], [("shape", "failure", 14)], None),
+            (["0"], [("shape", "success", 0)], None),
+            (["bug"], [("shape", "crash", None)], "ValueError"),
+            ([], [("shape", "usage_error", 2)], None),
+        ],
+    ),
+    "click with an excepthook of the program's that reports and exits": (
+        "click",
+        """
+import click
+class ToolError(Exception):
+    exit_code = 3
+def hook(kind, value, tb):
+    if isinstance(value, ToolError):
+        print(f"error: {value}", file=sys.stderr)
+        sys.exit(value.exit_code)
+    sys.__excepthook__(kind, value, tb)
+sys.excepthook = hook
+@click.group()
+def cli(): pass
+@cli.command()
+def bump(): raise ToolError("no commits to bump")
+@cli.command()
+def done():
+    ToolError.exit_code = 0
+    raise ToolError("nothing to do")
+""",
+        [
+            (["bump"], [("bump", "failure", 3)], None),
+            (["done"], [("done", "success", 0)], None),
+        ],
+    ),
+    "argparse main that re-exits a second parser's exit": (
+        "argparse",
+        """
+import argparse
+def main():  # as virtualenv's: a first parser for one option, then the whole one
+    first = argparse.ArgumentParser(prog="shape", add_help=False)
+    first.add_argument("-p")
+    first.parse_known_args()
+    whole = argparse.ArgumentParser(prog="shape")
+    whole.add_argument("-p")
+    whole.add_argument("dest")
+    try:
+        args = whole.parse_args()
+    except SystemExit as exit:
+        sys.exit(exit.code)
+    print(args.dest)
+""",
+        [
+            (["here"], [("shape", "success", 0)], None),
+            ([], [("shape", "usage_error", 2)], None),
+            (["--help"], [("shape", "success", 0)], None),
+        ],
+    ),
 }
 
 

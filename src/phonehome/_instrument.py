@@ -61,6 +61,7 @@ if TYPE_CHECKING:
         def register(self, name: str, function: F, every: float) -> None: ...
         def flush(self, timeout: float) -> bool: ...
         def crash(self, exc: BaseException) -> None: ...
+        def exited(self, exc: BaseException, code: int) -> None: ...
         def revoke(self, decision: Decision) -> None: ...
         def close(self, detached: bool = False) -> None: ...
 
@@ -388,12 +389,16 @@ class Telemetry:
     ) -> None:
         self._end(exc, detached=False)
 
-    def _end(self, exc: BaseException | None, detached: bool) -> None:
-        """End as the block did: ``exc`` left it unhandled (a crash), or nothing did."""
+    def _end(self, exc: BaseException | None, detached: bool, exited: "int | None" = None) -> None:
+        """End as the block did: ``exc`` left it unhandled (a crash), or nothing did; or,
+        with ``exited``, the program handled ``exc`` and exits with that code."""
         recording = self._recording
         if exc is not None and recording is not None:
             try:
-                recording.crash(exc)
+                if exited is None:
+                    recording.crash(exc)
+                else:
+                    recording.exited(exc, exited)
             except Exception as error:
                 _record_error("crash", error)
         self._close(detached)

@@ -38,6 +38,7 @@ from phonehome._spool.records import (
     measure,
     new,
     span_event,
+    span_without_error,
     span_without_exception,
 )
 
@@ -247,6 +248,25 @@ class Recorder:
             ),
         )
         self.add(record)
+
+    def exited(self, exc: BaseException, code: int) -> None:
+        """The program handled ``exc`` and exits with ``code`` (its own ``sys.excepthook``
+        reports the error and exits): the command ``exc`` ended, still held, takes that code,
+        and is a success if it is 0."""
+        failed, self.failed = self.failed, None
+        if failed is None or failed[0] is None or not outcome.raised_from(exc, failed[0]):
+            return
+        span, ended = failed[1], outcome.of_exit(code)
+        records = self.records
+        for i in range(len(records) - 1, -1, -1):
+            if records[i] is span:
+                attributes = span.attributes
+                attributes["command.result"] = ended.result
+                attributes[outcome.EXIT_CODE] = ended.exit_code
+                if ended is outcome.OK:
+                    attributes.pop("error.type", None)
+                    records[i] = span_without_error(span)
+                break
 
     def event(self, name: str, attributes: Mapping[str, Any] | None) -> None:
         """A business or lifecycle event: a log record carrying ``event.name``."""

@@ -183,6 +183,10 @@ class Recording:
             trace_id, span_id = self.recorder.current() or (0, 0)
             self.recorder.crash(exc, trace_id, span_id)
 
+    def exited(self, exc: BaseException, code: int) -> None:
+        """The program handled ``exc`` and exits with ``code``: ``Recorder.exited``."""
+        self.recorder.exited(exc, code)
+
     def register(self, name: str, function: Collector, every: float) -> None:
         self._usage().register(name, function, every)
 

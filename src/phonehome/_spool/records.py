@@ -147,6 +147,11 @@ def span_without_exception(record: SpanRecord) -> SpanRecord:
     return new(SpanRecord, (*record[:9], None, *record[10:]))
 
 
+def span_without_error(record: SpanRecord) -> SpanRecord:
+    """``record`` without its error type and exception: a command that ended well after all."""
+    return new(SpanRecord, (*record[:8], None, None, *record[10:]))
+
+
 def log_with(record: LogRecord, attributes: Attributes) -> LogRecord:
     """``record`` with other attributes."""
     return new(LogRecord, (*record[:5], attributes, *record[6:]))

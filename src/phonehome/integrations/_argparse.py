@@ -274,18 +274,24 @@ class ArgparseCommand:
 
 def _raised_by_error(exc: BaseException | None) -> bool:
     """Whether ``exc`` came out of an ``ArgumentParser.error()``: any parser's, also one the
-    program made besides the one watched (a usage error)."""
+    program made besides the one watched (a usage error), and also when the program caught
+    that exit and exits again while handling it (virtualenv's ``sys.exit(e.code)``)."""
     argparse = sys.modules.get("argparse")
     if argparse is None or not isinstance(exc, SystemExit):
         return False
-    tb = exc.__traceback__
-    while tb is not None:
-        frame = tb.tb_frame
-        if frame.f_code.co_name == "error" and isinstance(
-            frame.f_locals.get("self"), argparse.ArgumentParser
-        ):
-            return True
-        tb = tb.tb_next
+    seen: BaseException | None = exc
+    for _ in range(8):  # the exits it was raised while handling, a few deep
+        if not isinstance(seen, SystemExit):
+            return False
+        tb = seen.__traceback__
+        while tb is not None:
+            frame = tb.tb_frame
+            if frame.f_code.co_name == "error" and isinstance(
+                frame.f_locals.get("self"), argparse.ArgumentParser
+            ):
+                return True
+            tb = tb.tb_next
+        seen = seen.__context__
     return False
 
 

@@ -125,6 +125,9 @@ def _hold(telemetry: Telemetry, exc: BaseException) -> None:
     def excepthook(kind: Any, value: Any, tb: Any) -> None:
         try:
             previous(kind, value, tb)  # the host's report first, as it would be without us
+        except SystemExit as exit:  # the host's hook reports its error and exits: handled
+            settle(value, exited=exit)
+            raise
         finally:
             settle(value)
 
@@ -141,13 +144,15 @@ def _hold(telemetry: Telemetry, exc: BaseException) -> None:
     threading.excepthook = thread_excepthook
 
 
-def settle(reported: BaseException | None) -> None:
+def settle(reported: BaseException | None, exited: SystemExit | None = None) -> None:
     """End the held run, if one is: a crash if the interpreter reported it unhandled
     (``reported``, or, should another hook have taken ours' place, the last it reported:
-    the exception, or one the program raised from it), else handled."""
+    the exception, or one the program raised from it), else handled. ``exited``: the
+    host's ``sys.excepthook`` reported it and exits (commitizen's): the command ends with
+    that exit's code."""
     import sys
 
-    from phonehome._host.outcome import raised_from
+    from phonehome._host.outcome import exit_code, raised_from
 
     while _held:
         telemetry, exc, hooks = _held.pop()
@@ -157,7 +162,9 @@ def settle(reported: BaseException | None) -> None:
         if reported is None:
             reported = getattr(sys, "last_exc", None) or getattr(sys, "last_value", None)
         crashed = reported if reported is not None and raised_from(reported, exc) else None
-        if isinstance(reported, KeyboardInterrupt):
+        if exited is not None and crashed is not None:
+            telemetry._end(crashed, detached=False, exited=exit_code(exited.code))
+        elif isinstance(reported, KeyboardInterrupt):
             # the interpreter is to die of Ctrl-C: code loaded now would cost it that exit
             from phonehome._instrument import hand_over
 
