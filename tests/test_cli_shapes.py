@@ -10,6 +10,7 @@ the ones listed, with the result and exit code that ``docs/integrations.md`` giv
 
 from __future__ import annotations
 
+import importlib.util
 import signal
 import subprocess
 import sys
@@ -36,6 +37,10 @@ RUN = {
     "typer": "app()\n",
     "argparse": "sys.exit(main())\n",
 }
+
+OWN_CLICK = importlib.util.find_spec("typer._click") is not None
+"""typer 0.29 and later run their own copy of click, which does not handle click's exceptions
+(nor click typer's)."""
 
 Sent = list[tuple[str, str, "int | None"]]
 """The commands a run puts on the wire: name, ``command.result``, ``process.exit.code``."""
@@ -381,6 +386,42 @@ def done():
         [
             (["bump"], [("bump", "failure", 3)], None),
             (["done"], [("done", "success", 0)], None),
+        ],
+    ),
+    "typer raising the exceptions of click itself": (
+        "typer",
+        """
+import click, typer
+app = typer.Typer()
+@app.command()
+def check(): raise click.ClickException("no .cruft.json")  # as cruft's NoCruftFound
+@app.command()
+def usage(): raise click.UsageError("bad")
+""",
+        [
+            (["check"], [("check", "crash", None)], "click.exceptions.ClickException")
+            if OWN_CLICK
+            else (["check"], [("check", "failure", 1)], None),
+            (["usage"], [("usage", "crash", None)], "click.exceptions.UsageError")
+            if OWN_CLICK
+            else (["usage"], [("usage", "usage_error", 2)], None),
+        ],
+    ),
+    "click raising typer's exit": (
+        "click",
+        """
+import click, typer
+@click.group()
+def cli(): pass
+@cli.command()
+def done(): raise typer.Exit(0)
+@cli.command()
+def other(): pass
+""",
+        [
+            (["done"], [("done", "crash", None)], "typer.exceptions.Exit")
+            if OWN_CLICK
+            else (["done"], [("done", "success", 0)], None),
         ],
     ),
     "argparse main that re-exits a second parser's exit": (

@@ -87,7 +87,7 @@ def of_exception(exc: BaseException) -> Outcome:
     if isinstance(exc, KeyboardInterrupt):
         return Outcome(CANCELLED, None, "KeyboardInterrupt")
     shape = _click_shape(type(exc))
-    if shape is None:
+    if shape is None or any(exc is e for e in _UNHANDLED):
         return Outcome(CRASH, None, type_name(type(exc)))
     code = getattr(exc, "exit_code", 1)
     code = process_code(code) if isinstance(code, int) else 1
@@ -99,6 +99,19 @@ def of_exception(exc: BaseException) -> Outcome:
         return OK
     result = USAGE_ERROR if shape == "UsageError" else FAILURE
     return Outcome(result, code, type_name(type(exc)))
+
+
+_UNHANDLED: list[BaseException] = []
+"""Exceptions of click's kinds that left a click ``main`` which handles its own (standalone):
+another copy of click's (typer 0.29 runs its own), which that ``main`` does not know.
+The last few only."""
+
+
+def unhandled(exc: BaseException) -> None:
+    """``exc`` left a click ``main`` that handles every exception of its own click: a crash
+    (if the program does not catch it), whatever its name says."""
+    _UNHANDLED.append(exc)
+    del _UNHANDLED[:-4]
 
 
 _SHAPES = {

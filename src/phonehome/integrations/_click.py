@@ -241,6 +241,12 @@ def _run(
         result = main(*args, **kw)
     except BaseException as exc:
         _hide_frames(exc)  # the host's traceback, and crash report, as they were
+        if kw.get("standalone_mode", args[3] if len(args) > 3 else True) and not isinstance(
+            exc, SystemExit | KeyboardInterrupt
+        ):  # click's own exceptions never leave a standalone main: another click's did
+            from phonehome._host.outcome import unhandled
+
+            unhandled(exc)
         run.end(exc)
         raise
     finally:
