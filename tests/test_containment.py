@@ -108,6 +108,10 @@ def test_hostile_values_are_contained(
         ({"enabled": "yes"}, "enabled='yes'"),
         ({"vendor": 42}, "vendor=..."),
         ({"shutdown_timeout": -1}, "shutdown_timeout=-1"),
+        ({"capture_logging": "no"}, "capture_logging='no'"),  # bool("no") would be True
+        ({"version": (1, 2)}, "version=(1, 2)"),
+        ({"vender": "http://127.0.0.1:9"}, "vender=...): no such argument (did you mean vendor=?)"),
+        ({"sate_dir": "x"}, "sate_dir=...): no such argument (did you mean state_dir=?)"),
     ],
 )
 def test_bad_arguments_are_one_line_naming_the_setting_and_telemetry_is_off(
@@ -122,6 +126,15 @@ def test_bad_arguments_are_one_line_naming_the_setting_and_telemetry_is_off(
     assert line.startswith("phonehome: instrument(") and setting in line
     assert set(threading.enumerate()) <= threads  # telemetry off started none
     assert not state_dir.exists()
+
+
+def test_a_positional_argument_after_the_product_is_one_line_and_telemetry_off(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    telemetry = phonehome.instrument("democli", "1.0")  # type: ignore[arg-type]
+    assert telemetry.enabled is False
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith("phonehome: instrument(): the product's name is its only positional")
 
 
 def test_a_bad_product_name_turns_telemetry_off(capsys: pytest.CaptureFixture[str]) -> None:

@@ -28,7 +28,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable, Collection, Mapping
     from types import TracebackType
-    from typing import Any, Literal, Protocol, TypeVar
+    from typing import Any, Literal, NoReturn, Protocol, TypeVar
 
     from phonehome._core.consent import LiveConsent
     from phonehome._core.destinations import Destination
@@ -71,7 +71,7 @@ _D = settings_
 
 def instrument(
     product: str,
-    *,
+    *positional: "NoReturn",
     version: str = _D.DEFAULT_VERSION,
     vendor: "str | Destination | None" = None,
     consent: 'Literal["opt-in", "opt-out"]' = _D.DEFAULT_CONSENT,
@@ -90,6 +90,7 @@ def instrument(
     notice_url: str | None = None,
     heartbeat: str | float | None = None,
     system_metrics: bool = False,
+    **unknown: "NoReturn",
 ) -> "Telemetry":
     """Start telemetry for ``product``; use the result as a context manager.
 
@@ -121,9 +122,14 @@ def instrument(
         system_metrics: in ``service`` mode, also send process and host CPU, memory, disk
             and network metrics (its own consent category; ``phonehome[system]``).
 
-    Every setting, its variable and its precedence: ``docs/configuration.md``.
+    Every setting, its variable and its precedence: ``docs/configuration.md``. An argument
+    it does not take (a typo) is refused as a bad value is, one line and telemetry off,
+    never a ``TypeError`` in the host (type checkers still flag it: its type is ``Never``).
     """
     arguments = dict(locals())  # every argument by name: check() looks at them all
+    if arguments.pop("positional") or arguments.pop("unknown"):
+        _warn(f"{_unknown(positional, unknown)}; telemetry is off")
+        return Telemetry(None, Decision(False, "invalid", "an argument instrument() does not take"))
     try:
         product = settings_.check(arguments)
     except ValueError as error:  # a SettingError: it names the argument and the fix
@@ -412,16 +418,26 @@ def hand_over(telemetry: "Telemetry", crashed: BaseException | None) -> None:
     telemetry._end(crashed, detached=True)
 
 
+def _unknown(positional: "tuple[object, ...]", named: "Mapping[str, object]") -> str:
+    """What a call with arguments ``instrument`` does not take is told: the first one, and
+    the argument it may have meant."""
+    if positional:
+        return "instrument(): the product's name is its only positional argument (then version=...)"
+    import difflib
+
+    code = instrument.__code__
+    known = code.co_varnames[code.co_argcount : code.co_argcount + code.co_kwonlyargcount]
+    name = next(iter(named))
+    close = difflib.get_close_matches(name, known, n=1)
+    hint = f" (did you mean {close[0]}=?)" if close else ""
+    return f"instrument({name}=...): no such argument{hint}"
+
+
 def instrument_with(product: str, kwargs: "Mapping[str, Any]") -> "Telemetry":
     """``instrument(product, **kwargs)`` for an integration, which is given the arguments
-    long before it calls this, at the program's first command: one that ``instrument``
-    does not take (a typo) is one line on stderr and telemetry off, as a bad value is,
-    never a ``TypeError`` in the host."""
-    try:
-        return instrument(product, **kwargs)
-    except TypeError as error:
-        _warn(f"{error}; telemetry is off")
-        return instrument(product, enabled=False)
+    long before it calls this, at the program's first command (an argument ``instrument``
+    does not take is one line on stderr and telemetry off, there as here)."""
+    return instrument(product, **kwargs)
 
 
 class _InProcess:

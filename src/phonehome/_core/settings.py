@@ -245,6 +245,11 @@ def check(arguments: "Mapping[str, object]") -> str:
     state_dir = arguments["state_dir"]
     if state_dir is not None and not isinstance(state_dir, str | os.PathLike):
         _refuse(f"instrument(state_dir={state_dir!r}): expected a path")
+    for name in ("capture_logging", "system_metrics"):  # bool("no") would be True
+        if not isinstance(arguments[name], bool):
+            _refuse(f"instrument({name}={arguments[name]!r}): use True or False")
+    if not isinstance(arguments["version"], str):
+        _refuse(f"instrument(version={arguments['version']!r}): expected a string ('1.4.0')")
     _interval("heartbeat", arguments["heartbeat"])
     return product.strip()  # type: ignore[attr-defined,no-any-return]
 
