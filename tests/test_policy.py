@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -178,6 +179,16 @@ def test_the_policy_sends_every_copy_to_the_organisation_and_can_stop_the_vendor
         democli(tmp_path, vendor.url)
         assert organisation.wait_until(lambda: len(organisation.spans) == 2)
         assert len(vendor.spans) == 1  # the second run sent nothing to the vendor
+    status = subprocess.run(
+        [sys.executable, "-m", "phonehome", "status", "-p", "democli"],
+        env=clean_environ(DEMOCLI_TELEMETRY_DIR=str(tmp_path / "state"), **files(tmp_path)),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert re.search(r"^vendor copy +off \(the machine policy\)$", status.stdout, re.M), (
+        status.stdout
+    )
 
 
 def test_a_policy_installed_later_purges_what_waits(tmp_path: Path) -> None:

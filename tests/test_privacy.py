@@ -168,6 +168,28 @@ def test_vendor_opt_out_keeps_the_users_own_copy(tmp_path: Path) -> None:
         assert vendor.requests == []
 
 
+def test_a_vendor_opt_out_that_is_not_yes_or_no_counts_as_off_and_says_so(
+    tmp_path: Path,
+) -> None:
+    """The user meant to keep the vendor out: a value phonehome cannot read says so and
+    sends the vendor nothing (it was read as unset, and everything went out)."""
+    with OTLPReceiver() as vendor, OTLPReceiver() as user:
+        ran = run(
+            vendor.url,
+            tmp_path,
+            DEMOCLI_TELEMETRY_VENDOR_OPTOUT="ja",
+            OTEL_EXPORTER_OTLP_ENDPOINT=user.url,
+        )
+        assert ran.returncode == 0
+        assert ran.stderr.splitlines() == [
+            "phonehome: DEMOCLI_TELEMETRY_VENDOR_OPTOUT='ja' is not a yes/no value (use "
+            "1/true/yes/on or 0/false/no/off); the vendor's copy is off until it is fixed",
+            "an error",
+        ]
+        assert user.wait_until(lambda: len(user.spans) == 2)
+        assert vendor.requests == []
+
+
 @pytest.mark.parametrize(("policy", "sent"), [("tag", True), ("collapse", True), ("drop", False)])
 def test_ci_and_agents_follow_the_policy_and_no_id_is_minted(
     otlp_receiver: OTLPReceiver, tmp_path: Path, policy: str, sent: bool

@@ -121,6 +121,31 @@ def test_a_bad_variable_is_a_problem_named_not_an_error() -> None:
     )
 
 
+@pytest.mark.parametrize(
+    ("variable", "setting", "read", "means"),
+    [
+        ("VENDOR_OPTOUT", "vendor_optout", True, "the vendor's copy is off"),
+        ("DEBUG", "debug", True, "debug mode: the payload is shown, nothing is sent"),
+        ("NOLOGO", "nologo", False, "the notice is shown"),
+        ("SYSTEM_METRICS", "system_metrics", False, "system metrics are off"),
+    ],
+)
+def test_a_yes_no_variable_that_is_neither_is_named_and_read_as_sending_less(
+    variable: str, setting: str, read: bool, means: str
+) -> None:
+    name = f"DEMOCLI_TELEMETRY_{variable}"
+    resolved = settings.resolve("democli", system_metrics=True, environ={name: "maybe"})
+    assert getattr(resolved, setting) is read
+    assert resolved.problems == (
+        f"{name}='maybe' is not a yes/no value (use 1/true/yes/on or 0/false/no/off); "
+        f"{means} until it is fixed",
+    )
+    for value, expected in (("yes", True), ("0", False)):
+        assert getattr(settings.resolve("democli", environ={name: value}), setting) is (
+            expected and setting != "system_metrics"  # on only when the code asks for it
+        )
+
+
 def test_a_bad_argument_raises_naming_it() -> None:
     with pytest.raises(SettingError, match=r"instrument\(ci_budget=-1\)"):
         settings.resolve("democli", ci_budget=-1)

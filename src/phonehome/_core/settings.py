@@ -210,8 +210,8 @@ def resolve(
         heartbeat=_interval("heartbeat", heartbeat),
         # its own consent category: the user may refuse this part only
         system_metrics=system_metrics is True
-        and _flag(environ, env.TELEMETRY_SYSTEM_METRICS, prefix) is not False,
-        **_switches(environ, prefix),
+        and _switch(environ, env.TELEMETRY_SYSTEM_METRICS, prefix, problems, unset=True),
+        **_switches(environ, prefix, problems),
         problems=tuple(problems),
     )
 
@@ -254,15 +254,49 @@ def check(arguments: "Mapping[str, object]") -> str:
     return product.strip()  # type: ignore[attr-defined,no-any-return]
 
 
-def _switches(environ: "Mapping[str, str]", prefix: str) -> dict[str, object]:
+def _switches(environ: "Mapping[str, str]", prefix: str, problems: list[str]) -> dict[str, object]:
     """The settings only the end user's environment sets."""
     return {
-        "vendor_optout": _flag(environ, env.TELEMETRY_VENDOR_OPTOUT, prefix) is True,
+        "vendor_optout": _switch(environ, env.TELEMETRY_VENDOR_OPTOUT, prefix, problems, True),
         "schema_check": environ.get(env.SCHEMA_CHECK, ""),
         "detected": env.detected(environ, (*env.AGENT_VARIABLES, *env.CI_VARIABLES)),
-        "nologo": _flag(environ, env.TELEMETRY_NOLOGO, prefix) is True,
-        "debug": _flag(environ, env.TELEMETRY_DEBUG, prefix) is True,
+        "nologo": _switch(environ, env.TELEMETRY_NOLOGO, prefix, problems),
+        "debug": _switch(environ, env.TELEMETRY_DEBUG, prefix, problems, True),
     }
+
+
+_MEANS = {
+    env.TELEMETRY_VENDOR_OPTOUT: "the vendor's copy is off",
+    env.TELEMETRY_NOLOGO: "the notice is shown",
+    env.TELEMETRY_DEBUG: "debug mode: the payload is shown, nothing is sent",
+    env.TELEMETRY_SYSTEM_METRICS: "system metrics are off",
+}
+
+
+def _switch(
+    environ: "Mapping[str, str]",
+    template: str,
+    prefix: str,
+    problems: list[str],
+    unclear: bool = False,
+    *,
+    unset: bool = False,
+) -> bool:
+    """A yes/no variable of the end user's (``unset`` when it is not set). A value that is
+    neither is named in ``problems`` and read as ``unclear``: the reading that sends less
+    and shows the notice, as an unclear consent variable turns telemetry off."""
+    name = template.format(prefix=prefix)
+    raw = environ.get(name, "").strip()
+    if not raw:
+        return unset
+    value = env.flag(raw)
+    if value is None:
+        problems.append(
+            f"{name}={raw!r} is not a yes/no value (use 1/true/yes/on or 0/false/no/off); "
+            f"{_MEANS[template]} until it is fixed"
+        )
+        return unclear
+    return value
 
 
 def _check_limits(*values: object) -> None:
@@ -324,10 +358,6 @@ def _is_destination(value: object) -> bool:
     from phonehome._core.destinations import Destination
 
     return isinstance(value, Destination)
-
-
-def _flag(environ: "Mapping[str, str]", template: str, prefix: str) -> bool | None:
-    return env.flag(environ.get(template.format(prefix=prefix), ""))
 
 
 def chosen_state_dir(

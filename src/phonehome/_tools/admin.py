@@ -22,6 +22,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from phonehome._core.consentfiles import MachinePolicy
     from phonehome._core.destinations import Destination
     from phonehome._spool.segments import Spool
 
@@ -54,19 +55,21 @@ def status(product: str, directory: Path) -> list[tuple[str, str]]:
     prefix = env.prefix_for(product)
     found = _manifest(directory)
     decision = resolver(product, directory).resolve()
+    resolved, policy = settings.resolve(product), _policy()
     rows = [
         ("telemetry", f"{'on' if decision.enabled else 'off'}, decided by {decision.detail}"),
         ("level", level(os.environ, prefix)),
-        ("delivery", settings.resolve(product).delivery_mode),
-        *_policies(),
+        ("delivery", resolved.delivery_mode),
+        *_policies(policy),
     ]
     who = automation(os.environ)
     if who:
         rows.append(("automation", f"{who} (policy: {found.automation})"))
     rows += _destinations(found)
-    optout = env.TELEMETRY_VENDOR_OPTOUT.format(prefix=prefix)
-    if env.flag(os.environ.get(optout, "")) is True:
-        rows.append(("vendor copy", f"off ({optout})"))
+    if resolved.vendor_optout:  # also for a value that is not yes/no: it counts as off
+        rows.append(("vendor copy", f"off ({env.TELEMETRY_VENDOR_OPTOUT.format(prefix=prefix)})"))
+    elif policy.vendor_off:
+        rows.append(("vendor copy", "off (the machine policy)"))
     waiting = len(_spool(directory).names())
     rows.append(("state", f"{directory} ({waiting} segment(s) waiting to be sent)"))
     if waiting and not found.notice_confirmed and found.data:
@@ -83,12 +86,18 @@ def held_text(product: str) -> str:
     )
 
 
-def _policies() -> list[tuple[str, str]]:
-    """The machine policy and the user-wide choice, when there are any."""
-    from phonehome._core.consentfiles import read_policy, read_user_choice
-    from phonehome._core.settings import policy_file, user_file
+def _policy() -> MachinePolicy:
+    from phonehome._core.consentfiles import read_policy
+    from phonehome._core.settings import policy_file
 
-    policy = read_policy(policy_file())
+    return read_policy(policy_file())
+
+
+def _policies(policy: MachinePolicy) -> list[tuple[str, str]]:
+    """The machine policy and the user-wide choice, when there are any."""
+    from phonehome._core.consentfiles import read_user_choice
+    from phonehome._core.settings import user_file
+
     rows = []
     if policy.path:
         rules = [
