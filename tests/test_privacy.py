@@ -219,6 +219,38 @@ def test_ci_and_agents_follow_the_policy_and_no_id_is_minted(
         assert ids == {"automation-github-actions"}
 
 
+@pytest.mark.parametrize(
+    ("variable", "forgotten"),
+    [
+        ({"DO_NOT_TRACK": "1"}, True),
+        ({"DEMOCLI_TELEMETRY_OPTOUT": "yes"}, True),
+        ({"DEMOCLI_TELEMETRY_LEVEL": "off"}, True),
+        ({"GITHUB_ACTIONS": "true"}, False),  # automation="drop": not the user's no
+    ],
+)
+def test_an_opt_out_by_variable_forgets_the_install_id_and_salt_too(
+    tmp_path: Path, variable: dict[str, str], forgotten: bool
+) -> None:
+    code = HOST.replace('notice_url="https://example.com/t"', 'automation="drop"')
+    on = run("http://127.0.0.1:9", tmp_path)  # the vendor down: an id all the same
+    assert on.returncode == 0, on.stderr
+    first = (tmp_path / "install-id").read_text()
+    off = subprocess.run(
+        [sys.executable, "-c", code, "http://127.0.0.1:9", str(tmp_path), "ok"],
+        env=clean_environ(**variable),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+    )
+    assert off.returncode == 0, off.stderr
+    assert (tmp_path / "install-id").exists() is not forgotten
+    assert not (forgotten and (tmp_path / "salt").exists())
+    assert not list((tmp_path / "spool").glob("*.seg"))  # what waited is purged either way
+    run("http://127.0.0.1:9", tmp_path)
+    assert ((tmp_path / "install-id").read_text() != first) is forgotten
+
+
 def test_reset_id_and_opt_out_then_in_start_a_new_identity(tmp_path: Path) -> None:
     import phonehome
 

@@ -144,7 +144,7 @@ def instrument(
         _record_error("consent", error)
         return Telemetry(resolver, Decision(False, "error", "consent could not be read"))
     if not decision.enabled:  # nothing more is read, imported or written
-        _purge_held(resolver)
+        _purge_held(resolver, forget=decision.source != "automation")
         return Telemetry(resolver, decision)
     try:
         settings = settings_.resolve(**arguments)  # the variables, read once consent is on
@@ -499,15 +499,22 @@ def _locate(product: str, override: str | None) -> "str | Callable[[], str]":
     return locate
 
 
-def _purge_held(resolver: Resolver) -> None:
-    """Consent is off: data held from earlier runs must never be sent. A ``stat`` (and a
-    directory listing if a spool exists) when there is none, so an opted-out run still
-    writes nothing and imports nothing more."""
+def _purge_held(resolver: Resolver, forget: bool) -> None:
+    """Consent is off: data held from earlier runs must never be sent, and (``forget``: the
+    user opted out, not an automation policy) the install id and salt are forgotten, so that
+    the periods before and after cannot be joined. A few ``stat`` calls (and a directory
+    listing if a spool exists) when there is nothing, so an opted-out run still writes
+    nothing and imports nothing more."""
     try:
-        spool = os.path.join(resolver.state_path, "spool")
+        state = resolver.state_path
+        spool = os.path.join(state, "spool")
         if os.path.isdir(spool) and any(n.endswith(".seg") for n in os.listdir(spool)):
             from phonehome._spool.segments import Spool
 
             Spool(spool).purge()
+        if forget and any(os.path.exists(os.path.join(state, n)) for n in _D.IDENTITY_FILES):
+            from phonehome._host.identity import forget as forget_identity
+
+            forget_identity(state)
     except Exception as error:
         _record_error("purge", error)

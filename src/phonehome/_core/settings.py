@@ -52,6 +52,9 @@ USER_FILE_NAME = "config.toml"
 """The user-wide file's name, in the platform's user configuration directory."""
 POLICY_FILE_NAME = "policy.toml"
 """The machine policy file's name, in the platform's system configuration directory."""
+IDENTITY_FILES = ("install-id", "salt")
+"""In the state directory: the install id and the hashing salt (``phonehome._host.identity``),
+which an opt-out forgets."""
 
 MODES = ("auto", "cli", "ci", "service")
 AUTOMATIONS = ("tag", "collapse", "drop")

@@ -14,16 +14,16 @@ import sys
 
 from phonehome._core import jsontext
 from phonehome._core import state as statefiles
+from phonehome._core.settings import IDENTITY_FILES
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Mapping
     from typing import Any
 
-INSTALL_ID_FILE = "install-id"
+INSTALL_ID_FILE, SALT_FILE = IDENTITY_FILES
 LIFECYCLE_FILE = "lifecycle.json"
 """The version this install last ran (``install`` and ``upgrade`` events)."""
-SALT_FILE = "salt"
 
 
 def install_id(state_dir: str, automation: str | None = None, policy: str = "tag") -> str:
