@@ -118,6 +118,12 @@ class Run:
         return "".join(r.stdout for r in self.results)
 
 
+def _block(doc: str, marker: str) -> str:
+    """The text of the block in ``doc`` that holds ``marker`` (a file the doc shows)."""
+    (found,) = [b.text for b in blocks() if b.doc == doc and marker in b.text]
+    return found
+
+
 def _quick_start(run: Run) -> None:
     first, second = run.results
     assert "democli collects anonymous usage data" in first.stderr
@@ -234,7 +240,7 @@ BLOCKS: dict[tuple[str, str], Expect] = {
     ("docs/integrations.md", "instrument_click(cli"): Expect(
         argv=("generate", "--language", "go"),
         environ={"CLICKAPP_TELEMETRY_NOLOGO": "1"},
-        files={"telemetry.toml": '[commands.generate]\ndescription = "Generate a client"\n'},
+        files={"telemetry.toml": _block("docs/integrations.md", "[commands.generate.params")},
         check=_spans_at("vendor", ["generate"]),
     ),
     ("docs/integrations.md", "clickapp telemetry status"): Expect(check=_telemetry_group),
