@@ -48,6 +48,48 @@ def shown(result: subprocess.CompletedProcess[str]) -> bool:
     return "democli collects anonymous usage data" in result.stderr
 
 
+COLLECTING = """
+import sys, phonehome
+with phonehome.instrument("democli", vendor=sys.argv[1], state_dir=sys.argv[2], mode="ci") as t:
+    with t.command("generate", params={"language": "go", "out": "./x", "target": "linux"},
+                   collect=set(sys.argv[3].split(",")) - {""}):
+        print("generated")
+"""
+
+
+def test_a_value_collected_that_no_notice_named_shows_the_notice_again_and_waits(
+    otlp_receiver: OTLPReceiver, tmp_path: Path
+) -> None:
+    def collecting(names: str, nologo: str = "") -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-c", COLLECTING, otlp_receiver.url, str(tmp_path), names],
+            env=clean_environ(DEMOCLI_TELEMETRY_NOLOGO=nologo),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=ROOT,
+        )
+
+    def sent() -> list[dict[str, object]]:
+        return [dict(s.attributes) for s in otlp_receiver.spans]
+
+    first = collecting("language")  # the notice at the start, then one line for the value
+    assert first.stdout == "generated\n" and shown(first)
+    assert first.stderr.splitlines()[-1] == "democli also records the values of language."
+    second = collecting("language")  # seen: the first run's data and its own go
+    assert not second.stderr and otlp_receiver.wait_until(lambda: len(sent()) == 2)
+    third = collecting("language,out")  # a value no notice named: shown again, held
+    assert "It records: " in third.stderr and "the values of language, out" in third.stderr
+    assert third.stdout == "generated\n" and len(sent()) == 2
+    fourth = collecting("language,out")  # the next run confirms it: both go
+    assert not fourth.stderr and otlp_receiver.wait_until(lambda: len(sent()) == 4)
+    assert [a.get("command.param.out") for a in sent()] == [None, None, "./x", "./x"]
+    hidden = collecting("language,out,target", nologo="1")  # named, not shown: sent at once
+    assert not hidden.stderr and otlp_receiver.wait_until(lambda: len(sent()) == 5)
+    assert sent()[-1]["command.param.target"] == "linux"
+    assert "target" in (tmp_path / "notice.json").read_text()
+
+
 def test_nothing_leaves_before_the_notice_and_the_first_run_is_sent_by_the_next(
     otlp_receiver: OTLPReceiver, tmp_path: Path
 ) -> None:

@@ -122,6 +122,13 @@ class Handoff:
         self._lock = _thread.allocate_lock()
         """One write at a time: the manifest once, the schema's counts, the fallback."""
 
+    def hold_for_notice(self) -> None:
+        """This run showed the notice (again): what it spools waits for the next run."""
+        with self._lock:
+            self.hold = True
+            self.manifest.data["notice_confirmed"] = False
+            self._manifest_written = False
+
     @property
     def has_destinations(self) -> bool:
         return bool(self.header["destinations"])

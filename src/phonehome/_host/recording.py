@@ -78,6 +78,9 @@ class Recording:
         )
         self.usage: Usage | None = None
         """Collectors and the heartbeat, once there are any (most CLI runs have none)."""
+        self.collected: notice.Collected | None = None
+        """The values the notices named (``None`` when no notice applies: debug mode, a
+        schema check, nowhere to send)."""
         if settings.heartbeat is not None:
             self._usage()
         self._system: Any = settings.system_metrics
@@ -123,6 +126,12 @@ class Recording:
                 name = text(name)
             declared = self._declared_params.get(name, ())
             attributes = command_attributes(name, params, collect, declared)
+            if collect and params and self.collected is not None:
+                named = self.collected.named  # checked inline: this runs for every command
+                for key in collect:
+                    if key not in named and key in params:
+                        self._collecting(collect, params)
+                        break
             if self._strict is not None:
                 from phonehome._host.strict import CheckedSpan
 
@@ -131,6 +140,20 @@ class Recording:
         except Exception as error:
             record_error("command", error)
             return NOOP_SPAN
+
+    def _collecting(self, collect: Collection[str], params: Mapping[str, Any]) -> None:
+        """A command collects values: one no notice named shows the notice again first, and
+        this run holds what it records until the next (``notice``)."""
+        collected = self.collected
+        if collected is None:
+            return
+        try:
+            new = collected.new(collect, params)
+            if not new or not collected.announce(new, self.settings.product):
+                return
+        except Exception as error:  # not shown: the values may not go either
+            record_error("notice", error)
+        self.handoff.hold_for_notice()
 
     def span(self, name: str, attributes: Mapping[str, Any] | None) -> Span:
         try:
@@ -369,10 +392,20 @@ def start(
         report_fields=bool(settings.schema_check),
     )
     hold = False
+    collected: notice.Collected | None = None
     if not settings.schema_check and not settings.debug and destinations:
-        text = notice.text(settings.product, settings.prefix, schema.summary(), settings.notice_url)
+
+        def text(values: list[str]) -> str:
+            summary = schema.summary(values)
+            return notice.text(settings.product, settings.prefix, summary, settings.notice_url)
+
+        seen = notice.read(state_dir)
+        named = notice.collected(seen)
         nologo = settings.nologo or notice_seen()  # notice_seen: under phonehome_env
-        hold = notice.check(state_dir, nologo, schema.fingerprint(), text, session)
+        hold = notice.check(state_dir, nologo, schema.fingerprint(), text(named), session, seen)
+        collected = notice.Collected(
+            state_dir, session, {*schema.value_names(), *named}, nologo, text
+        )
     handoff = Handoff(
         settings=settings,
         state_dir=state_dir,
@@ -384,6 +417,7 @@ def start(
         hold=hold,
     )
     recording = Recording(settings, LiveConsent(resolver, decision), handoff)
+    recording.collected = collected
     if not settings.ephemeral and handoff.has_destinations:
         event = identity.lifecycle(state_dir, settings.product, settings.version)
         if event is not None:

@@ -253,8 +253,9 @@ class Schema:
         )
         return f"{zlib.crc32(chr(10).join(parts).encode()):08x}"
 
-    def summary(self) -> list[str]:
-        """What the notice lists: the built-in fields, then each declared field's name."""
+    def summary(self, collected: Iterable[str] = ()) -> list[str]:
+        """What the notice lists: the built-in fields, then each declared field's name, and
+        the parameters whose values commands collect (``collect=``)."""
         parts = [
             "the commands you run, their result and duration, parameter names",
             "product, OS and Python versions",
@@ -262,19 +263,18 @@ class Schema:
             "on errors, their type and where in the product's code they happened"
             + (" and their message" if self.exception_messages else ", never their message"),
         ]
-        values = sorted(
-            {
-                n
-                for ps in self.commands.values()
-                for n, f in ps.items()
-                if f.policy in VALUE_POLICIES
-            }
-        )
+        values = sorted(self.value_names() | set(collected))
         if values:
             parts.append("the values of " + ", ".join(values))
         if self.events:
             parts.append("the events " + ", ".join(sorted(self.events)))
         return parts
+
+    def value_names(self) -> set[str]:
+        """The command parameters whose values (some form of them) are sent."""
+        return {
+            n for ps in self.commands.values() for n, f in ps.items() if f.policy in VALUE_POLICIES
+        }
 
     # -- the end users' page -------------------------------------------------------------------
     def doc(self, product: str) -> str:
