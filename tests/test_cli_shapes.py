@@ -662,3 +662,44 @@ def test_a_default_group_answers_telemetry_status_instead_of_running_its_default
     assert (status.returncode, status.stderr) == (0, "")
     assert status.stdout.startswith("telemetry      on, decided by")
     assert list(tmp_path.iterdir()) == []  # asking is not a run: nothing recorded or written
+
+
+ARGUMENT_GROUP = {
+    "click": """
+import click
+@click.group()
+@click.argument("path")
+def cli(path): click.echo(f"loading {path}")
+@cli.command()
+def run(): click.echo("ran")
+""",
+    "typer": """
+import typer
+app = typer.Typer()
+@app.callback()
+def main(path: str): print(f"loading {path}")
+@app.command()
+def run(): print("ran")
+@app.command()
+def other(): pass
+""",
+}
+
+
+@pytest.mark.parametrize("framework", ARGUMENT_GROUP)
+def test_a_group_with_an_argument_of_its_own_answers_telemetry_status(
+    framework: str, tmp_path: Path
+) -> None:
+    """As typer's own ``typer PATH COMMAND``: click takes ``telemetry`` for the group's
+    argument, so the plain CLI cannot get there; the instrumented one answers, without
+    running the group's callback, and records nothing."""
+    source = ARGUMENT_GROUP[framework]
+    environ = clean_environ(VENDOR="http://127.0.0.1:9", SHAPE_TELEMETRY_DIR=str(tmp_path))
+    plain = run(make(framework, source, False), ["telemetry", "status"], environ)
+    assert plain.returncode == 2 and "status" in plain.stderr
+    status = run(make(framework, source, True), ["telemetry", "status"], environ)
+    assert (status.returncode, status.stderr) == (0, ""), status.stderr
+    assert status.stdout.startswith("telemetry      on, decided by")
+    assert list(tmp_path.iterdir()) == []
+    ran = run(make(framework, source, True), ["x", "run"], environ)  # the group as it was
+    assert (ran.returncode, ran.stdout) == (0, "loading x\nran\n"), ran.stderr

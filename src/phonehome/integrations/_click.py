@@ -234,6 +234,9 @@ def _run(
     """Run the program (click's ``main``), watching its commands."""
     if not _prepare(command, product, kwargs):  # an unusual command: run it as it is
         return main(*args, **kw)
+    admin = _admin_before_arguments(command, product, kwargs, args, kw)
+    if admin is not None:
+        return admin()
     _settle_held()
     run, outer = _Run(product, kwargs), _current()
     _this_thread.run = run
@@ -450,6 +453,34 @@ def _attach_admin(command: "Any", product: str, kwargs: "dict[str, Any]") -> Non
         return found
 
     command.get_command = get_command
+
+
+def _admin_before_arguments(
+    command: "Any",
+    product: str,
+    kwargs: "dict[str, Any]",
+    args: "tuple[Any, ...]",
+    kw: "dict[str, Any]",
+) -> "Callable[[], Any] | None":
+    """``<cli> telemetry ...`` for a group that takes arguments of its own (typer's own
+    ``typer PATH``): click would take ``telemetry`` for the first, so the ``telemetry``
+    group runs by itself; ``None`` for any other run."""
+    argv = args[0] if args else kw.get("args")
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] != ["telemetry"] or "telemetry" in getattr(command, "commands", {"telemetry": 0}):
+        return None
+    params = getattr(command, "params", ())
+    if not any(getattr(p, "param_type_name", None) == "argument" for p in params):
+        return None  # click finds the group itself (``_attach_admin``)
+    group = _admin_group(command, product, kwargs)
+    _wrap(group)
+    name = kw.get("prog_name") or (args[1] if len(args) > 1 else None)
+    if not name:
+        import os
+
+        name = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else product
+    standalone = kw.get("standalone_mode", args[3] if len(args) > 3 else True)
+    return lambda: group.main(argv[1:], f"{name} telemetry", standalone_mode=standalone)
 
 
 def _admin_group(command: "Any", product: str, kwargs: "dict[str, Any]") -> "Any":
