@@ -63,7 +63,13 @@ def _strict(schema: Schema) -> Strict:
 class Recording:
     """One block's recording, from ``instrument()`` to the end of the block."""
 
-    def __init__(self, settings: Settings, consent: LiveConsent, handoff: Handoff) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        consent: LiveConsent,
+        handoff: Handoff,
+        collected: notice.Collected | None = None,
+    ) -> None:
         self.settings = settings
         self.consent = consent
         self.handoff = handoff
@@ -78,7 +84,7 @@ class Recording:
         )
         self.usage: Usage | None = None
         """Collectors and the heartbeat, once there are any (most CLI runs have none)."""
-        self.collected: notice.Collected | None = None
+        self.collected = collected
         """The values the notices named (``None`` when no notice applies: debug mode, a
         schema check, nowhere to send)."""
         if settings.heartbeat is not None:
@@ -416,8 +422,7 @@ def start(
         courier=courier,
         hold=hold,
     )
-    recording = Recording(settings, LiveConsent(resolver, decision), handoff)
-    recording.collected = collected
+    recording = Recording(settings, LiveConsent(resolver, decision), handoff, collected)
     if not settings.ephemeral and handoff.has_destinations:
         event = identity.lifecycle(state_dir, settings.product, settings.version)
         if event is not None:
