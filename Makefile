@@ -7,7 +7,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo demo-month test lint bench bench-insights bench-instructions footprint reliability docs clean
+.PHONY: demo demo-month test lint bench bench-insights bench-instructions bench-versus footprint reliability docs clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,10 @@ bench: $(BIN)/.installed
 # What phonehome costs in instructions (valgrind; a few minutes): docs/benchmarks.md's second table
 bench-instructions: $(BIN)/.installed
 	$(BIN)/python benchmarks/instructions.py $(ARGS)
+
+# The minimal CLIs' start-up beside another checkout (BEFORE=path), interleaved wall-clock pairs
+bench-versus: $(BIN)/.installed
+	$(BIN)/python benchmarks/versus.py $(BEFORE) $(ARGS)
 
 # What each install weighs (fresh venvs from PyPI, a minute or two): README.md's table
 footprint: $(BIN)/.installed
