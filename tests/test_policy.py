@@ -150,6 +150,17 @@ def test_an_unusable_user_wide_file_counts_as_no(tmp_path: Path) -> None:
 
 
 # -- on the wire ---------------------------------------------------------------------------------
+def manage(tmp_path: Path, *argv: str) -> subprocess.CompletedProcess[str]:
+    """``phonehome ARGV -p democli`` on this test's state directory and files."""
+    return subprocess.run(
+        [sys.executable, "-m", "phonehome", *argv, "-p", "democli"],
+        env=clean_environ(DEMOCLI_TELEMETRY_DIR=str(tmp_path / "state"), **files(tmp_path)),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
 def democli(tmp_path: Path, vendor: str, **environ: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, str(DEMOCLI), "version"],
@@ -179,13 +190,7 @@ def test_the_policy_sends_every_copy_to_the_organisation_and_can_stop_the_vendor
         democli(tmp_path, vendor.url)
         assert organisation.wait_until(lambda: len(organisation.spans) == 2)
         assert len(vendor.spans) == 1  # the second run sent nothing to the vendor
-    status = subprocess.run(
-        [sys.executable, "-m", "phonehome", "status", "-p", "democli"],
-        env=clean_environ(DEMOCLI_TELEMETRY_DIR=str(tmp_path / "state"), **files(tmp_path)),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    status = manage(tmp_path, "status")
     assert re.search(r"^vendor copy +off \(the machine policy\)$", status.stdout, re.M), (
         status.stdout
     )
@@ -195,13 +200,7 @@ def test_a_policy_installed_later_purges_what_waits(tmp_path: Path) -> None:
     democli(tmp_path, "http://127.0.0.1:9")  # the vendor is down: the run's records wait
     assert list((tmp_path / "state" / "spool").glob("*.seg"))
     (tmp_path / "policy.toml").write_text('telemetry = "off"\n')
-    flush = subprocess.run(
-        [sys.executable, "-m", "phonehome", "flush", "-p", "democli"],
-        env=clean_environ(DEMOCLI_TELEMETRY_DIR=str(tmp_path / "state"), **files(tmp_path)),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    flush = manage(tmp_path, "flush")
     assert flush.returncode == 0, flush.stderr
     assert f"telemetry is off (the machine policy ({tmp_path / 'policy.toml'}))" in flush.stdout
     assert not list((tmp_path / "state" / "spool").glob("*.seg"))
