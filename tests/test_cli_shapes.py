@@ -703,3 +703,28 @@ def test_a_group_with_an_argument_of_its_own_answers_telemetry_status(
     assert list(tmp_path.iterdir()) == []
     ran = run(make(framework, source, True), ["x", "run"], environ)  # the group as it was
     assert (ran.returncode, ran.stdout) == (0, "loading x\nran\n"), ran.stderr
+
+
+SIGNING_IN_GROUP = """
+import click
+class SigningIn(click.Group):  # as safety's: its invoke signs in over the network first
+    def invoke(self, ctx):
+        raise ConnectionError("no network")
+@click.group(cls=SigningIn)
+def cli(): print("the group's callback")
+@cli.command()
+def scan(): click.echo("scanned")
+"""
+
+
+def test_telemetry_status_runs_none_of_the_programs_own_code(tmp_path: Path) -> None:
+    """Asking is answered before click parses the program's group: its ``invoke`` (or
+    callback) never runs, so a program that cannot start offline can still be opted out."""
+    environ = clean_environ(VENDOR="http://127.0.0.1:9", SHAPE_TELEMETRY_DIR=str(tmp_path))
+    plain = run(make("click", SIGNING_IN_GROUP, False), ["scan"], environ)
+    assert plain.returncode == 1 and "ConnectionError: no network" in plain.stderr
+    for action, said in (("status", "telemetry      on, decided by"), ("disable", "is off")):
+        asked = run(make("click", SIGNING_IN_GROUP, True), ["telemetry", action], environ)
+        assert (asked.returncode, asked.stderr) == (0, ""), asked.stderr
+        assert said in asked.stdout
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["consent.json"]  # the choice only

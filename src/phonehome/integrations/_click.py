@@ -31,6 +31,8 @@ if TYPE_CHECKING:
 
 _WRAPPED = "_phonehome_instrumented"
 _ADMIN_READY = "_phonehome_admin_ready"
+_OWN_GET_COMMAND = "_phonehome_own_get_command"
+"""The group's own ``get_command``, before ours finds the ``telemetry`` group."""
 _this_thread = _local()
 """The run in progress on this thread, as ``run`` (a thread-local, not a context variable:
 ``_contextvars`` would be one more import on every run)."""
@@ -234,7 +236,7 @@ def _run(
     """Run the program (click's ``main``), watching its commands."""
     if not _prepare(command, product, kwargs):  # an unusual command: run it as it is
         return main(*args, **kw)
-    admin = _admin_before_arguments(command, product, kwargs, args, kw)
+    admin = _admin_first(command, product, kwargs, args, kw)
     if admin is not None:
         return admin()
     _settle_held()
@@ -440,6 +442,7 @@ def _attach_admin(command: "Any", product: str, kwargs: "dict[str, Any]") -> Non
         return
     setattr(command, _ADMIN_READY, True)
     original = command.get_command
+    setattr(command, _OWN_GET_COMMAND, original)
 
     def get_command(ctx: "Any", name: str) -> "Any":
         found = original(ctx, name)
@@ -455,23 +458,31 @@ def _attach_admin(command: "Any", product: str, kwargs: "dict[str, Any]") -> Non
     command.get_command = get_command
 
 
-def _admin_before_arguments(
+def _admin_first(
     command: "Any",
     product: str,
     kwargs: "dict[str, Any]",
     args: "tuple[Any, ...]",
     kw: "dict[str, Any]",
 ) -> "Callable[[], Any] | None":
-    """``<cli> telemetry ...`` for a group that takes arguments of its own (typer's own
-    ``typer PATH``): click would take ``telemetry`` for the first, so the ``telemetry``
-    group runs by itself; ``None`` for any other run."""
+    """``<cli> telemetry ...``: the ``telemetry`` group runs by itself, before click parses
+    the program's own group, so that none of the program's code runs (a group's ``invoke``
+    that signs in over the network, as safety's, or its callback), and a group that takes an
+    argument of its own (typer's ``typer PATH``) does not take ``telemetry`` for it.
+    ``None`` for any other run, and for a group with a ``telemetry`` command of its own."""
+    own = vars(command).get(_OWN_GET_COMMAND)
+    if own is None:  # not a group
+        return None
     argv = args[0] if args else kw.get("args")
     argv = sys.argv[1:] if argv is None else list(argv)
-    if argv[:1] != ["telemetry"] or "telemetry" in getattr(command, "commands", {"telemetry": 0}):
+    if argv[:1] != ["telemetry"]:
         return None
-    params = getattr(command, "params", ())
-    if not any(getattr(p, "param_type_name", None) == "argument" for p in params):
-        return None  # click finds the group itself (``_attach_admin``)
+    try:
+        found = own(command.context_class(command), "telemetry")
+    except Exception:  # a lazy group that needs its callback first: click finds ours
+        return None
+    if getattr(found, "name", None) == "telemetry" and not getattr(found, "_phonehome_admin", 0):
+        return None
     group = _admin_group(command, product, kwargs)
     _wrap(group)
     name = kw.get("prog_name") or (args[1] if len(args) > 1 else None)
