@@ -424,6 +424,23 @@ def other(): pass
             else (["done"], [("done", "success", 0)], None),
         ],
     ),
+    "argparse main that leaves through os._exit": (
+        "argparse",
+        """
+import argparse
+def main():  # as mypy's hard_exit: no interpreter shutdown, no atexit, no finally
+    parser = argparse.ArgumentParser(prog="shape")
+    parser.add_argument("code", type=int)
+    args = parser.parse_args()
+    print("checked", flush=True)
+    os._exit(args.code)
+""",
+        [
+            (["0"], [("shape", "success", 0)], None),
+            (["3"], [("shape", "failure", 3)], None),
+            (["x"], [("shape", "usage_error", 2)], None),
+        ],
+    ),
     "argparse main that re-exits a second parser's exit": (
         "argparse",
         """

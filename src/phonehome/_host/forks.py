@@ -16,6 +16,10 @@ to the live recordings:
 A child that ends with ``os._exit`` of its own, or is killed (``SIGKILL``, ``SIGTERM``, which
 ``Pool.terminate()`` and leaving a ``with Pool()`` block send), loses what it had not spooled:
 at most ``MAX_BUFFERED`` records (docs/delivery.md).
+
+A process that leaves through ``os._exit`` (mypy's ``hard_exit``, which skips the
+interpreter's shutdown) runs what :func:`on_hard_exit` registered in it first: an
+integration's run ends its command with that exit code and hands over, as its block would.
 """
 
 from __future__ import annotations
@@ -28,8 +32,8 @@ from phonehome._core.diagnostics import record_error
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Iterator
-    from typing import Any, Protocol
+    from collections.abc import Callable, Iterator
+    from typing import Any, NoReturn, Protocol
 
     class Forkable(Protocol):
         def forked(self) -> None:
@@ -133,3 +137,40 @@ def _worker(recording: Forkable) -> None:
     util: Any = sys.modules.get("multiprocessing.util")
     if util is not None:
         util.Finalize(recording, recording.end_child, exitpriority=10)
+
+
+# -- leaving through os._exit --------------------------------------------------------------
+_hard_exits: list[tuple[int, Callable[[int], object]]] = []
+"""What to run if the process calls ``os._exit``, each with the process it belongs to."""
+_real_exit: Callable[[int], NoReturn] | None = None
+
+
+def on_hard_exit(callback: Callable[[int], object]) -> Callable[[], None]:
+    """Run ``callback(code)`` if this process leaves through ``os._exit`` while it is
+    registered (the newest first); returns what unregisters it. ``os._exit`` is wrapped the
+    first time, and stays so: a child of a fork runs none of its parent's callbacks."""
+    global _real_exit
+    if _real_exit is None:
+        _real_exit = os._exit
+        os._exit = _hard_exit
+    entry = (os.getpid(), callback)
+    _hard_exits.append(entry)
+
+    def unregister() -> None:
+        if entry in _hard_exits:
+            _hard_exits.remove(entry)
+
+    return unregister
+
+
+def _hard_exit(status: int) -> NoReturn:
+    pid = os.getpid()
+    while _hard_exits:
+        owner, callback = _hard_exits.pop()
+        if owner == pid:
+            try:
+                callback(status)
+            except BaseException as error:  # the exit goes on, whatever happens here
+                record_error("hard exit", error)
+    assert _real_exit is not None
+    _real_exit(status)

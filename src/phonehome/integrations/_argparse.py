@@ -125,6 +125,8 @@ class ArgparseCommand:
         """The run this one is nested in, restored at its end."""
         self._entered = False
         self._unpatch: Callable[[], None] | None = None
+        self._unhook: Callable[[], None] | None = None
+        """Unregisters ``hard_exit`` (``os._exit``), while a command is open."""
 
     # -- the program's side ----------------------------------------------------------------
     def set_exit_code(self, code: int) -> None:
@@ -163,9 +165,10 @@ class ArgparseCommand:
             return
         self._entered = False
         _this_thread.run, self._outer = self._outer, None
-        unpatch, self._unpatch = self._unpatch, None
-        if unpatch is not None:
-            unpatch()
+        for undo in (self._unpatch, self._unhook):
+            if undo is not None:
+                undo()
+        self._unpatch = self._unhook = None
         if exc is not None:  # the crash report's stack trace is the program's own
             _shared().hide_frames(exc, __file__)
         span, self.span = self.span, None
@@ -229,6 +232,7 @@ class ArgparseCommand:
         span = telemetry.command(self.name(), params=params)
         span.__enter__()
         self.span = span
+        self.hook_hard_exit()
 
     def stopped(self, code: int) -> None:
         """argparse exited while parsing: help or version (0), a usage error (2). The
@@ -243,6 +247,24 @@ class ArgparseCommand:
         span = telemetry.command(self.name())
         span.__enter__()
         self.span = span
+        self.hook_hard_exit()
+
+    def hook_hard_exit(self) -> None:
+        """A program may leave through ``os._exit`` (mypy does, skipping the interpreter's
+        shutdown): then the command ends with that code, and what was recorded is handed
+        over, as the block's end would."""
+        try:
+            from phonehome._host.forks import on_hard_exit
+
+            self._unhook = on_hard_exit(self.hard_exit)
+        except Exception as error:
+            from phonehome._core.diagnostics import record_error
+
+            record_error("argparse hard exit", error)
+
+    def hard_exit(self, code: int) -> None:
+        exit = SystemExit(code)
+        self.__exit__(SystemExit, exit, None)
 
     def unparsed(self) -> "Span | None":
         """The product's command, for a run that ended without a parsed command line."""
