@@ -441,6 +441,26 @@ def main():  # as mypy's hard_exit: no interpreter shutdown, no atexit, no final
             (["x"], [("shape", "usage_error", 2)], None),
         ],
     ),
+    "click command that leaves through os._exit": (
+        "click",
+        """
+import click
+@click.group()
+def cli(): pass
+@cli.command()
+@click.argument("code", type=int)
+def check(code):
+    click.echo("checked")
+    sys.stdout.flush()
+    os._exit(code)
+@cli.command()
+def other(): pass
+""",
+        [
+            (["check", "0"], [("check", "success", 0)], None),
+            (["check", "3"], [("check", "failure", 3)], None),
+        ],
+    ),
     "argparse main that re-exits a second parser's exit": (
         "argparse",
         """

@@ -380,14 +380,38 @@ def _recorded(run: _Run, ctx: "Any", original: "Callable[[Any], Any]") -> "Any":
     if span is None:  # telemetry off (or failed): the command runs as it would without it
         return original(ctx)
     span.__enter__()
+    unhook = _hook_hard_exit(run, span)
     try:
         result = original(ctx)
     except BaseException as exc:  # what it means is click's main's to say: held till then
         run.last = exc
         run.hold(span, exc)
         raise
+    finally:
+        if unhook is not None:
+            unhook()
     span.__exit__(None, None, None)
     return result
+
+
+def _hook_hard_exit(run: _Run, span: "Span") -> "Callable[[], None] | None":
+    """A command may leave through ``os._exit`` (no interpreter shutdown): then it ends
+    with that code, and the run hands over what it recorded, as its end would."""
+
+    def hard_exit(code: int) -> None:
+        span.set_exit_code(code)
+        span.__exit__(None, None, None)
+        run.end(None)
+
+    try:
+        from phonehome._host.forks import on_hard_exit
+
+        return on_hard_exit(hard_exit)
+    except Exception as error:  # the command runs all the same
+        from phonehome._core.diagnostics import record_error
+
+        record_error("click hard exit", error)
+        return None
 
 
 def _pending(ctx: "Any") -> bool:
