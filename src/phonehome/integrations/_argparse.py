@@ -126,7 +126,7 @@ class ArgparseCommand:
         self._entered = False
         self._unpatch: Callable[[], None] | None = None
         self._unhook: Callable[[], None] | None = None
-        """Unregisters ``hard_exit`` (``os._exit``), while a command is open."""
+        """Unregisters ``_hard_exit`` (``os._exit``), while a command is open."""
 
     # -- the program's side ----------------------------------------------------------------
     def set_exit_code(self, code: int) -> None:
@@ -232,7 +232,7 @@ class ArgparseCommand:
         span = telemetry.command(self.name(), params=params)
         span.__enter__()
         self.span = span
-        self.hook_hard_exit()
+        self._hook_hard_exit()
 
     def stopped(self, code: int) -> None:
         """argparse exited while parsing: help or version (0), a usage error (2). The
@@ -247,24 +247,23 @@ class ArgparseCommand:
         span = telemetry.command(self.name())
         span.__enter__()
         self.span = span
-        self.hook_hard_exit()
+        self._hook_hard_exit()
 
-    def hook_hard_exit(self) -> None:
+    def _hook_hard_exit(self) -> None:
         """A program may leave through ``os._exit`` (mypy does, skipping the interpreter's
         shutdown): then the command ends with that code, and what was recorded is handed
         over, as the block's end would."""
         try:
             from phonehome._host.forks import on_hard_exit
 
-            self._unhook = on_hard_exit(self.hard_exit)
+            self._unhook = on_hard_exit(self._hard_exit)
         except Exception as error:
             from phonehome._core.diagnostics import record_error
 
             record_error("argparse hard exit", error)
 
-    def hard_exit(self, code: int) -> None:
-        exit = SystemExit(code)
-        self.__exit__(SystemExit, exit, None)
+    def _hard_exit(self, code: int) -> None:
+        self.__exit__(SystemExit, SystemExit(code), None)
 
     def unparsed(self) -> "Span | None":
         """The product's command, for a run that ended without a parsed command line."""
