@@ -136,7 +136,7 @@ class Recording:
                 named = self.collected.named  # checked inline: this runs for every command
                 for key in collect:
                     if key not in named and key in params:
-                        self._collecting(collect, params)
+                        self._collecting(self.collected, collect, params)
                         break
             if self._strict is not None:
                 from phonehome._host.strict import CheckedSpan
@@ -147,12 +147,11 @@ class Recording:
             record_error("command", error)
             return NOOP_SPAN
 
-    def _collecting(self, collect: Collection[str], params: Mapping[str, Any]) -> None:
+    def _collecting(
+        self, collected: notice.Collected, collect: Collection[str], params: Mapping[str, Any]
+    ) -> None:
         """A command collects values: one no notice named shows the notice again first, and
         this run holds what it records until the next (``notice``)."""
-        collected = self.collected
-        if collected is None:
-            return
         try:
             new = collected.new(collect, params)
             if not new or not collected.announce(new, self.settings.product):

@@ -246,9 +246,8 @@ def _run(
         result = main(*args, **kw)
     except BaseException as exc:
         _hide_frames(exc)  # the host's traceback, and crash report, as they were
-        if kw.get("standalone_mode", args[3] if len(args) > 3 else True) and not isinstance(
-            exc, SystemExit | KeyboardInterrupt
-        ):  # click's own exceptions never leave a standalone main: another click's did
+        if _standalone(args, kw) and not isinstance(exc, SystemExit | KeyboardInterrupt):
+            # click's own exceptions never leave a standalone main: another click's did
             from phonehome._host.outcome import unhandled
 
             unhandled(exc)
@@ -514,8 +513,13 @@ def _admin_first(
         import os
 
         name = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else product
-    standalone = kw.get("standalone_mode", args[3] if len(args) > 3 else True)
+    standalone = _standalone(args, kw)
     return lambda: group.main(argv[1:], f"{name} telemetry", standalone_mode=standalone)
+
+
+def _standalone(args: "tuple[Any, ...]", kw: "dict[str, Any]") -> "Any":
+    """click ``main``'s ``standalone_mode``, as the program passed it (fourth, or by name)."""
+    return kw.get("standalone_mode", args[3] if len(args) > 3 else True)
 
 
 def _admin_group(command: "Any", product: str, kwargs: "dict[str, Any]") -> "Any":
